@@ -1,0 +1,420 @@
+//! Decoding a request body, incrementally, from whatever bytes have arrived.
+//!
+//! A Content-Length body is a countdown. A chunked body (RFC 9112 section 7.1) is a
+//! small state machine, byte by byte through the framing and in bulk through the
+//! data, so that it works the same whatever way the input is split. It is strict
+//! where `httparse::parse_chunk_size` is lenient: a size needs at least one hex
+//! digit, sizes may not overflow, and every line ends in CRLF.
+
+use super::error::ProtocolError;
+use super::framing::BodyFraming;
+
+/// Longest chunk extension (ignored, but bounded so it cannot stream forever).
+const MAX_CHUNK_EXTENSION: usize = 1024;
+/// Most bytes of trailer fields (parsed, then discarded).
+const MAX_TRAILERS: usize = 8 * 1024;
+
+/// What one call to [`BodyDecoder::decode`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decoded {
+    /// `consumed` input bytes were used; `data` (a range of the input) is body content.
+    Data {
+        consumed: usize,
+        data: std::ops::Range<usize>,
+    },
+    /// The body is complete after `consumed` bytes.
+    Done { consumed: usize },
+    /// All `consumed` bytes were framing; more input is needed.
+    NeedMore { consumed: usize },
+}
+
+#[derive(Debug)]
+pub struct BodyDecoder {
+    kind: Kind,
+    /// Body bytes so far, checked against `limit` (chunked bodies declare no length).
+    received: u64,
+    limit: u64,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Length { remaining: u64 },
+    Chunked(Chunked),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunked {
+    /// Reading hex digits of a chunk size; `digits` counts them.
+    Size {
+        size: u64,
+        digits: u32,
+    },
+    /// Whitespace after the size, before `;`.
+    SizeSpace {
+        size: u64,
+    },
+    /// Inside `;ext=val`, ignored.
+    Extension {
+        size: u64,
+        length: usize,
+    },
+    /// Saw CR after the size line; LF must follow.
+    SizeLf {
+        size: u64,
+    },
+    Data {
+        remaining: u64,
+    },
+    DataCr,
+    DataLf,
+    /// At the start of a trailer line (or the final empty line).
+    TrailerStart {
+        total: usize,
+    },
+    /// Inside a trailer field name; `length` counts its bytes.
+    TrailerName {
+        total: usize,
+        length: usize,
+    },
+    TrailerValue {
+        total: usize,
+    },
+    /// Saw CR ending a trailer field; LF must follow.
+    TrailerLf {
+        total: usize,
+    },
+    /// Saw CR of the final empty line; LF must follow.
+    FinalLf,
+    Done,
+}
+
+impl BodyDecoder {
+    /// A decoder for `framing`, or `None` when there is no body.
+    pub fn new(framing: BodyFraming, limit: u64) -> Option<BodyDecoder> {
+        let kind = match framing {
+            BodyFraming::None => return None,
+            BodyFraming::Length(n) => Kind::Length { remaining: n },
+            BodyFraming::Chunked => Kind::Chunked(Chunked::Size { size: 0, digits: 0 }),
+        };
+        Some(BodyDecoder {
+            kind,
+            received: 0,
+            limit,
+        })
+    }
+
+    /// Body bytes decoded so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Decodes from the start of `input`: at most one run of content per call.
+    pub fn decode(&mut self, input: &[u8]) -> Result<Decoded, ProtocolError> {
+        match &mut self.kind {
+            Kind::Length { remaining } => {
+                if *remaining == 0 {
+                    return Ok(Decoded::Done { consumed: 0 });
+                }
+                if input.is_empty() {
+                    return Ok(Decoded::NeedMore { consumed: 0 });
+                }
+                let take = clamp(*remaining, input.len());
+                *remaining -= take as u64;
+                self.received += take as u64;
+                Ok(Decoded::Data {
+                    consumed: take,
+                    data: 0..take,
+                })
+            }
+            Kind::Chunked(state) => {
+                let decoded = decode_chunked(state, input)?;
+                if let Decoded::Data { data, .. } = &decoded {
+                    self.received += data.len() as u64;
+                    if self.received > self.limit {
+                        return Err(ProtocolError::BodyTooLarge);
+                    }
+                }
+                Ok(decoded)
+            }
+        }
+    }
+
+    /// Whether the whole body has been decoded.
+    pub fn is_done(&self) -> bool {
+        match &self.kind {
+            Kind::Length { remaining } => *remaining == 0,
+            Kind::Chunked(state) => *state == Chunked::Done,
+        }
+    }
+}
+
+fn clamp(remaining: u64, available: usize) -> usize {
+    usize::try_from(remaining).map_or(available, |r| r.min(available))
+}
+
+fn malformed(detail: &'static str) -> ProtocolError {
+    ProtocolError::Malformed(detail)
+}
+
+fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn is_field_value(b: u8) -> bool {
+    b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80
+}
+
+/// Runs the chunked state machine over `input` until it has content to hand out,
+/// finishes, or runs out of bytes.
+fn decode_chunked(state: &mut Chunked, input: &[u8]) -> Result<Decoded, ProtocolError> {
+    let mut i = 0;
+    loop {
+        if let Chunked::Data { remaining } = state {
+            if i == input.len() {
+                return Ok(Decoded::NeedMore { consumed: i });
+            }
+            let take = clamp(*remaining, input.len() - i);
+            *remaining -= take as u64;
+            if *remaining == 0 {
+                *state = Chunked::DataCr;
+            }
+            return Ok(Decoded::Data {
+                consumed: i + take,
+                data: i..i + take,
+            });
+        }
+        if *state == Chunked::Done {
+            return Ok(Decoded::Done { consumed: i });
+        }
+        let Some(&b) = input.get(i) else {
+            return Ok(Decoded::NeedMore { consumed: i });
+        };
+        i += 1;
+        *state = match *state {
+            Chunked::Size { size, digits } => match b {
+                b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
+                    let digit = (b as char).to_digit(16).unwrap_or(0) as u64;
+                    let size = size
+                        .checked_mul(16)
+                        .and_then(|s| s.checked_add(digit))
+                        .ok_or(ProtocolError::BodyTooLarge)?;
+                    Chunked::Size {
+                        size,
+                        digits: digits + 1,
+                    }
+                }
+                _ if digits == 0 => return Err(malformed("chunk size without digits")),
+                b'\r' => Chunked::SizeLf { size },
+                b';' => Chunked::Extension { size, length: 0 },
+                b' ' | b'\t' => Chunked::SizeSpace { size },
+                _ => return Err(malformed("invalid chunk size")),
+            },
+            Chunked::SizeSpace { size } => match b {
+                b' ' | b'\t' => Chunked::SizeSpace { size },
+                b';' => Chunked::Extension { size, length: 0 },
+                _ => return Err(malformed("invalid chunk size line")),
+            },
+            Chunked::Extension { size, length } => match b {
+                b'\r' => Chunked::SizeLf { size },
+                b'\n' => return Err(malformed("bare LF in chunk extension")),
+                _ if length >= MAX_CHUNK_EXTENSION => {
+                    return Err(malformed("chunk extension too long"));
+                }
+                _ if !is_field_value(b) => {
+                    return Err(malformed("control byte in chunk extension"));
+                }
+                _ => Chunked::Extension {
+                    size,
+                    length: length + 1,
+                },
+            },
+            Chunked::SizeLf { size } => match b {
+                b'\n' if size == 0 => Chunked::TrailerStart { total: 0 },
+                b'\n' => Chunked::Data { remaining: size },
+                _ => return Err(malformed("chunk size line without CRLF")),
+            },
+            Chunked::DataCr => match b {
+                b'\r' => Chunked::DataLf,
+                _ => return Err(malformed("chunk data not followed by CRLF")),
+            },
+            Chunked::DataLf => match b {
+                b'\n' => Chunked::Size { size: 0, digits: 0 },
+                _ => return Err(malformed("chunk data not followed by CRLF")),
+            },
+            Chunked::TrailerStart { total } => match b {
+                b'\r' => Chunked::FinalLf,
+                _ if is_token(b) => Chunked::TrailerName {
+                    total: total + 1,
+                    length: 1,
+                },
+                _ => return Err(malformed("invalid trailer field")),
+            },
+            Chunked::TrailerName { total, length } => match b {
+                b':' => Chunked::TrailerValue { total: total + 1 },
+                _ if is_token(b) => Chunked::TrailerName {
+                    total: total + 1,
+                    length: length + 1,
+                },
+                _ => return Err(malformed("invalid trailer field name")),
+            },
+            Chunked::TrailerValue { total } => match b {
+                b'\r' => Chunked::TrailerLf { total: total + 1 },
+                _ if is_field_value(b) => Chunked::TrailerValue { total: total + 1 },
+                _ => return Err(malformed("invalid trailer field value")),
+            },
+            Chunked::TrailerLf { total } => match b {
+                b'\n' => Chunked::TrailerStart { total: total + 1 },
+                _ => return Err(malformed("trailer field without CRLF")),
+            },
+            Chunked::FinalLf => match b {
+                b'\n' => Chunked::Done,
+                _ => return Err(malformed("chunked body without final CRLF")),
+            },
+            Chunked::Data { .. } | Chunked::Done => unreachable!("handled above"),
+        };
+        if let Chunked::TrailerStart { total }
+        | Chunked::TrailerName { total, .. }
+        | Chunked::TrailerValue { total }
+        | Chunked::TrailerLf { total } = *state
+            && total > MAX_TRAILERS
+        {
+            return Err(ProtocolError::HeadTooLarge);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `input` in pieces of `step` bytes the way the connection does (keeping
+    /// unconsumed bytes), returning the content and whether the body completed.
+    fn decode_in_steps(
+        framing: BodyFraming,
+        input: &[u8],
+        step: usize,
+    ) -> Result<(Vec<u8>, usize), ProtocolError> {
+        let mut decoder = BodyDecoder::new(framing, 1 << 20).expect("a body");
+        let mut pending: Vec<u8> = Vec::new();
+        let mut content = Vec::new();
+        let mut fed = 0;
+        loop {
+            match decoder.decode(&pending)? {
+                Decoded::Data { consumed, data } => {
+                    content.extend_from_slice(&pending[data]);
+                    pending.drain(..consumed);
+                }
+                Decoded::Done { consumed } => {
+                    pending.drain(..consumed);
+                    return Ok((content, fed - pending.len()));
+                }
+                Decoded::NeedMore { consumed } => {
+                    pending.drain(..consumed);
+                    if fed == input.len() {
+                        return Err(ProtocolError::Truncated);
+                    }
+                    let end = (fed + step).min(input.len());
+                    pending.extend_from_slice(&input[fed..end]);
+                    fed = end;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn content_length_counts_down() {
+        for step in [1, 2, 5, 100] {
+            let (content, used) =
+                decode_in_steps(BodyFraming::Length(5), b"hello NEXT", step).unwrap();
+            assert_eq!(content, b"hello");
+            assert_eq!(used, 5, "step {step}");
+        }
+    }
+
+    #[test]
+    fn chunked_in_any_split() {
+        let body = b"5\r\nhello\r\n6;name=value\r\n world\r\n0\r\nX-Trailer: yes\r\n\r\nNEXT";
+        for step in 1..body.len() {
+            let (content, used) = decode_in_steps(BodyFraming::Chunked, body, step).unwrap();
+            assert_eq!(content, b"hello world", "step {step}");
+            assert_eq!(used, body.len() - 4, "step {step}");
+        }
+    }
+
+    #[test]
+    fn chunk_sizes_accept_case_leading_zeros_and_whitespace_before_extensions() {
+        let body = b"0000A \t;x\r\n0123456789\r\n0\r\n\r\n";
+        let (content, _) = decode_in_steps(BodyFraming::Chunked, body, 64).unwrap();
+        assert_eq!(content, b"0123456789");
+    }
+
+    fn chunked_error(body: &[u8]) -> ProtocolError {
+        decode_in_steps(BodyFraming::Chunked, body, 64).unwrap_err()
+    }
+
+    #[test]
+    fn refuses_loose_chunk_framing() {
+        for body in [
+            &b"\r\nhello\r\n0\r\n\r\n"[..], // empty size line
+            b";ext\r\n",                    // extension without a size
+            b"5\nhello\r\n0\r\n\r\n",       // bare LF after size
+            b"5\r\nhello\n0\r\n\r\n",       // bare LF after data
+            b"5\r\nhelloX\r\n0\r\n\r\n",    // data longer than its size
+            b"5 \r\nhello\r\n0\r\n\r\n",    // whitespace without an extension
+            b"0x5\r\nhello\r\n0\r\n\r\n",   // not hex
+            b"0\r\nBad Trailer: x\r\n\r\n", // space in a trailer name
+            b"0\r\nA: b\n\r\n",             // bare LF in trailers
+            b"0\r\n\n",                     // bare LF final line
+            b"-1\r\n",
+        ] {
+            let error = chunked_error(body);
+            assert!(
+                matches!(error, ProtocolError::Malformed(_)),
+                "{body:?}: {error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn chunk_size_overflow_is_refused() {
+        assert_eq!(
+            chunked_error(b"10000000000000000\r\n"),
+            ProtocolError::BodyTooLarge
+        );
+        // Leading zeros are not an overflow: the value is what counts, not the digits.
+        let padded = b"00000000000000000001\r\nx\r\n0\r\n\r\n";
+        let (content, _) = decode_in_steps(BodyFraming::Chunked, padded, 7).unwrap();
+        assert_eq!(content, b"x");
+    }
+
+    #[test]
+    fn chunked_bodies_over_the_limit_are_refused_midstream() {
+        let mut decoder = BodyDecoder::new(BodyFraming::Chunked, 4).unwrap();
+        assert!(matches!(
+            decoder.decode(b"3\r\nabc\r\n"),
+            Ok(Decoded::Data { .. })
+        ));
+        assert!(matches!(
+            decoder.decode(b"\r\n"),
+            Ok(Decoded::NeedMore { .. })
+        ));
+        assert_eq!(
+            decoder.decode(b"2\r\nde\r\n"),
+            Err(ProtocolError::BodyTooLarge)
+        );
+    }
+
+    #[test]
+    fn extensions_and_trailers_are_bounded() {
+        let long_ext = [b"1;".as_slice(), &[b'x'; MAX_CHUNK_EXTENSION + 1]].concat();
+        assert!(matches!(
+            chunked_error(&long_ext),
+            ProtocolError::Malformed(_)
+        ));
+        let mut trailers = b"0\r\n".to_vec();
+        while trailers.len() < MAX_TRAILERS + 64 {
+            trailers.extend_from_slice(b"X-A: 0123456789\r\n");
+        }
+        assert_eq!(chunked_error(&trailers), ProtocolError::HeadTooLarge);
+    }
+}

@@ -1,0 +1,764 @@
+//! One HTTP/1.1 connection, as a state machine that never touches a socket.
+//!
+//! # Theory of operation
+//!
+//! Everything that affects the connection's state and its transitions lives in
+//! this file. The driver (the mio loop, or a thread with a blocking socket) does
+//! four things with a [`Connection`], and nothing else:
+//!
+//! 1. reads bytes into [`read_buffer`](Connection::read_buffer) and reports them with
+//!    [`received`](Connection::received) (or [`received_eof`](Connection::received_eof));
+//! 2. writes what [`output`](Connection::output) holds and reports it with
+//!    [`written`](Connection::written);
+//! 3. arms a timer for [`poll_timeout`](Connection::poll_timeout) and calls
+//!    [`handle_timeout`](Connection::handle_timeout) when it fires;
+//! 4. closes the socket when [`is_closed`](Connection::is_closed), half-closing it
+//!    first when [`take_shutdown_request`](Connection::take_shutdown_request) says so.
+//!
+//! Between those, the application pulls [`Event`]s with
+//! [`next_event`](Connection::next_event): a request head, pieces of its body, the
+//! end of its body. It answers each request exactly once with
+//! [`respond`](Connection::respond), before or after asking for the body with
+//! [`read_body`](Connection::read_body). Requests are handed out one at a time, and
+//! the next head is not even parsed until the current request has its answer, so
+//! pipelined responses go out strictly in request order.
+//!
+//! Time comes in from the driver with every call that can move a deadline, and with
+//! every call that can queue a response a [`Now`] also carries the `Date` text, so
+//! the core never reads a clock and its timeouts are testable without sleeping.
+//!
+//! # States
+//!
+//! ```text
+//!  Idle ──first byte──▶ ReadingHead ──complete head──▶ AwaitingAnswer
+//!   ▲                                                    │      │
+//!   │                                       read_body()  │      │ respond()
+//!   │                                                    ▼      │
+//!   │                          ReadingBody ──body end──▶ AwaitingAnswer ─respond()─┐
+//!   │                              │ respond() before the body ends               │
+//!   │                              ▼                                               │
+//!   ├────── body end ──── DiscardingBody ◀── respond() with a body unread ─────────┤
+//!   ├──────────────────────────────────────── respond(), keep-alive ───────────────┘
+//!   │
+//!  any reading state ── error, timeout, `Connection: close`, shutdown ──▶ Closing
+//!  Closing ── output flushed ──▶ Closed, or Lingering when the client may still be
+//!  sending (our side is shut, its bytes are read and dropped) ── EOF or timeout ──▶ Closed
+//! ```
+
+use std::fmt;
+use std::time::Instant;
+
+use super::body::{BodyDecoder, Decoded};
+use super::buffer::{InputBuffer, READ_SIZE};
+use super::error::ProtocolError;
+use super::framing::{self, BodyFraming, MessageSemantics};
+use super::head::{self, HeadScanner};
+use super::limits::{Limits, Timeouts};
+use super::output::{Delivered, WriteQueue};
+use super::request::{RequestHead, Version};
+use super::response::Response;
+use super::status::StatusCode;
+
+/// One reading of the driver's clock: the instant for deadlines, and the `Date`
+/// header text (formatted by the driver at most once a second) for responses.
+#[derive(Clone, Copy, Debug)]
+pub struct Now<'a> {
+    pub instant: Instant,
+    pub date: &'a str,
+}
+
+/// Everything a connection is configured with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+    /// Keep what the access log needs about each exchange.
+    pub record_exchanges: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Between requests: nothing of the next one has arrived.
+    Idle,
+    /// Part of a request head has arrived.
+    ReadingHead,
+    /// The application holds the request (its head, or the end of its body) and
+    /// owes it an answer.
+    AwaitingAnswer,
+    /// The body is being handed to the application.
+    ReadingBody,
+    /// The answer is queued; the rest of the body is read and dropped so the next
+    /// request starts where it should.
+    DiscardingBody,
+    /// No more requests will be read; the queued responses are being flushed.
+    Closing,
+    /// Our side is shut; the client's remaining bytes are read and dropped so that
+    /// closing does not reset the connection under our last response.
+    Lingering,
+    /// The driver should close the socket.
+    Closed,
+}
+
+/// What the application is told, one at a time, in order.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A new request. Answer it with `respond`, or ask for its body with `read_body`.
+    Request(RequestHead),
+    /// A piece of the body asked for.
+    Body(&'a [u8]),
+    /// The body asked for is complete: answer with `respond`.
+    BodyEnd,
+    /// The request could not be read. The connection has answered it if it still
+    /// could, and is closing; whatever the application held for it is abandoned.
+    Failed(ProtocolError),
+    /// Nothing until more input arrives, output drains, or a timeout passes.
+    Pending,
+}
+
+/// What the access log needs about one exchange.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExchangeRecord {
+    pub request_line: String,
+    pub referer: Option<String>,
+    pub user_agent: Option<String>,
+    pub status: StatusCode,
+}
+
+pub type Delivery = Delivered<Option<Box<ExchangeRecord>>>;
+
+/// The request being answered.
+#[derive(Debug)]
+struct Exchange {
+    semantics: MessageSemantics,
+    answered: bool,
+    continue_sent: bool,
+    /// Kept only when `record_exchanges` is on.
+    record: Option<Box<ExchangeRecord>>,
+}
+
+pub struct Connection {
+    /// The driver's name for this connection (its token), for the trace log.
+    id: usize,
+    state: State,
+    settings: Settings,
+    input: InputBuffer,
+    /// Body bytes handed out in the last `Event::Body`, consumed on the next call.
+    handed_out: usize,
+    scanner: HeadScanner,
+    exchange: Option<Exchange>,
+    body: Option<BodyDecoder>,
+    output: WriteQueue<Option<Box<ExchangeRecord>>>,
+    peer_closed: bool,
+    /// The server is shutting down: finish what is in hand, start nothing new.
+    draining: bool,
+    /// Closing with input left unread: linger before closing.
+    linger: bool,
+    shutdown_requested: bool,
+    served: u64,
+    /// Time of the latest call from the driver.
+    now: Instant,
+    accepted: Instant,
+    /// When the current state began.
+    since: Instant,
+    last_read: Instant,
+    last_write: Instant,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.id)
+            .field("state", &self.state)
+            .field("buffered_in", &self.input.len())
+            .field("buffered_out", &self.output.buffered_bytes())
+            .finish()
+    }
+}
+
+impl Connection {
+    pub fn new(id: usize, settings: Settings, now: Instant) -> Connection {
+        log::trace!("#{id}: new connection, Idle");
+        Connection {
+            id,
+            state: State::Idle,
+            settings,
+            input: InputBuffer::default(),
+            handed_out: 0,
+            scanner: HeadScanner::default(),
+            exchange: None,
+            body: None,
+            output: WriteQueue::new(settings.record_exchanges),
+            peer_closed: false,
+            draining: false,
+            linger: false,
+            shutdown_requested: false,
+            served: 0,
+            now,
+            accepted: now,
+            since: now,
+            last_read: now,
+            last_write: now,
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    fn set_state(&mut self, next: State) {
+        if self.state != next {
+            log::trace!("#{}: {:?} -> {:?}", self.id, self.state, next);
+            self.state = next;
+            self.since = self.now;
+        }
+    }
+
+    // ----- input -------------------------------------------------------------
+
+    /// Whether the driver should read from the socket now.
+    pub fn wants_read(&self) -> bool {
+        if self.peer_closed || self.input.len() >= self.input_bound() {
+            return false;
+        }
+        match self.state {
+            // Backpressure: a client that does not read its responses does not get
+            // more of its pipelined requests read either.
+            State::Idle | State::ReadingHead => !self.output_full(),
+            State::ReadingBody | State::DiscardingBody | State::Lingering => true,
+            State::AwaitingAnswer | State::Closing | State::Closed => false,
+        }
+    }
+
+    fn input_bound(&self) -> usize {
+        self.settings.limits.max_head_bytes.max(READ_SIZE)
+    }
+
+    fn output_full(&self) -> bool {
+        let limits = &self.settings.limits;
+        self.output.buffered_bytes() >= limits.max_queued_bytes
+            || self.output.responses_in_flight() >= limits.max_queued_responses
+    }
+
+    /// Whether the input buffer has storage; the driver attaches some from its
+    /// pool with [`attach_buffer`](Self::attach_buffer) before reading.
+    pub fn has_buffer(&self) -> bool {
+        self.input.has_storage()
+    }
+
+    pub fn attach_buffer(&mut self, storage: Vec<u8>) {
+        self.input.attach(storage);
+    }
+
+    /// Hands the input buffer's storage back when it holds nothing, so an idle
+    /// connection keeps no buffer.
+    pub fn detach_idle_buffer(&mut self) -> Option<Vec<u8>> {
+        if self.handed_out > 0 {
+            return None;
+        }
+        self.input.detach_if_empty()
+    }
+
+    /// Room for the driver to read into (empty when the input is full).
+    pub fn read_buffer(&mut self) -> &mut [u8] {
+        self.consume_handed_out();
+        let bound = self.input_bound();
+        self.input.spare(bound)
+    }
+
+    /// Reports `n` bytes read into [`read_buffer`](Self::read_buffer).
+    pub fn received(&mut self, n: usize, now: Instant) {
+        self.now = now;
+        self.input.commit(n);
+        if n > 0 {
+            self.last_read = now;
+        }
+        if self.state == State::Lingering || self.state == State::Closed {
+            self.input.clear();
+        }
+    }
+
+    /// Reports that the client closed its sending side. Requests already received
+    /// are still answered (a client may send a request and then `shutdown(SHUT_WR)`).
+    pub fn received_eof(&mut self, now: Instant) {
+        self.now = now;
+        if !self.peer_closed {
+            log::trace!("#{}: peer closed its side", self.id);
+        }
+        self.peer_closed = true;
+        if self.state == State::Lingering {
+            self.set_state(State::Closed);
+        }
+    }
+
+    fn consume_handed_out(&mut self) {
+        if self.handed_out > 0 {
+            self.input.consume(self.handed_out);
+            self.handed_out = 0;
+        }
+    }
+
+    /// Advances the machine as far as the input allows and says what happened.
+    pub fn next_event(&mut self, now: Now<'_>) -> Event<'_> {
+        self.now = now.instant;
+        self.consume_handed_out();
+        loop {
+            match self.state {
+                State::Idle => {
+                    if self.draining {
+                        self.close(false);
+                        continue;
+                    }
+                    if self.output_full() {
+                        return Event::Pending;
+                    }
+                    self.skip_empty_lines();
+                    if self.input.is_empty() {
+                        if self.peer_closed {
+                            self.close(false);
+                        }
+                        return Event::Pending;
+                    }
+                    self.set_state(State::ReadingHead);
+                }
+                State::ReadingHead => {
+                    let limits = self.settings.limits;
+                    match self.scanner.scan(self.input.data(), &limits) {
+                        Err(error) => return self.fail(error, now.date),
+                        Ok(None) if self.peer_closed => {
+                            return self.fail(ProtocolError::Truncated, now.date);
+                        }
+                        Ok(None) => return Event::Pending,
+                        Ok(Some(len)) => return self.start_exchange(len, now.date),
+                    }
+                }
+                State::ReadingBody | State::DiscardingBody => {
+                    let Some(decoder) = self.body.as_mut() else {
+                        if let Some(event) = self.end_of_body() {
+                            return event;
+                        }
+                        continue;
+                    };
+                    match decoder.decode(self.input.data()) {
+                        Err(error) => return self.fail(error, now.date),
+                        Ok(Decoded::Data { consumed, data }) => {
+                            if self.state == State::DiscardingBody {
+                                self.input.consume(consumed);
+                                continue;
+                            }
+                            self.handed_out = consumed;
+                            return Event::Body(&self.input.data()[data]);
+                        }
+                        Ok(Decoded::Done { consumed }) => {
+                            self.input.consume(consumed);
+                            self.body = None;
+                            if let Some(event) = self.end_of_body() {
+                                return event;
+                            }
+                        }
+                        Ok(Decoded::NeedMore { consumed }) => {
+                            self.input.consume(consumed);
+                            if self.peer_closed {
+                                return self.fail(ProtocolError::Truncated, now.date);
+                            }
+                            return Event::Pending;
+                        }
+                    }
+                }
+                State::Lingering | State::Closed => {
+                    self.input.clear();
+                    return Event::Pending;
+                }
+                State::AwaitingAnswer | State::Closing => return Event::Pending,
+            }
+        }
+    }
+
+    /// RFC 9112 section 2.2: empty lines before a request line are ignored (some
+    /// clients send a CRLF after a POST body).
+    fn skip_empty_lines(&mut self) {
+        let crlfs = self
+            .input
+            .data()
+            .chunks(2)
+            .take_while(|pair| *pair == b"\r\n")
+            .count();
+        self.input.consume(crlfs * 2);
+    }
+
+    fn start_exchange(&mut self, head_len: usize, date: &str) -> Event<'static> {
+        let limits = self.settings.limits;
+        let parsed = head::parse(&self.input.data()[..head_len], &limits);
+        self.input.consume(head_len);
+        self.scanner.reset();
+        let head = match parsed {
+            Ok(head) => head,
+            Err(error) => return self.fail(error, date),
+        };
+        let semantics = match framing::semantics(&head, limits.max_body_bytes) {
+            Ok(semantics) => semantics,
+            Err(error) => {
+                // The head parsed, so the error can be logged against its request line.
+                self.exchange = Some(self.new_exchange(&head, None));
+                return self.fail(error, date);
+            }
+        };
+        self.body = BodyDecoder::new(semantics.framing, limits.max_body_bytes);
+        self.exchange = Some(self.new_exchange(&head, Some(semantics)));
+        self.set_state(State::AwaitingAnswer);
+        Event::Request(head)
+    }
+
+    fn new_exchange(&self, head: &RequestHead, semantics: Option<MessageSemantics>) -> Exchange {
+        let record = self.settings.record_exchanges.then(|| {
+            let text = |name| {
+                head.header(name)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            };
+            Box::new(ExchangeRecord {
+                request_line: head.request_line(),
+                referer: text("referer"),
+                user_agent: text("user-agent"),
+                status: StatusCode::OK,
+            })
+        });
+        // Without semantics the exchange only carries the record of a failure.
+        let semantics = semantics.unwrap_or(MessageSemantics {
+            framing: BodyFraming::None,
+            keep_alive: false,
+            expects_continue: false,
+            version: head.version(),
+            is_head: false,
+        });
+        Exchange {
+            semantics,
+            answered: false,
+            continue_sent: false,
+            record,
+        }
+    }
+
+    /// The body is complete: the application hears of it if it asked for the
+    /// body; if the body was being discarded, the exchange is simply over.
+    fn end_of_body(&mut self) -> Option<Event<'static>> {
+        if self.state == State::ReadingBody {
+            self.set_state(State::AwaitingAnswer);
+            return Some(Event::BodyEnd);
+        }
+        let keep_alive = self.exchange_keeps_alive();
+        self.finish_exchange(keep_alive);
+        None
+    }
+
+    // ----- answering ---------------------------------------------------------
+
+    /// Asks for the current request's body: it will come as `Event::Body` pieces
+    /// and an `Event::BodyEnd`. Sends `100 Continue` if the client waits for it.
+    pub fn read_body(&mut self) {
+        let Some(exchange) = self.exchange.as_mut() else {
+            debug_assert!(false, "read_body without a request");
+            return;
+        };
+        if self.state != State::AwaitingAnswer || exchange.answered {
+            debug_assert!(false, "read_body in {:?}", self.state);
+            return;
+        }
+        if exchange.semantics.expects_continue && !exchange.continue_sent {
+            exchange.continue_sent = true;
+            self.output.push_bytes(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        self.set_state(State::ReadingBody);
+    }
+
+    /// Queues the answer to the current request.
+    pub fn respond(&mut self, response: Response, now: Now<'_>) {
+        self.now = now.instant;
+        let Some(exchange) = self.exchange.as_mut() else {
+            debug_assert!(false, "respond without a request");
+            return;
+        };
+        if exchange.answered {
+            debug_assert!(false, "a request answered twice");
+            return;
+        }
+        exchange.answered = true;
+        let body_unread = self.body.is_some();
+        // A client that waits for 100 Continue and did not get it may never send
+        // its body: we cannot read past it, so the connection ends here.
+        let unsent_body_expected =
+            body_unread && exchange.semantics.expects_continue && !exchange.continue_sent;
+        let keep_alive = exchange.semantics.keep_alive
+            && !response.wants_close()
+            && !self.draining
+            && !unsent_body_expected;
+        self.queue_response(response, keep_alive, now.date);
+
+        if !body_unread {
+            if self.state == State::AwaitingAnswer {
+                self.finish_exchange(keep_alive);
+            }
+        } else if keep_alive {
+            self.set_state(State::DiscardingBody);
+        } else {
+            self.exchange = None;
+            self.body = None;
+            self.close(true);
+        }
+    }
+
+    fn exchange_keeps_alive(&self) -> bool {
+        self.exchange
+            .as_ref()
+            .is_some_and(|e| e.semantics.keep_alive && !self.draining)
+    }
+
+    fn finish_exchange(&mut self, keep_alive: bool) {
+        self.exchange = None;
+        self.served += 1;
+        if keep_alive {
+            self.set_state(State::Idle);
+        } else {
+            // Bytes the client sent after its last request will never be read.
+            let unread = !self.input.is_empty();
+            self.close(unread);
+        }
+    }
+
+    /// Serializes the head, then the body unless the method or status forbid one.
+    fn queue_response(&mut self, response: Response, keep_alive: bool, date: &str) {
+        let (version, is_head, record) = match self.exchange.as_mut() {
+            Some(e) => (e.semantics.version, e.semantics.is_head, e.record.take()),
+            None => (Version::Http11, false, None),
+        };
+        let (status, fields, body) = response.into_parts();
+        let mut head = Vec::with_capacity(128 + fields.len());
+        head.extend_from_slice(b"HTTP/1.1 ");
+        head.extend_from_slice(status.to_string().as_bytes());
+        head.extend_from_slice(b"\r\n");
+        head.extend_from_slice(&fields);
+        if status.permits_body() {
+            head.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+        }
+        head.extend_from_slice(b"Date: ");
+        head.extend_from_slice(date.as_bytes());
+        head.extend_from_slice(b"\r\n");
+        if !keep_alive {
+            head.extend_from_slice(b"Connection: close\r\n");
+        } else if version == Version::Http10 {
+            head.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+
+        if self.output.is_empty() {
+            // The send timeout measures a stall in sending, which starts now.
+            self.last_write = self.now;
+        }
+        self.output.push_vec(head);
+        let body_start = self.output.queued();
+        if !is_head && status.permits_body() {
+            for chunk in body.into_chunks() {
+                self.output.push_chunk(chunk);
+            }
+        }
+        let record = record.map(|mut r| {
+            r.status = status;
+            r
+        });
+        log::trace!("#{}: queued {status}", self.id);
+        self.output.end_response(body_start, record);
+    }
+
+    /// Ends the exchange on a framing error: answers it if it is still unanswered
+    /// and someone is listening, then closes.
+    fn fail(&mut self, error: ProtocolError, date: &str) -> Event<'static> {
+        log::debug!("#{}: {error}", self.id);
+        let unanswered = self.exchange.as_ref().is_none_or(|e| !e.answered);
+        if unanswered && let Some(status) = error.status() {
+            if self.exchange.is_none() {
+                self.exchange = Some(self.record_unparsed_request());
+            }
+            if let Some(exchange) = self.exchange.as_mut() {
+                exchange.semantics.is_head = false;
+                exchange.answered = true;
+            }
+            self.queue_response(Response::error(status).closing(), false, date);
+        }
+        self.exchange = None;
+        self.body = None;
+        self.input.clear();
+        self.close(error != ProtocolError::Truncated && error != ProtocolError::TimedOut);
+        Event::Failed(error)
+    }
+
+    /// For the access log of a request whose head never parsed: the start of what
+    /// was received, as the request line.
+    fn record_unparsed_request(&self) -> Exchange {
+        let first_line = self
+            .input
+            .data()
+            .split(|&b| b == b'\r' || b == b'\n')
+            .next()
+            .unwrap_or_default();
+        let request_line = String::from_utf8_lossy(&first_line[..first_line.len().min(256)]);
+        Exchange {
+            semantics: MessageSemantics {
+                framing: BodyFraming::None,
+                keep_alive: false,
+                expects_continue: false,
+                version: Version::Http11,
+                is_head: false,
+            },
+            answered: false,
+            continue_sent: false,
+            record: self.settings.record_exchanges.then(|| {
+                Box::new(ExchangeRecord {
+                    request_line: request_line.into_owned(),
+                    referer: None,
+                    user_agent: None,
+                    status: StatusCode::BAD_REQUEST,
+                })
+            }),
+        }
+    }
+
+    /// No more requests: flush what is queued, then close (after lingering, when
+    /// the client may still be sending).
+    fn close(&mut self, linger: bool) {
+        self.linger = linger && !self.peer_closed;
+        if !matches!(
+            self.state,
+            State::Closing | State::Lingering | State::Closed
+        ) {
+            self.set_state(State::Closing);
+        }
+        self.after_output_change();
+    }
+
+    fn after_output_change(&mut self) {
+        if self.state == State::Closing && self.output.is_empty() {
+            if self.linger {
+                self.shutdown_requested = true;
+                self.set_state(State::Lingering);
+            } else {
+                self.set_state(State::Closed);
+            }
+        }
+    }
+
+    // ----- output ------------------------------------------------------------
+
+    /// What is waiting to be written.
+    pub fn output(&self) -> &WriteQueue<Option<Box<ExchangeRecord>>> {
+        &self.output
+    }
+
+    /// Whether anything waits to be written (nothing does once closed).
+    pub fn has_output(&self) -> bool {
+        self.state != State::Closed && !self.output.is_empty()
+    }
+
+    /// Reports that the driver wrote `n` bytes from the front of the output.
+    pub fn written(&mut self, n: usize, now: Instant) {
+        self.now = now;
+        if n > 0 {
+            self.last_write = now;
+            self.output.advance(n);
+        }
+        self.after_output_change();
+    }
+
+    /// Responses delivered (or, after a close, cut short) since the last call.
+    pub fn take_delivered(&mut self) -> Vec<Delivery> {
+        if self.state == State::Closed {
+            self.output.abandon()
+        } else {
+            self.output.take_delivered()
+        }
+    }
+
+    /// True once, when the driver should shut down the sending side of the socket
+    /// (`shutdown(SHUT_WR)`) and keep reading to linger.
+    pub fn take_shutdown_request(&mut self) -> bool {
+        std::mem::take(&mut self.shutdown_requested)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Requests answered completely on this connection.
+    pub fn served(&self) -> u64 {
+        self.served
+    }
+
+    /// Graceful shutdown: finish the exchange in hand with `Connection: close`,
+    /// start no other; an idle connection closes at once.
+    pub fn drain(&mut self) {
+        self.draining = true;
+        if self.state == State::Idle && self.input.is_empty() {
+            self.close(false);
+        }
+    }
+
+    // ----- time --------------------------------------------------------------
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let t = &self.settings.timeouts;
+        let sending = self.has_output().then(|| self.last_write + t.send);
+        let reading = match self.state {
+            State::Idle if self.has_output() => None,
+            // The first request's clock starts at accept, not at its first byte.
+            State::Idle | State::ReadingHead if self.served == 0 => Some(self.accepted + t.header),
+            State::Idle => Some(self.since.max(self.last_write) + t.keep_alive),
+            State::ReadingHead => Some(self.since + t.header),
+            State::ReadingBody | State::DiscardingBody => Some(self.last_read + t.body),
+            State::Lingering => Some(self.since + t.linger),
+            State::AwaitingAnswer | State::Closing | State::Closed => None,
+        };
+        match (sending, reading) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Acts on whatever deadline has passed by `now`.
+    pub fn handle_timeout(&mut self, now: Now<'_>) {
+        self.now = now.instant;
+        let date = now.date;
+        let now = now.instant;
+        let t = self.settings.timeouts;
+        if self.has_output() && now >= self.last_write + t.send {
+            log::debug!("#{}: client stopped reading; closing", self.id);
+            self.abort();
+            return;
+        }
+        let Some(deadline) = self.poll_timeout() else {
+            return;
+        };
+        if now < deadline {
+            return;
+        }
+        match self.state {
+            State::Idle => {
+                log::trace!("#{}: idle timeout", self.id);
+                self.close(false);
+            }
+            State::ReadingHead | State::ReadingBody => {
+                let _ = self.fail(ProtocolError::TimedOut, date);
+            }
+            State::DiscardingBody | State::Lingering => self.abort(),
+            State::AwaitingAnswer | State::Closing | State::Closed => {}
+        }
+    }
+
+    /// Closes at once, dropping whatever was queued.
+    pub fn abort(&mut self) {
+        self.exchange = None;
+        self.body = None;
+        self.input.clear();
+        self.set_state(State::Closed);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,600 @@
+//! The connection core under test: bytes in (in any split), bytes out.
+//!
+//! A tiny application stands in for the real one: it answers GET with the target
+//! as the body, and reads the body of POST and answers with it.
+
+use std::io::IoSlice;
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::http::output::Front;
+use crate::http::{Method, StatusCode};
+
+const DATE: &str = "Sat, 21 Nov 2026 00:00:00 GMT";
+
+/// A connection, its clock, and everything it wrote.
+struct Harness {
+    conn: Connection,
+    t: Instant,
+    out: Vec<u8>,
+    body: Option<Vec<u8>>,
+    failures: Vec<ProtocolError>,
+    /// Whether output is taken as soon as it is queued (a client that reads).
+    client_reads: bool,
+    /// Bytes sent by the client and not yet read by the connection (the socket's
+    /// receive buffer).
+    wire: Vec<u8>,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness::with(Settings::default())
+    }
+
+    fn with(settings: Settings) -> Harness {
+        let t = Instant::now();
+        Harness {
+            conn: Connection::new(7, settings, t),
+            t,
+            out: Vec::new(),
+            body: None,
+            failures: Vec::new(),
+            client_reads: true,
+            wire: Vec::new(),
+        }
+    }
+
+    fn now(&self) -> Now<'static> {
+        Now {
+            instant: self.t,
+            date: DATE,
+        }
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.t += by;
+    }
+
+    /// The client sends `bytes`; the connection reads them as a driver would.
+    fn feed(&mut self, bytes: &[u8]) {
+        self.wire.extend_from_slice(bytes);
+        self.pump();
+    }
+
+    /// Reads from the wire while the connection wants to; true if it read any.
+    fn read_wire(&mut self) -> bool {
+        let mut read = false;
+        while !self.wire.is_empty() && self.conn.wants_read() {
+            if !self.conn.has_buffer() {
+                self.conn
+                    .attach_buffer(vec![0; crate::http::buffer::READ_SIZE]);
+            }
+            let room = self.conn.read_buffer();
+            let n = room.len().min(self.wire.len());
+            room[..n].copy_from_slice(&self.wire[..n]);
+            self.wire.drain(..n);
+            self.conn.received(n, self.t);
+            read = true;
+            self.run_app();
+        }
+        read
+    }
+
+    fn eof(&mut self) {
+        self.pump();
+        self.conn.received_eof(self.t);
+        self.pump();
+    }
+
+    /// Moves bytes until nothing moves: the application answers, the client
+    /// takes the output (if it reads), the connection reads the wire.
+    fn pump(&mut self) {
+        loop {
+            self.run_app();
+            // Output drained may unblock buffered requests; input read may
+            // produce more output: go round until neither happens.
+            let drained = self.drain();
+            let read = self.read_wire();
+            if !drained && !read {
+                break;
+            }
+        }
+    }
+
+    fn run_app(&mut self) {
+        loop {
+            let now = self.now();
+            match self.conn.next_event(now) {
+                Event::Request(head) if head.method() == Method::Post => {
+                    self.body = Some(Vec::new());
+                    self.conn.read_body();
+                }
+                Event::Request(head) => {
+                    let response = Response::plain_text(StatusCode::OK, head.target());
+                    self.conn.respond(response, now);
+                }
+                Event::Body(data) => {
+                    let data = data.to_vec();
+                    self.body.get_or_insert_default().extend(data);
+                }
+                Event::BodyEnd => {
+                    let body = self.body.take().unwrap_or_default();
+                    self.conn
+                        .respond(Response::plain_text(StatusCode::OK, body), now);
+                }
+                Event::Failed(error) => self.failures.push(error),
+                Event::Pending => break,
+            }
+        }
+    }
+
+    /// The client reads everything queued; true if there was anything.
+    fn drain(&mut self) -> bool {
+        let mut drained = false;
+        while self.client_reads && self.conn.has_output() {
+            drained = true;
+            let mut slices = [IoSlice::new(&[]); 16];
+            let n = match self.conn.output().front(&mut slices) {
+                Front::Memory(count) => {
+                    let before = self.out.len();
+                    for slice in &slices[..count] {
+                        self.out.extend_from_slice(slice);
+                    }
+                    self.out.len() - before
+                }
+                Front::File { .. } => panic!("no files in core tests"),
+                Front::Empty => 0,
+            };
+            self.conn.written(n, self.t);
+        }
+        drained
+    }
+
+    fn output(&self) -> String {
+        String::from_utf8_lossy(&self.out).into_owned()
+    }
+}
+
+fn ok(body: &str) -> String {
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nDate: {DATE}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn ok_closing(body: &str) -> String {
+    ok(body).replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n")
+}
+
+#[test]
+fn one_request_one_response() {
+    let mut h = Harness::new();
+    h.feed(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(h.output(), ok("/a"));
+    assert_eq!(h.conn.state(), State::Idle);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let mut h = Harness::new();
+    let mut input = Vec::new();
+    for i in 0..16 {
+        input.extend_from_slice(format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+    }
+    h.feed(&input);
+    let expected: String = (0..16).map(|i| ok(&format!("/{i}"))).collect();
+    assert_eq!(h.output(), expected);
+}
+
+#[test]
+fn connection_close_ends_after_the_response() {
+    let mut h = Harness::new();
+    h.feed(b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(h.output(), ok_closing("/a"));
+    // The pipelined request after `close` is never read: linger, then close.
+    assert_eq!(h.conn.state(), State::Lingering);
+    assert!(h.conn.take_shutdown_request());
+    h.eof();
+    assert!(h.conn.is_closed());
+}
+
+#[test]
+fn a_plain_close_closes_without_lingering() {
+    let mut h = Harness::new();
+    h.feed(b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(
+        h.conn.is_closed(),
+        "closed as soon as the response is flushed"
+    );
+    assert!(!h.conn.take_shutdown_request());
+}
+
+#[test]
+fn http10_closes_unless_it_asks_for_keep_alive() {
+    let mut h = Harness::new();
+    h.feed(b"GET /a HTTP/1.0\r\n\r\n");
+    assert_eq!(h.output(), ok_closing("/a"));
+    assert!(h.conn.is_closed());
+
+    let mut h = Harness::new();
+    h.feed(b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert_eq!(
+        h.output(),
+        ok("/a").replace("\r\n\r\n", "\r\nConnection: keep-alive\r\n\r\n")
+    );
+    assert_eq!(h.conn.state(), State::Idle);
+}
+
+#[test]
+fn head_gets_the_length_but_no_body() {
+    let mut h = Harness::new();
+    h.feed(b"HEAD /abc HTTP/1.1\r\nHost: x\r\n\r\nGET /d HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head_only = ok("/abc").replace("/abc", "");
+    assert_eq!(h.output(), format!("{head_only}{}", ok("/d")));
+}
+
+#[test]
+fn a_content_length_body_reaches_the_application() {
+    let mut h = Harness::new();
+    h.feed(b"POST /u HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /n HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(h.output(), format!("{}{}", ok("hello"), ok("/n")));
+}
+
+#[test]
+fn a_chunked_body_reaches_the_application() {
+    let mut h = Harness::new();
+    h.feed(b"POST /u HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+    assert_eq!(h.output(), ok("abcde"));
+    assert_eq!(h.conn.state(), State::Idle);
+}
+
+#[test]
+fn an_unwanted_body_is_discarded_and_the_next_request_served() {
+    let mut h = Harness::new();
+    // GET with a body: the stub answers from the head and never asks for it.
+    h.feed(b"GET /g HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbodyGET /n HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(h.output(), format!("{}{}", ok("/g"), ok("/n")));
+}
+
+#[test]
+fn expect_100_continue_is_sent_before_reading_the_body() {
+    let mut h = Harness::new();
+    h.feed(b"POST /u HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n");
+    assert_eq!(h.output(), "HTTP/1.1 100 Continue\r\n\r\n");
+    h.feed(b"hi");
+    assert_eq!(
+        h.output(),
+        format!("HTTP/1.1 100 Continue\r\n\r\n{}", ok("hi"))
+    );
+}
+
+#[test]
+fn an_early_answer_to_expect_100_closes_instead_of_waiting_for_the_body() {
+    let mut h = Harness::new();
+    h.feed(b"GET /g HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n");
+    assert_eq!(h.output(), ok_closing("/g"));
+    assert_eq!(h.conn.state(), State::Lingering);
+}
+
+#[test]
+fn malformed_requests_get_400_and_close() {
+    let mut h = Harness::new();
+    h.feed(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: x\r\n\r\n");
+    assert!(
+        h.output().starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{}",
+        h.output()
+    );
+    assert!(h.output().contains("Connection: close\r\n"));
+    assert_eq!(h.failures.len(), 1);
+    assert_eq!(h.conn.state(), State::Lingering);
+}
+
+#[test]
+fn framing_errors_map_to_their_status() {
+    let cases: [(&[u8], &str); 6] = [
+        (
+            b"GET / HTTP/2.0\r\nHost: x\r\n\r\n",
+            "505 HTTP Version Not Supported",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "501 Not Implemented",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n",
+            "413 Content Too Large",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nExpect: tea\r\nContent-Length: 1\r\n\r\n",
+            "417 Expectation Failed",
+        ),
+        (b"GET / HTTP/1.1\nHost: x\n\n", "400 Bad Request"),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            "400 Bad Request",
+        ),
+    ];
+    for (input, status) in cases {
+        let mut h = Harness::new();
+        h.feed(input);
+        assert!(
+            h.output().starts_with(&format!("HTTP/1.1 {status}\r\n")),
+            "{:?} -> {}",
+            String::from_utf8_lossy(input),
+            h.output()
+        );
+        assert!(matches!(h.conn.state(), State::Lingering | State::Closed));
+    }
+}
+
+#[test]
+fn long_lines_and_large_heads_are_refused_early() {
+    let mut h = Harness::new();
+    let long_target = format!("GET /{} HTTP/1.1\r\n", "a".repeat(9000));
+    h.feed(long_target.as_bytes());
+    assert!(
+        h.output().starts_with("HTTP/1.1 414 URI Too Long\r\n"),
+        "{}",
+        h.output()
+    );
+
+    let mut h = Harness::new();
+    h.feed(b"GET / HTTP/1.1\r\nHost: x\r\n");
+    for _ in 0..1000 {
+        h.feed(b"X-Padding: 0123456789012345678901234567890123456789\r\n");
+    }
+    assert!(
+        h.output()
+            .starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n")
+    );
+}
+
+#[test]
+fn a_request_then_half_close_is_still_answered() {
+    let mut h = Harness::new();
+    h.feed(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n");
+    h.eof();
+    assert_eq!(h.output(), format!("{}{}", ok("/a"), ok("/b")));
+    assert!(h.conn.is_closed());
+}
+
+#[test]
+fn a_truncated_request_closes_without_an_answer() {
+    let mut h = Harness::new();
+    h.feed(b"GET /a HTTP/1.1\r\nHo");
+    h.eof();
+    assert_eq!(h.output(), "");
+    assert!(h.conn.is_closed());
+    assert_eq!(h.failures, vec![ProtocolError::Truncated]);
+}
+
+#[test]
+fn leading_empty_lines_are_ignored() {
+    let mut h = Harness::new();
+    h.feed(b"\r\n\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(h.output(), ok("/a"));
+}
+
+#[test]
+fn backpressure_stops_reading_until_output_drains() {
+    let settings = Settings {
+        limits: Limits {
+            max_queued_responses: 2,
+            ..Limits::default()
+        },
+        ..Settings::default()
+    };
+    let mut h = Harness::with(settings);
+    h.client_reads = false;
+    let request = |i: usize| format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let first: String = (0..5).map(request).collect();
+    h.feed(first.as_bytes());
+    assert_eq!(h.conn.output().responses_in_flight(), 2);
+    assert!(
+        !h.conn.wants_read(),
+        "a client that does not read is not read from"
+    );
+    let second: String = (5..10).map(request).collect();
+    h.feed(second.as_bytes());
+    assert_eq!(
+        h.wire.len(),
+        second.len(),
+        "later requests wait in the socket"
+    );
+    h.client_reads = true;
+    h.pump();
+    let expected: String = (0..10).map(|i| ok(&format!("/{i}"))).collect();
+    assert_eq!(h.output(), expected);
+    assert!(h.conn.wants_read());
+}
+
+#[test]
+fn idle_connections_hold_no_buffer() {
+    let mut h = Harness::new();
+    h.feed(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(h.conn.detach_idle_buffer().is_some());
+    assert!(!h.conn.has_buffer());
+}
+
+// ----- timeouts ----------------------------------------------------------------
+
+fn short_timeouts() -> Settings {
+    Settings {
+        timeouts: Timeouts {
+            header: Duration::from_secs(2),
+            keep_alive: Duration::from_secs(5),
+            body: Duration::from_secs(3),
+            send: Duration::from_secs(4),
+            linger: Duration::from_secs(1),
+        },
+        ..Settings::default()
+    }
+}
+
+fn tick(h: &mut Harness, by: Duration) {
+    h.advance(by);
+    let now = h.now();
+    h.conn.handle_timeout(now);
+    h.pump();
+}
+
+#[test]
+fn a_slow_head_gets_408_on_time_however_it_trickles() {
+    let mut h = Harness::with(short_timeouts());
+    let accepted = h.t;
+    for byte in b"GET / HTTP/1.1\r\nHo" {
+        h.advance(Duration::from_millis(100));
+        h.feed(&[*byte]);
+    }
+    // Each byte is progress, but the head's deadline stays where it was.
+    assert_eq!(
+        h.conn.poll_timeout(),
+        Some(accepted + Duration::from_secs(2))
+    );
+    tick(&mut h, Duration::from_millis(100));
+    assert!(h.output().is_empty(), "not yet at 1.9 s");
+    tick(&mut h, Duration::from_millis(100));
+    assert!(
+        h.output().starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{}",
+        h.output()
+    );
+    assert!(h.conn.is_closed());
+}
+
+#[test]
+fn idle_keep_alive_connections_close_quietly() {
+    let mut h = Harness::with(short_timeouts());
+    h.feed(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    let answered = h.out.len();
+    tick(&mut h, Duration::from_millis(4900));
+    assert!(!h.conn.is_closed());
+    tick(&mut h, Duration::from_millis(100));
+    assert!(h.conn.is_closed());
+    assert_eq!(h.out.len(), answered, "nothing more was sent");
+}
+
+#[test]
+fn the_next_head_has_its_own_header_timeout() {
+    let mut h = Harness::with(short_timeouts());
+    h.feed(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    tick(&mut h, Duration::from_secs(4));
+    h.feed(b"GET /b HTTP/1.1\r\n");
+    assert_eq!(h.conn.poll_timeout(), Some(h.t + Duration::from_secs(2)));
+}
+
+#[test]
+fn a_stalled_body_gets_408() {
+    let mut h = Harness::with(short_timeouts());
+    h.feed(b"POST /u HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab");
+    tick(&mut h, Duration::from_secs(2));
+    h.feed(b"cd"); // progress moves the body deadline
+    tick(&mut h, Duration::from_secs(2));
+    assert!(!h.conn.is_closed());
+    tick(&mut h, Duration::from_secs(1));
+    assert!(h.output().starts_with("HTTP/1.1 408 Request Timeout\r\n"));
+    assert!(h.conn.is_closed());
+}
+
+#[test]
+fn a_client_that_stops_reading_is_dropped() {
+    let mut h = Harness::with(short_timeouts());
+    h.client_reads = false;
+    h.feed(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(h.conn.has_output());
+    tick(&mut h, Duration::from_secs(3));
+    assert!(!h.conn.is_closed());
+    tick(&mut h, Duration::from_secs(1));
+    assert!(h.conn.is_closed());
+}
+
+#[test]
+fn lingering_ends_after_its_timeout() {
+    let mut h = Harness::with(short_timeouts());
+    h.feed(b"BAD\r\n\r\n");
+    assert_eq!(h.conn.state(), State::Lingering);
+    tick(&mut h, Duration::from_secs(1));
+    assert!(h.conn.is_closed());
+}
+
+#[test]
+fn draining_closes_idle_connections_and_finishes_busy_ones() {
+    let mut h = Harness::new();
+    h.feed(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    h.conn.drain();
+    assert!(h.conn.is_closed());
+
+    let mut h = Harness::new();
+    h.feed(b"GET /a HTTP/1.1\r\n");
+    h.conn.drain();
+    assert!(!h.conn.is_closed());
+    h.feed(b"Host: x\r\n\r\n");
+    assert_eq!(h.output(), ok_closing("/a"));
+    assert!(h.conn.is_closed());
+}
+
+// ----- any split, same answer ------------------------------------------------
+
+/// Conversations that exercise every state: pipelining, bodies of both framings,
+/// HEAD, discarded bodies, 100-continue, errors, and a close.
+const CONVERSATIONS: &[&[u8]] = &[
+    b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nHEAD /c HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"POST /u HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello worldGET /after HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"POST /u HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;e=1\r\nhello\r\n6\r\n world\r\n0\r\nT: v\r\n\r\nGET /z HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /g HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyzGET /h HTTP/1.0\r\n\r\n",
+    b"POST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
+    b"\r\nGET /ok HTTP/1.1\r\nHost: x\r\n\r\nGET /bad HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    b"GET /q HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\n0\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nX: \x01\r\n\r\n",
+];
+
+fn converse(input: &[u8], cuts: &[usize]) -> (String, State, Vec<ProtocolError>) {
+    let mut h = Harness::new();
+    let mut start = 0;
+    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+    cuts.sort_unstable();
+    for cut in cuts.into_iter().chain([input.len()]) {
+        h.feed(&input[start..cut.max(start)]);
+        start = cut.max(start);
+    }
+    h.eof();
+    (h.output(), h.conn.state(), h.failures)
+}
+
+#[test]
+fn byte_by_byte_equals_whole() {
+    for input in CONVERSATIONS {
+        let whole = converse(input, &[]);
+        let every_byte: Vec<usize> = (1..input.len()).collect();
+        assert_eq!(
+            converse(input, &every_byte),
+            whole,
+            "{}",
+            String::from_utf8_lossy(input)
+        );
+    }
+}
+
+proptest! {
+    #[test]
+    fn any_split_gives_the_same_answer(
+        which in 0..CONVERSATIONS.len(),
+        cuts in proptest::collection::vec(any::<usize>(), 0..12),
+    ) {
+        let input = CONVERSATIONS[which];
+        prop_assert_eq!(converse(input, &cuts), converse(input, &[]));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_and_never_hold_much(
+        input in proptest::collection::vec(any::<u8>(), 0..4096),
+        cuts in proptest::collection::vec(any::<usize>(), 0..8),
+    ) {
+        let whole = converse(&input, &[]);
+        prop_assert_eq!(converse(&input, &cuts), whole);
+    }
+}

@@ -1,0 +1,412 @@
+//! The write queue: everything a connection has to send, in order, as segments.
+//!
+//! A segment is bytes in memory (response heads, small bodies, cached files) or a
+//! range of an open file, which the driver hands to `sendfile(2)`. A 1 GiB file
+//! therefore costs the queue one segment and the process no buffer, and a slow
+//! reader costs its queue, not memory for every byte it has yet to read.
+//!
+//! The queue also remembers where each response ends in the byte stream, so that
+//! the number of responses still in flight bounds pipelining (backpressure) and
+//! the access log learns how many bytes each response really delivered.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::IoSlice;
+use std::sync::Arc;
+
+use super::response::Chunk;
+
+/// Small writes are copied into the tail segment up to this size, so that a burst
+/// of pipelined responses goes out in one `writev`.
+const COALESCE_LIMIT: usize = 16 * 1024;
+
+#[derive(Debug)]
+enum Segment {
+    Bytes {
+        data: Vec<u8>,
+        sent: usize,
+    },
+    Shared {
+        data: Arc<[u8]>,
+        sent: usize,
+    },
+    File {
+        file: Arc<File>,
+        offset: u64,
+        remaining: u64,
+    },
+}
+
+impl Segment {
+    fn unsent_in_memory(&self) -> usize {
+        match self {
+            Segment::Bytes { data, sent } => data.len() - sent,
+            Segment::Shared { data, sent } => data.len() - sent,
+            Segment::File { .. } => 0,
+        }
+    }
+}
+
+/// What the driver should send next.
+pub enum Front<'a> {
+    /// Nothing is queued.
+    Empty,
+    /// In-memory bytes, as many slices as were asked for: write them with `writev`.
+    Memory(usize),
+    /// A file range: send it with `sendfile`.
+    File {
+        file: &'a File,
+        offset: u64,
+        len: u64,
+    },
+}
+
+/// Where one queued response ends, and what to report about it when it has gone.
+#[derive(Debug)]
+struct InFlight<R> {
+    body_start: u64,
+    end: u64,
+    record: R,
+}
+
+/// A response that left the queue, completely or (when the connection died) not.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Delivered<R> {
+    pub record: R,
+    /// Body bytes that were written to the socket.
+    pub body_bytes: u64,
+    pub complete: bool,
+}
+
+#[derive(Debug)]
+pub struct WriteQueue<R> {
+    segments: VecDeque<Segment>,
+    /// Unsent bytes held in memory (file ranges are not counted: they are on disk).
+    buffered: usize,
+    /// Bytes handed to the socket over the connection's life.
+    written: u64,
+    /// Bytes queued over the connection's life.
+    queued: u64,
+    in_flight: VecDeque<InFlight<R>>,
+    /// Whether anyone wants the delivered records (the access log).
+    keep_delivered: bool,
+    delivered: Vec<Delivered<R>>,
+}
+
+impl<R> WriteQueue<R> {
+    /// A queue; with `keep_delivered`, it reports each response once it has gone.
+    pub fn new(keep_delivered: bool) -> WriteQueue<R> {
+        WriteQueue {
+            segments: VecDeque::new(),
+            buffered: 0,
+            written: 0,
+            queued: 0,
+            in_flight: VecDeque::new(),
+            keep_delivered,
+            delivered: Vec::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// Unsent bytes held in memory.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered
+    }
+
+    /// Responses queued and not yet completely written.
+    pub fn responses_in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Total bytes written over the connection's life.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Queues bytes, copying them onto the tail segment when both are small.
+    pub fn push_bytes(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.account(bytes.len());
+        if let Some(Segment::Bytes { data, .. }) = self.segments.back_mut()
+            && data.len() + bytes.len() <= COALESCE_LIMIT
+        {
+            data.extend_from_slice(bytes);
+            return;
+        }
+        self.segments.push_back(Segment::Bytes {
+            data: bytes.to_vec(),
+            sent: 0,
+        });
+    }
+
+    /// Queues an owned buffer, coalescing it with the tail when both are small.
+    pub fn push_vec(&mut self, bytes: Vec<u8>) {
+        if bytes.len() <= COALESCE_LIMIT / 4 {
+            return self.push_bytes(&bytes);
+        }
+        self.account(bytes.len());
+        self.segments.push_back(Segment::Bytes {
+            data: bytes,
+            sent: 0,
+        });
+    }
+
+    /// Queues one body chunk.
+    pub fn push_chunk(&mut self, chunk: Chunk) {
+        match chunk {
+            Chunk::Bytes(bytes) => self.push_vec(bytes),
+            Chunk::Shared(data) if data.len() <= COALESCE_LIMIT / 4 => self.push_bytes(&data),
+            Chunk::Shared(data) => {
+                self.account(data.len());
+                self.segments.push_back(Segment::Shared { data, sent: 0 });
+            }
+            Chunk::File { file, offset, len } => {
+                if len > 0 {
+                    self.queued += len;
+                    self.segments.push_back(Segment::File {
+                        file,
+                        offset,
+                        remaining: len,
+                    });
+                }
+            }
+        }
+    }
+
+    fn account(&mut self, len: usize) {
+        self.buffered += len;
+        self.queued += len as u64;
+    }
+
+    /// Marks the end of a response whose body began at stream offset `body_start`.
+    pub fn end_response(&mut self, body_start: u64, record: R) {
+        self.in_flight.push_back(InFlight {
+            body_start,
+            end: self.queued,
+            record,
+        });
+        self.settle();
+    }
+
+    /// Stream offset of the next byte to be queued.
+    pub fn queued(&self) -> u64 {
+        self.queued
+    }
+
+    /// Describes the front of the queue; for memory, fills `slices` with the
+    /// leading in-memory segments (up to the first file range).
+    pub fn front<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> Front<'a> {
+        let mut filled = 0;
+        for segment in &self.segments {
+            if filled == slices.len() {
+                break;
+            }
+            match segment {
+                Segment::Bytes { data, sent } => slices[filled] = IoSlice::new(&data[*sent..]),
+                Segment::Shared { data, sent } => slices[filled] = IoSlice::new(&data[*sent..]),
+                Segment::File {
+                    file,
+                    offset,
+                    remaining,
+                } => {
+                    if filled == 0 {
+                        return Front::File {
+                            file,
+                            offset: *offset,
+                            len: *remaining,
+                        };
+                    }
+                    break;
+                }
+            }
+            filled += 1;
+        }
+        if filled == 0 {
+            Front::Empty
+        } else {
+            Front::Memory(filled)
+        }
+    }
+
+    /// Records that the driver wrote `n` bytes from the front.
+    pub fn advance(&mut self, mut n: usize) {
+        self.written += n as u64;
+        while n > 0 {
+            let Some(front) = self.segments.front_mut() else {
+                debug_assert!(false, "advanced past the end of the queue");
+                break;
+            };
+            let in_memory_before = front.unsent_in_memory();
+            let done = match front {
+                Segment::Bytes { data, sent } => advance_slice(data.len(), sent, &mut n),
+                Segment::Shared { data, sent } => advance_slice(data.len(), sent, &mut n),
+                Segment::File {
+                    offset, remaining, ..
+                } => {
+                    let step = (*remaining).min(n as u64);
+                    *offset += step;
+                    *remaining -= step;
+                    n -= step as usize;
+                    *remaining == 0
+                }
+            };
+            self.buffered -= in_memory_before - front.unsent_in_memory();
+            if done {
+                self.segments.pop_front();
+            }
+        }
+        self.settle();
+    }
+
+    /// Moves responses whose last byte has been written to `delivered`.
+    fn settle(&mut self) {
+        while let Some(first) = self.in_flight.front() {
+            if first.end > self.written {
+                break;
+            }
+            if let Some(done) = self.in_flight.pop_front()
+                && self.keep_delivered
+            {
+                self.delivered.push(Delivered {
+                    body_bytes: done.end.saturating_sub(done.body_start),
+                    record: done.record,
+                    complete: true,
+                });
+            }
+        }
+    }
+
+    /// Takes the responses delivered since the last call.
+    pub fn take_delivered(&mut self) -> Vec<Delivered<R>> {
+        std::mem::take(&mut self.delivered)
+    }
+
+    /// Gives up on everything still queued (the connection is going away) and
+    /// reports the responses that were cut short.
+    pub fn abandon(&mut self) -> Vec<Delivered<R>> {
+        self.segments.clear();
+        self.buffered = 0;
+        let written = self.written;
+        let mut delivered = std::mem::take(&mut self.delivered);
+        let cut_short = self.in_flight.drain(..).filter(|_| self.keep_delivered);
+        delivered.extend(cut_short.map(|cut| Delivered {
+            body_bytes: written.clamp(cut.body_start, cut.end) - cut.body_start,
+            record: cut.record,
+            complete: false,
+        }));
+        delivered
+    }
+}
+
+/// Advances a byte segment's cursor; true when the segment is used up.
+fn advance_slice(len: usize, sent: &mut usize, n: &mut usize) -> bool {
+    let step = (len - *sent).min(*n);
+    *sent += step;
+    *n -= step;
+    *sent == len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory_front(queue: &WriteQueue<()>) -> Vec<u8> {
+        let mut slices = [IoSlice::new(&[]); 8];
+        match queue.front(&mut slices) {
+            Front::Memory(n) => slices[..n].iter().flat_map(|s| s.iter().copied()).collect(),
+            Front::Empty => Vec::new(),
+            Front::File { .. } => panic!("file at the front"),
+        }
+    }
+
+    #[test]
+    fn small_writes_coalesce_into_one_segment() {
+        let mut q = WriteQueue::<()>::new(false);
+        q.push_bytes(b"HTTP/1.1 200 OK\r\n\r\n");
+        q.push_vec(b"abc".to_vec());
+        q.push_bytes(b"HTTP/1.1 404 Not Found\r\n\r\n");
+        assert_eq!(q.segments.len(), 1);
+        assert_eq!(q.buffered_bytes(), 19 + 3 + 26);
+    }
+
+    #[test]
+    fn advancing_consumes_in_order_and_tracks_memory() {
+        let mut q = WriteQueue::<()>::new(false);
+        q.push_vec(vec![b'a'; COALESCE_LIMIT]);
+        q.push_chunk(Chunk::Shared(Arc::from(vec![b'b'; COALESCE_LIMIT])));
+        assert_eq!(q.buffered_bytes(), 2 * COALESCE_LIMIT);
+        q.advance(COALESCE_LIMIT - 1);
+        assert_eq!(memory_front(&q).len(), 1 + COALESCE_LIMIT);
+        q.advance(2);
+        assert_eq!(q.buffered_bytes(), COALESCE_LIMIT - 1);
+        q.advance(COALESCE_LIMIT - 1);
+        assert!(q.is_empty());
+        assert_eq!(q.buffered_bytes(), 0);
+        assert_eq!(q.written(), 2 * COALESCE_LIMIT as u64);
+    }
+
+    #[test]
+    fn responses_are_delivered_when_their_last_byte_is_written() {
+        let mut q = WriteQueue::<&str>::new(true);
+        q.push_bytes(b"head1");
+        let start = q.queued();
+        q.push_bytes(b"body1");
+        q.end_response(start, "first");
+        q.push_bytes(b"head2");
+        let start = q.queued();
+        q.push_bytes(b"body-two");
+        q.end_response(start, "second");
+        assert_eq!(q.responses_in_flight(), 2);
+        q.advance(9);
+        assert!(q.take_delivered().is_empty());
+        q.advance(1);
+        assert_eq!(
+            q.take_delivered(),
+            vec![Delivered {
+                record: "first",
+                body_bytes: 5,
+                complete: true
+            }]
+        );
+        q.advance(8);
+        let cut = q.abandon();
+        assert_eq!(
+            cut,
+            vec![Delivered {
+                record: "second",
+                body_bytes: 3,
+                complete: false
+            }]
+        );
+    }
+
+    #[test]
+    fn file_ranges_go_to_the_front_alone() {
+        let file = Arc::new(File::open("Cargo.toml").expect("Cargo.toml exists"));
+        let mut q = WriteQueue::<()>::new(false);
+        q.push_bytes(b"head");
+        q.push_chunk(Chunk::File {
+            file,
+            offset: 10,
+            len: 100,
+        });
+        q.push_bytes(b"tail");
+        assert_eq!(memory_front(&q), b"head");
+        q.advance(4);
+        let file_front = |q: &WriteQueue<()>| match q.front(&mut [IoSlice::new(&[]); 8]) {
+            Front::File { offset, len, .. } => Some((offset, len)),
+            _ => None,
+        };
+        assert_eq!(file_front(&q), Some((10, 100)));
+        q.advance(60);
+        assert_eq!(file_front(&q), Some((70, 40)));
+        q.advance(40);
+        assert_eq!(memory_front(&q), b"tail");
+        assert_eq!(q.buffered_bytes(), 4);
+    }
+}

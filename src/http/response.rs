@@ -1,0 +1,229 @@
+//! A response as the application builds it: a status, header fields, and a body
+//! made of chunks that are either bytes in memory or a range of an open file.
+//!
+//! The application never writes framing: `Content-Length`, `Date` and `Connection`
+//! are the connection's to decide (see `conn.rs`), because they depend on the
+//! request method, the protocol version and the fate of the connection.
+
+use std::fs::File;
+use std::io::Write;
+use std::sync::Arc;
+
+use super::status::StatusCode;
+
+/// One piece of a response body.
+#[derive(Clone, Debug)]
+pub enum Chunk {
+    /// Bytes owned by this response (a generated page, compressed text).
+    Bytes(Vec<u8>),
+    /// Bytes shared with others (a file held in the in-memory cache).
+    Shared(Arc<[u8]>),
+    /// `len` bytes of `file` from `offset`, sent without passing through user space.
+    File {
+        file: Arc<File>,
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl Chunk {
+    pub fn len(&self) -> u64 {
+        match self {
+            Chunk::Bytes(bytes) => bytes.len() as u64,
+            Chunk::Shared(bytes) => bytes.len() as u64,
+            Chunk::File { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A response body: its chunks in order.
+#[derive(Clone, Debug, Default)]
+pub struct Body {
+    chunks: Vec<Chunk>,
+}
+
+impl Body {
+    pub fn empty() -> Body {
+        Body::default()
+    }
+
+    pub fn push(&mut self, chunk: Chunk) {
+        if !chunk.is_empty() {
+            self.chunks.push(chunk);
+        }
+    }
+
+    /// The body's length in bytes: what `Content-Length` will say.
+    pub fn len(&self) -> u64 {
+        self.chunks.iter().map(Chunk::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    pub fn into_chunks(self) -> Vec<Chunk> {
+        self.chunks
+    }
+
+    pub fn chunks(&self) -> &[Chunk] {
+        &self.chunks
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(bytes: Vec<u8>) -> Body {
+        let mut body = Body::empty();
+        body.push(Chunk::Bytes(bytes));
+        body
+    }
+}
+
+impl From<Chunk> for Body {
+    fn from(chunk: Chunk) -> Body {
+        let mut body = Body::empty();
+        body.push(chunk);
+        body
+    }
+}
+
+/// Header names the connection writes itself; the application must not.
+const FRAMING_FIELDS: [&str; 4] = ["content-length", "transfer-encoding", "connection", "date"];
+
+#[derive(Clone, Debug)]
+pub struct Response {
+    status: StatusCode,
+    /// Serialized fields, each `Name: value\r\n`, in the order added.
+    fields: Vec<u8>,
+    body: Body,
+    close: bool,
+}
+
+impl Response {
+    pub fn new(status: StatusCode) -> Response {
+        Response {
+            status,
+            fields: Vec::new(),
+            body: Body::empty(),
+            close: false,
+        }
+    }
+
+    /// A response whose body is `text`, as `text/plain` (exactly that: the
+    /// HTTP-server challenge compares the header byte for byte).
+    pub fn plain_text(status: StatusCode, text: impl Into<Vec<u8>>) -> Response {
+        Response::new(status)
+            .with_header("Content-Type", "text/plain")
+            .with_body(text.into())
+    }
+
+    /// The answer to a request that failed: the status line repeated as the body,
+    /// so a person with curl or a browser sees what happened.
+    pub fn error(status: StatusCode) -> Response {
+        Response::new(status)
+            .with_header("Content-Type", "text/plain; charset=utf-8")
+            .with_body(format!("{status}\n").into_bytes())
+    }
+
+    /// Adds a header field. Values come from our own code, never unchecked from a
+    /// request: a CR or LF in them would split the response.
+    pub fn with_header(mut self, name: &str, value: impl std::fmt::Display) -> Response {
+        self.add_header(name, value);
+        self
+    }
+
+    pub fn add_header(&mut self, name: &str, value: impl std::fmt::Display) {
+        debug_assert!(
+            !FRAMING_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(name)),
+            "{name} is written by the connection"
+        );
+        let start = self.fields.len();
+        // Writing into a Vec cannot fail.
+        let _ = write!(self.fields, "{name}: {value}\r\n");
+        if self.fields[start..self.fields.len() - 2]
+            .iter()
+            .any(|&b| b == b'\r' || b == b'\n')
+        {
+            debug_assert!(false, "header {name} contains a line break");
+            self.fields.truncate(start);
+        }
+    }
+
+    pub fn with_body(mut self, body: impl Into<Body>) -> Response {
+        self.body = body.into();
+        self
+    }
+
+    /// Asks for the connection to close once this response has been sent.
+    pub fn closing(mut self) -> Response {
+        self.close = true;
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn body(&self) -> &Body {
+        &self.body
+    }
+
+    pub fn wants_close(&self) -> bool {
+        self.close
+    }
+
+    /// The first value of a header field this response carries.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let text = std::str::from_utf8(&self.fields).ok()?;
+        text.split("\r\n").find_map(|line| {
+            let (field, value) = line.split_once(": ")?;
+            field.eq_ignore_ascii_case(name).then_some(value)
+        })
+    }
+
+    pub(crate) fn into_parts(self) -> (StatusCode, Vec<u8>, Body) {
+        (self.status, self.fields, self.body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_kept_in_order_and_found_by_name() {
+        let r = Response::new(StatusCode::OK)
+            .with_header("Content-Type", "text/plain")
+            .with_header("Vary", "Accept-Encoding");
+        assert_eq!(r.header("content-type"), Some("text/plain"));
+        assert_eq!(r.header("VARY"), Some("Accept-Encoding"));
+        assert_eq!(r.header("etag"), None);
+        let (_, fields, _) = r.into_parts();
+        assert_eq!(
+            fields,
+            b"Content-Type: text/plain\r\nVary: Accept-Encoding\r\n"
+        );
+    }
+
+    #[test]
+    fn body_length_sums_its_chunks() {
+        let mut body = Body::from(b"abc".to_vec());
+        body.push(Chunk::Shared(Arc::from(&b"de"[..])));
+        body.push(Chunk::Bytes(Vec::new()));
+        assert_eq!(body.len(), 5);
+        assert_eq!(body.chunks().len(), 2);
+    }
+
+    #[test]
+    fn error_bodies_name_the_status() {
+        let r = Response::error(StatusCode::NOT_FOUND);
+        match r.body().chunks() {
+            [Chunk::Bytes(b)] => assert_eq!(b, b"404 Not Found\n"),
+            other => panic!("unexpected body {other:?}"),
+        }
+    }
+}

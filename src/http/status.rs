@@ -1,0 +1,119 @@
+//! Status codes and their standard reason phrases (RFC 9110 section 15).
+//!
+//! The reason phrase is what a client prints, and what the HTTP-server challenge
+//! compares byte for byte, so every code we send has its registered phrase here.
+
+use std::fmt;
+
+/// An HTTP status code that oneloop knows how to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StatusCode(u16);
+
+impl StatusCode {
+    pub const CONTINUE: Self = Self(100);
+    pub const OK: Self = Self(200);
+    pub const CREATED: Self = Self(201);
+    pub const NO_CONTENT: Self = Self(204);
+    pub const PARTIAL_CONTENT: Self = Self(206);
+    pub const MOVED_PERMANENTLY: Self = Self(301);
+    pub const NOT_MODIFIED: Self = Self(304);
+    pub const BAD_REQUEST: Self = Self(400);
+    pub const FORBIDDEN: Self = Self(403);
+    pub const NOT_FOUND: Self = Self(404);
+    pub const METHOD_NOT_ALLOWED: Self = Self(405);
+    pub const REQUEST_TIMEOUT: Self = Self(408);
+    pub const LENGTH_REQUIRED: Self = Self(411);
+    pub const PRECONDITION_FAILED: Self = Self(412);
+    pub const CONTENT_TOO_LARGE: Self = Self(413);
+    pub const URI_TOO_LONG: Self = Self(414);
+    pub const RANGE_NOT_SATISFIABLE: Self = Self(416);
+    pub const EXPECTATION_FAILED: Self = Self(417);
+    pub const REQUEST_HEADER_FIELDS_TOO_LARGE: Self = Self(431);
+    pub const INTERNAL_SERVER_ERROR: Self = Self(500);
+    pub const NOT_IMPLEMENTED: Self = Self(501);
+    pub const SERVICE_UNAVAILABLE: Self = Self(503);
+    pub const HTTP_VERSION_NOT_SUPPORTED: Self = Self(505);
+    pub const INSUFFICIENT_STORAGE: Self = Self(507);
+
+    /// The three-digit code.
+    pub fn as_u16(self) -> u16 {
+        self.0
+    }
+
+    /// The reason phrase registered for this code.
+    pub fn reason(self) -> &'static str {
+        match self.0 {
+            100 => "Continue",
+            200 => "OK",
+            201 => "Created",
+            204 => "No Content",
+            206 => "Partial Content",
+            301 => "Moved Permanently",
+            304 => "Not Modified",
+            400 => "Bad Request",
+            403 => "Forbidden",
+            404 => "Not Found",
+            405 => "Method Not Allowed",
+            408 => "Request Timeout",
+            411 => "Length Required",
+            412 => "Precondition Failed",
+            413 => "Content Too Large",
+            414 => "URI Too Long",
+            416 => "Range Not Satisfiable",
+            417 => "Expectation Failed",
+            431 => "Request Header Fields Too Large",
+            500 => "Internal Server Error",
+            501 => "Not Implemented",
+            503 => "Service Unavailable",
+            505 => "HTTP Version Not Supported",
+            507 => "Insufficient Storage",
+            _ => unreachable!("StatusCode is only built from the constants above"),
+        }
+    }
+
+    /// Whether a response with this status may carry content (RFC 9110 section 6.4.1):
+    /// informational responses, 204 and 304 never do.
+    pub fn permits_body(self) -> bool {
+        !(self.0 < 200 || self.0 == 204 || self.0 == 304)
+    }
+
+    /// Whether the status reports a failure (4xx or 5xx).
+    pub fn is_error(self) -> bool {
+        self.0 >= 400
+    }
+}
+
+impl fmt::Display for StatusCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.0, self.reason())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_phrases_are_the_registered_ones() {
+        assert_eq!(StatusCode::OK.reason(), "OK");
+        assert_eq!(StatusCode::CREATED.reason(), "Created");
+        assert_eq!(StatusCode::NOT_FOUND.reason(), "Not Found");
+        assert_eq!(
+            StatusCode::METHOD_NOT_ALLOWED.reason(),
+            "Method Not Allowed"
+        );
+        assert_eq!(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE.to_string(),
+            "431 Request Header Fields Too Large"
+        );
+    }
+
+    #[test]
+    fn bodiless_statuses() {
+        assert!(!StatusCode::CONTINUE.permits_body());
+        assert!(!StatusCode::NO_CONTENT.permits_body());
+        assert!(!StatusCode::NOT_MODIFIED.permits_body());
+        assert!(StatusCode::OK.permits_body());
+        assert!(StatusCode::NOT_FOUND.permits_body());
+    }
+}

@@ -1,0 +1,5 @@
+//! oneloop: an HTTP/1.1 server whose whole concurrency is one readiness loop.
+//!
+//! - [`http`]: the sans-I/O protocol core (bytes in, events out).
+
+pub mod http;
