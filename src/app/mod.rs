@@ -1,0 +1,183 @@
+//! The application: what oneloop answers. It maps a parsed request to a response
+//! and knows nothing of sockets, threads or readiness; every driver runs this
+//! same code, which is what makes the models comparable.
+//!
+//! Routing precedence, first match wins:
+//! 1. built-in endpoints (unless `--no-builtins`): `/echo/{text}`, `/user-agent`,
+//!    and `/files/{name}` when `--directory` is given;
+//! 2. the static root, when one is given;
+//! 3. `/` answers 200 with an empty body when there is no static root;
+//! 4. anything else is 404.
+
+pub mod builtins;
+pub mod encoding;
+pub mod files;
+pub mod methods;
+pub mod store;
+
+use std::path::PathBuf;
+
+use crate::http::{Method, RequestHead, Response, StatusCode};
+
+/// What the application does with a request.
+pub enum Reply {
+    /// The answer, now. Any request body is read and dropped by the connection.
+    Respond(Response),
+    /// The body is wanted: it goes to this sink, which then gives the answer.
+    ReadBody(Box<dyn BodySink>),
+}
+
+/// Where a request body goes, piece by piece, as it arrives.
+///
+/// Dropping a sink before [`finish`](BodySink::finish) abandons the request (the
+/// client went away, or the body was malformed): it must leave nothing behind.
+pub trait BodySink: Send {
+    /// Takes the next piece of the body. An error is the final answer; the rest
+    /// of the body is not wanted.
+    fn write(&mut self, data: &[u8]) -> Result<(), Response>;
+    /// The body is complete: the answer.
+    fn finish(self: Box<Self>) -> Response;
+}
+
+/// What the application is configured with.
+#[derive(Clone, Debug, Default)]
+pub struct AppConfig {
+    /// Serve `/echo/`, `/user-agent` and (with a directory) `/files/`.
+    pub builtins: bool,
+    /// The read-write store behind `/files/`.
+    pub files_dir: Option<PathBuf>,
+    /// The static site served at `/`.
+    pub root: Option<PathBuf>,
+}
+
+pub struct App {
+    builtins: bool,
+    store: Option<store::FileStore>,
+}
+
+impl App {
+    pub fn new(config: &AppConfig) -> App {
+        App {
+            builtins: config.builtins,
+            store: config
+                .files_dir
+                .as_ref()
+                .filter(|_| config.builtins)
+                .map(|dir| store::FileStore::new(dir.clone())),
+        }
+    }
+
+    /// Answers a request, or asks for its body.
+    pub fn handle(&self, request: &RequestHead) -> Reply {
+        if request.method() == Method::Other {
+            return Reply::Respond(Response::error(StatusCode::NOT_IMPLEMENTED));
+        }
+        if request.target() == "*" {
+            // Only `OPTIONS *` gets here (the core refuses `*` with other methods):
+            // it asks about the server itself.
+            return Reply::Respond(methods::options(methods::SERVER));
+        }
+        let path = request.path();
+        if self.builtins {
+            if let Some(text) = path.strip_prefix("/echo/") {
+                return methods::only(request, methods::READ, || builtins::echo(request, text));
+            }
+            if path == "/user-agent" {
+                return methods::only(request, methods::READ, || builtins::user_agent(request));
+            }
+            if let (Some(store), Some(name)) = (&self.store, path.strip_prefix("/files/")) {
+                return store.handle(request, name);
+            }
+        }
+        if path == "/" {
+            return methods::only(request, methods::READ, || {
+                Reply::Respond(Response::new(StatusCode::OK))
+            });
+        }
+        Reply::Respond(Response::error(StatusCode::NOT_FOUND))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::http::request::tests::head;
+
+    /// The response a reply gives, for replies that answer at once.
+    pub(crate) fn respond(reply: Reply) -> Response {
+        match reply {
+            Reply::Respond(response) => response,
+            Reply::ReadBody(_) => panic!("expected an immediate response"),
+        }
+    }
+
+    pub(crate) fn body_bytes(response: &Response) -> Vec<u8> {
+        response
+            .body()
+            .chunks()
+            .iter()
+            .flat_map(|chunk| match chunk {
+                crate::http::Chunk::Bytes(b) => b.clone(),
+                crate::http::Chunk::Shared(b) => b.to_vec(),
+                crate::http::Chunk::File { .. } => panic!("file chunk in a memory test"),
+            })
+            .collect()
+    }
+
+    fn app() -> App {
+        App::new(&AppConfig {
+            builtins: true,
+            ..AppConfig::default()
+        })
+    }
+
+    fn get(app: &App, text: &str) -> Response {
+        respond(app.handle(&head(text)))
+    }
+
+    #[test]
+    fn root_is_an_empty_200() {
+        let r = get(&app(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.body().is_empty());
+    }
+
+    #[test]
+    fn unknown_paths_are_404() {
+        let r = get(&app(), "GET /nope HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let r = get(&app(), "GET /files/x HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(
+            r.status(),
+            StatusCode::NOT_FOUND,
+            "no store without --directory"
+        );
+    }
+
+    #[test]
+    fn unknown_methods_are_501_and_unsupported_ones_405() {
+        let r = get(&app(), "BREW /echo/x HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(r.status(), StatusCode::NOT_IMPLEMENTED);
+        let r = get(&app(), "DELETE /echo/x HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(r.header("allow"), Some("GET, HEAD"));
+        let r = get(&app(), "POST / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    #[test]
+    fn options_star_lists_the_servers_methods() {
+        let r = get(&app(), "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.header("allow"), Some("GET, HEAD, POST"));
+        let r = get(&app(), "OPTIONS /user-agent HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    #[test]
+    fn builtins_can_be_switched_off() {
+        let app = App::new(&AppConfig::default());
+        let r = get(&app, "GET /echo/x HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
+}
