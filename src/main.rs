@@ -1,1 +1,28 @@
-fn main() {}
+//! The `oneloop` binary: parse the command line, set up logging, run the server.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use oneloop::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(cli.log_filter()))
+        .format_timestamp_millis()
+        .init();
+
+    let config = match cli.into_config() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("oneloop: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match oneloop::driver::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("oneloop: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

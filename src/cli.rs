@@ -1,0 +1,243 @@
+//! The command line: flags, their help, and their translation into a [`Config`].
+//!
+//! Every mistake a user can make here (a bad flag, a missing folder, a size that
+//! does not parse) is reported before the server starts, with a non-zero exit.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::config::Config;
+use crate::http::limits::MAX_HEADERS_CEILING;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "oneloop",
+    version,
+    about = "An HTTP/1.1 server whose whole concurrency is one readiness loop.",
+    after_help = "Sizes take an optional K, M or G suffix (powers of 1024); durations are seconds \
+                  with an optional fraction, or carry an ms/s/m suffix.\n\
+                  RUST_LOG (e.g. RUST_LOG=oneloop=trace) overrides -v/-q."
+)]
+pub struct Cli {
+    /// Folder to serve as a static site (without it, `/` answers an empty 200).
+    pub root: Option<PathBuf>,
+
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+
+    /// Port to listen on; 0 picks a free one (the log says which).
+    #[arg(short, long, default_value_t = 4221)]
+    pub port: u16,
+
+    /// Folder behind /files/{name}: GET and HEAD read a file, POST writes one.
+    #[arg(long, value_name = "DIR")]
+    pub directory: Option<PathBuf>,
+
+    /// Serve files only: no /echo/, /user-agent or /files/ endpoints.
+    #[arg(long)]
+    pub no_builtins: bool,
+
+    /// Most connections held at once; beyond it new ones wait in the kernel's backlog.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_connections: usize,
+
+    /// Longest request line (→ 414).
+    #[arg(long, default_value = "8K", value_parser = parse_size, value_name = "BYTES")]
+    pub max_request_line: u64,
+
+    /// Largest request head, request line and fields together (→ 431).
+    #[arg(long, default_value = "32K", value_parser = parse_size, value_name = "BYTES")]
+    pub max_head_bytes: u64,
+
+    /// Most header fields in one request (→ 431).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub max_headers: usize,
+
+    /// Largest request body (→ 413, decided before reading when the length is declared).
+    #[arg(long, default_value = "64M", value_parser = parse_size, value_name = "BYTES")]
+    pub max_body_bytes: u64,
+
+    /// Time allowed for a whole request head, from its first byte (→ 408).
+    #[arg(long, default_value = "10", value_parser = parse_duration, value_name = "SECS")]
+    pub header_timeout: Duration,
+
+    /// Time an idle keep-alive connection is kept between requests.
+    #[arg(long, default_value = "15", value_parser = parse_duration, value_name = "SECS")]
+    pub keep_alive_timeout: Duration,
+
+    /// Longest pause inside a request body (→ 408).
+    #[arg(long, default_value = "30", value_parser = parse_duration, value_name = "SECS")]
+    pub body_timeout: Duration,
+
+    /// Longest pause in a client's reading of a response before it is dropped.
+    #[arg(long, default_value = "30", value_parser = parse_duration, value_name = "SECS")]
+    pub send_timeout: Duration,
+
+    /// Time in-flight responses get to finish after SIGTERM or SIGINT.
+    #[arg(long, default_value = "10", value_parser = parse_duration, value_name = "SECS")]
+    pub shutdown_timeout: Duration,
+
+    /// More logging: -v for debug, -vv for a trace of every readiness event and state change.
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Log errors only.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+impl Cli {
+    /// Checks the arguments against the system and builds the configuration.
+    pub fn into_config(self) -> Result<Config, String> {
+        let mut config = Config {
+            bind: self.bind,
+            port: self.port,
+            max_connections: self.max_connections,
+            shutdown_timeout: self.shutdown_timeout,
+            ..Config::default()
+        };
+        if self.max_connections == 0 {
+            return Err("--max-connections must be at least 1".into());
+        }
+        if let Some(dir) = self.directory {
+            config.app.files_dir = Some(existing_dir(&dir, "--directory")?);
+        }
+        if let Some(root) = self.root {
+            config.app.root = Some(existing_dir(&root, "ROOT")?);
+        }
+        config.app.builtins = !self.no_builtins;
+
+        let limits = &mut config.http.limits;
+        limits.max_request_line = usize_of(self.max_request_line, "--max-request-line")?;
+        limits.max_head_bytes = usize_of(self.max_head_bytes, "--max-head-bytes")?;
+        limits.max_body_bytes = self.max_body_bytes;
+        if self.max_headers == 0 || self.max_headers > MAX_HEADERS_CEILING {
+            return Err(format!(
+                "--max-headers must be between 1 and {MAX_HEADERS_CEILING}"
+            ));
+        }
+        limits.max_headers = self.max_headers;
+        if limits.max_request_line > limits.max_head_bytes {
+            return Err("--max-request-line cannot exceed --max-head-bytes".into());
+        }
+
+        let timeouts = &mut config.http.timeouts;
+        timeouts.header = self.header_timeout;
+        timeouts.keep_alive = self.keep_alive_timeout;
+        timeouts.body = self.body_timeout;
+        timeouts.send = self.send_timeout;
+        Ok(config)
+    }
+
+    /// The log filter the flags ask for (RUST_LOG, when set, wins).
+    pub fn log_filter(&self) -> &'static str {
+        match (self.quiet, self.verbose) {
+            (true, _) => "oneloop=error",
+            (false, 0) => "oneloop=info",
+            (false, 1) => "oneloop=debug",
+            (false, _) => "oneloop=trace",
+        }
+    }
+}
+
+fn existing_dir(path: &std::path::Path, what: &str) -> Result<PathBuf, String> {
+    let canonical = path
+        .canonicalize()
+        .map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    if !canonical.is_dir() {
+        return Err(format!("{what} {}: not a directory", path.display()));
+    }
+    Ok(canonical)
+}
+
+fn usize_of(value: u64, flag: &str) -> Result<usize, String> {
+    usize::try_from(value).map_err(|_| format!("{flag} is too large"))
+}
+
+/// `4096`, `8K`, `64M`, `1G` (binary multiples).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, multiplier) = match text.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&text[..i], 1 << 10),
+        Some((i, 'm' | 'M')) => (&text[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&text[..i], 1 << 30),
+        _ => (text, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .ok_or_else(|| format!("`{text}` is not a size (try 4096, 8K, 64M)"))
+}
+
+/// `10`, `0.5`, `250ms`, `2s`, `1m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    number
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n >= 0.0)
+        .and_then(|n| Duration::try_from_secs_f64(n * unit).ok())
+        .ok_or_else(|| format!("`{text}` is not a duration (try 10, 0.5, 250ms)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("8K"), Ok(8192));
+        assert_eq!(parse_size("64m"), Ok(64 << 20));
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("1T").is_err());
+        assert!(parse_size("99999999999G").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("0.25"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn the_challenge_command_line_parses() {
+        let dir = std::env::temp_dir();
+        let cli = Cli::try_parse_from([
+            "oneloop",
+            "--port",
+            "4221",
+            "--directory",
+            dir.to_str().unwrap(),
+        ])
+        .unwrap();
+        let config = cli.into_config().unwrap();
+        assert_eq!(config.port, 4221);
+        assert!(config.app.files_dir.is_some());
+    }
+
+    #[test]
+    fn a_missing_directory_is_refused_before_start() {
+        let cli = Cli::try_parse_from(["oneloop", "--directory", "/no/such/dir"]).unwrap();
+        let error = cli.into_config().unwrap_err();
+        assert!(error.contains("--directory /no/such/dir"), "{error}");
+    }
+}

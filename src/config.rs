@@ -1,0 +1,71 @@
+//! Everything the server is configured with, in one place, with its defaults.
+//!
+//! The protocol limits and timeouts live with the core (`http::limits`), the
+//! application's knobs with the application (`app::AppConfig`); this file gathers
+//! them with the server-wide ones. `cli.rs` fills it from the command line.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::app::AppConfig;
+use crate::http::Settings;
+
+/// How connections are driven. Every model runs the same core and application.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Model {
+    /// One mio readiness loop per worker (the default, and the point of oneloop).
+    #[default]
+    Loop,
+    /// One OS thread per connection, blocking sockets.
+    Threads,
+    /// A fixed pool of threads taking accepted connections from a queue.
+    Pool,
+}
+
+/// Where the access log goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogTarget {
+    Stdout,
+    File(PathBuf),
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub bind: IpAddr,
+    /// 0 asks the system for a free port; the log says which one it gave.
+    pub port: u16,
+    pub app: AppConfig,
+    pub http: Settings,
+    /// Connections held at once. At the cap the listener is left unaccepted (the
+    /// kernel's backlog holds newcomers) until a connection closes.
+    pub max_connections: usize,
+    /// How long in-flight responses may take to finish after SIGTERM/SIGINT.
+    pub shutdown_timeout: Duration,
+    pub access_log: Option<LogTarget>,
+    pub model: Model,
+    /// Threads in the `pool` model.
+    pub threads: usize,
+    /// Independent loops (each with its own SO_REUSEPORT listener) in the `loop` model.
+    pub workers: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 4221,
+            app: AppConfig {
+                builtins: true,
+                ..AppConfig::default()
+            },
+            http: Settings::default(),
+            max_connections: 1024,
+            shutdown_timeout: Duration::from_secs(10),
+            access_log: None,
+            model: Model::Loop,
+            threads: 64,
+            workers: 1,
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! Opening the listening socket.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Connections the kernel may queue before we accept them. It caps this at
+/// `net.core.somaxconn` (4096 on current kernels); std's default of 128 drops
+/// connections under a burst of a few hundred clients.
+const BACKLOG: i32 = 4096;
+
+/// Binds a non-blocking listener. With `reuse_port`, several listeners (one per
+/// worker loop) can share the address and the kernel spreads connections
+/// across them.
+pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}

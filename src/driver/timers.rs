@@ -1,0 +1,91 @@
+//! Connection deadlines for the loop: a min-heap of (deadline, connection).
+//!
+//! The loop's `poll` timeout is the nearest deadline. Entries are never removed
+//! when a deadline moves; instead each connection remembers the one deadline it
+//! armed, and a popped entry that does not match it is stale and skipped. A
+//! deadline that moves later is not re-armed at all: when the earlier entry fires,
+//! the connection is asked again and re-arms for the real time. Stale entries are
+//! swept when they outnumber the live ones, so the heap stays proportional to the
+//! number of connections.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Instant;
+
+/// Which connection a timer belongs to: its slab key and the serial number that
+/// tells it apart from a later connection reusing the key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TimerOwner {
+    pub key: usize,
+    pub serial: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Timers {
+    heap: BinaryHeap<Reverse<(Instant, TimerOwner)>>,
+}
+
+impl Timers {
+    pub fn arm(&mut self, at: Instant, owner: TimerOwner) {
+        self.heap.push(Reverse((at, owner)));
+    }
+
+    /// The nearest deadline, stale or not (waking early for a stale one is harmless).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Pops one entry that is due by `now`.
+    pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, TimerOwner)> {
+        match self.heap.peek() {
+            Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse(entry)| entry),
+            _ => None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
+    /// Drops every entry `is_live` rejects.
+    pub fn sweep(&mut self, mut is_live: impl FnMut(Instant, TimerOwner) -> bool) {
+        self.heap
+            .retain(|Reverse((at, owner))| is_live(*at, *owner));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn pops_in_deadline_order_only_when_due() {
+        let t0 = Instant::now();
+        let mut timers = Timers::default();
+        let owner = |key| TimerOwner { key, serial: 0 };
+        timers.arm(t0 + Duration::from_secs(2), owner(2));
+        timers.arm(t0 + Duration::from_secs(1), owner(1));
+        assert_eq!(timers.next_deadline(), Some(t0 + Duration::from_secs(1)));
+        assert_eq!(timers.pop_due(t0), None);
+        let due = t0 + Duration::from_secs(5);
+        assert_eq!(timers.pop_due(due).map(|(_, o)| o.key), Some(1));
+        assert_eq!(timers.pop_due(due).map(|(_, o)| o.key), Some(2));
+        assert!(timers.is_empty());
+    }
+
+    #[test]
+    fn sweeping_keeps_only_live_entries() {
+        let t0 = Instant::now();
+        let mut timers = Timers::default();
+        for key in 0..10 {
+            timers.arm(t0, TimerOwner { key, serial: 0 });
+        }
+        timers.sweep(|_, owner| owner.key % 2 == 0);
+        assert_eq!(timers.len(), 5);
+    }
+}
