@@ -1,0 +1,69 @@
+//! The command line: mistakes are reported before the server starts, with a
+//! clear message and a non-zero exit, never a panic.
+
+use std::process::{Command, Output};
+
+fn oneloop(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_oneloop"))
+        .args(args)
+        .output()
+        .expect("run oneloop")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn assert_refused(args: &[&str], needle: &str) {
+    let output = oneloop(args);
+    let message = stderr(&output);
+    assert!(!output.status.success(), "{args:?} should fail");
+    assert!(message.contains(needle), "{args:?}: {message}");
+    assert!(!message.contains("panicked"), "{args:?}: {message}");
+}
+
+#[test]
+fn help_lists_every_flag_with_its_default() {
+    let output = oneloop(&["--help"]);
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--bind",
+        "--port",
+        "--directory",
+        "--max-body-bytes",
+        "--header-timeout",
+        "-v",
+        "-q",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+    assert!(help.contains("[default: 4221]"));
+}
+
+#[test]
+fn bad_flags_are_refused() {
+    assert_refused(&["--no-such-flag"], "unexpected argument");
+    assert_refused(&["--port", "99999"], "invalid value");
+    assert_refused(&["--bind", "not-an-address"], "invalid value");
+    assert_refused(&["--max-body-bytes", "lots"], "not a size");
+    assert_refused(&["--header-timeout=-1"], "not a duration");
+    assert_refused(&["--max-connections", "0"], "at least 1");
+}
+
+#[test]
+fn unusable_folders_are_refused() {
+    assert_refused(
+        &["--directory", "/no/such/folder"],
+        "--directory /no/such/folder",
+    );
+    assert_refused(&["--directory", "/etc/hostname"], "not a directory");
+    assert_refused(&["/no/such/site"], "ROOT /no/such/site");
+}
+
+#[test]
+fn a_port_in_use_is_reported() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    assert_refused(&["--port", &port], "cannot listen on 127.0.0.1");
+}

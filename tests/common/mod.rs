@@ -1,0 +1,272 @@
+//! Black-box harness: start the real `oneloop` binary on an ephemeral port and
+//! talk to it over raw TCP.
+#![allow(dead_code)] // each test file uses its own part of the harness
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long any single read may wait before a test fails instead of hanging.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running server; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts `oneloop --port 0 ARGS...` and waits for it to say where it listens.
+    pub fn start(args: &[&str]) -> Server {
+        Server::start_with_env(args, &[])
+    }
+
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_oneloop"));
+        command
+            .args(["--port", "0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("start oneloop");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            // Keep draining stderr for the server's whole life, so it never
+            // blocks on a full pipe, and keep it for the tests to read.
+            let mut addr_tx = Some(addr_tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(tx) = addr_tx.as_ref()
+                    && let Some(addr) = line.split("listening on http://").nth(1)
+                {
+                    let _ = tx.send(addr.trim().to_string());
+                    addr_tx = None;
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = match addr_rx.recv_timeout(IO_TIMEOUT) {
+            Ok(addr) => addr.parse().expect("a socket address in the log"),
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!(
+                    "oneloop did not start ({status:?}); its log:\n{}",
+                    log.lock().unwrap()
+                );
+            }
+        };
+        Server { child, addr, log }
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).expect("connect");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        stream
+    }
+
+    /// One request on a fresh connection; the response to it.
+    pub fn request(&self, raw: &str) -> Response {
+        let mut stream = self.connect();
+        stream.write_all(raw.as_bytes()).unwrap();
+        read_response(&mut stream, raw.starts_with("HEAD "))
+    }
+
+    /// `GET path` on a fresh connection.
+    pub fn get(&self, path: &str) -> Response {
+        self.request(&format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n"))
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal and waits for the exit status.
+    pub fn signal_and_wait(&mut self, signal: i32) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+        self.wait_exit(IO_TIMEOUT)
+            .expect("server exits after the signal")
+    }
+
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let until = Instant::now() + within;
+        while Instant::now() < until {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub reason: String,
+    /// (name, value) in order, names as sent.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The head exactly as received.
+    pub raw_head: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Reads one response: the head, then a body of Content-Length bytes (none for
+/// HEAD, 1xx, 204 and 304), or until EOF when there is no length.
+pub fn read_response(stream: &mut impl Read, head_request: bool) -> Response {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(0) => panic!(
+                "connection closed inside a response head: {:?}",
+                String::from_utf8_lossy(&head)
+            ),
+            Ok(_) => head.push(byte[0]),
+            Err(e) => panic!(
+                "reading a response head: {e}; got so far {:?}",
+                String::from_utf8_lossy(&head)
+            ),
+        }
+    }
+    let raw_head = String::from_utf8(head).expect("an ASCII head");
+    let mut lines = raw_head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let mut parts = status_line.splitn(3, ' ');
+    assert_eq!(
+        parts.next(),
+        Some("HTTP/1.1"),
+        "status line {status_line:?}"
+    );
+    let status: u16 = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    let reason = parts.next().unwrap_or_default().to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (name, value) = l.split_once(": ").expect("a header line");
+            (name.to_string(), value.to_string())
+        })
+        .collect();
+    let mut response = Response {
+        status,
+        reason,
+        headers,
+        body: Vec::new(),
+        raw_head,
+    };
+    if head_request || status < 200 || status == 204 || status == 304 {
+        return response;
+    }
+    match response.header("content-length") {
+        Some(len) => {
+            let len: usize = len.parse().expect("a numeric Content-Length");
+            response.body = vec![0; len];
+            stream
+                .read_exact(&mut response.body)
+                .expect("the whole body");
+        }
+        None => {
+            stream
+                .read_to_end(&mut response.body)
+                .expect("a body up to EOF");
+        }
+    }
+    response
+}
+
+/// Whether the server closes the connection (EOF, or a reset) within `within`,
+/// with no further bytes.
+pub fn closes_within(stream: &mut TcpStream, within: Duration) -> bool {
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 1024];
+    match stream.read(&mut buf) {
+        Ok(0) => true,
+        Ok(n) => panic!("unexpected bytes: {:?}", String::from_utf8_lossy(&buf[..n])),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => true,
+        Err(_) => false,
+    }
+}
+
+/// Writes `raw` and then closes the sending side.
+pub fn send_and_half_close(stream: &mut TcpStream, raw: &[u8]) {
+    stream.write_all(raw).unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+}
+
+/// Reads everything until the server closes.
+pub fn read_all(stream: &mut TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    let _ = stream.read_to_end(&mut all);
+    all
+}
+
+/// Polls `condition` until it holds or `within` passes.
+pub fn eventually(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + within;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether `curl` is on PATH; tests that need it say so when it is not.
+pub fn have_curl() -> bool {
+    Command::new("curl")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}

@@ -1,0 +1,88 @@
+//! A real client: curl reuses our keep-alive connections and decodes our gzip.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Server, have_curl};
+
+fn curl(args: &[&str]) -> (String, String) {
+    let output = Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("run curl");
+    assert!(
+        output.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn curl_reuses_the_connection() {
+    if !have_curl() {
+        eprintln!("skipped: curl is not installed");
+        return;
+    }
+    let server = Server::start(&[]);
+    let base = format!("http://{}", server.addr);
+    let (body, verbose) = curl(&[
+        "--verbose",
+        &format!("{base}/echo/one"),
+        &format!("{base}/echo/two"),
+        &format!("{base}/user-agent"),
+    ]);
+    assert!(body.starts_with("onetwocurl/"), "{body}");
+    assert!(
+        verbose.contains("Re-using existing connection") || verbose.contains("Reusing existing"),
+        "{verbose}"
+    );
+    assert_eq!(verbose.matches("Connected to").count(), 1, "{verbose}");
+}
+
+#[test]
+fn curl_decodes_gzip() {
+    if !have_curl() {
+        eprintln!("skipped: curl is not installed");
+        return;
+    }
+    let server = Server::start(&[]);
+    let url = format!("http://{}/echo/compressed-text", server.addr);
+    let (body, verbose) = curl(&["--verbose", "--compressed", &url]);
+    assert_eq!(body, "compressed-text");
+    assert!(
+        verbose
+            .to_ascii_lowercase()
+            .contains("content-encoding: gzip"),
+        "{verbose}"
+    );
+}
+
+#[test]
+fn curl_uploads_and_downloads_a_file() {
+    if !have_curl() {
+        eprintln!("skipped: curl is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&["--directory", dir.path().to_str().unwrap()]);
+    let source = dir.path().join(".source");
+    let content: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&source, &content).unwrap();
+    let url = format!("http://{}/files/copy.bin", server.addr);
+    let (_, verbose) = curl(&[
+        "--verbose",
+        "--data-binary",
+        &format!("@{}", source.display()),
+        &url,
+    ]);
+    assert!(verbose.contains("HTTP/1.1 201 Created"), "{verbose}");
+    let target = dir.path().join(".downloaded");
+    curl(&["--output", target.to_str().unwrap(), &url]);
+    assert_eq!(std::fs::read(target).unwrap(), content);
+}
