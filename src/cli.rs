@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::config::Config;
+use crate::app::statics::StaticConfig;
+use crate::app::statics::cache::CacheLimits;
+use crate::app::statics::resolve::Visibility;
+use crate::config::{Config, LogTarget};
 use crate::http::limits::MAX_HEADERS_CEILING;
 
 #[derive(Parser, Debug)]
@@ -40,6 +43,30 @@ pub struct Cli {
     /// Serve files only: no /echo/, /user-agent or /files/ endpoints.
     #[arg(long)]
     pub no_builtins: bool,
+
+    /// Answer directories that have no index.html with an HTML listing.
+    #[arg(long)]
+    pub listing: bool,
+
+    /// Serve dotfiles (names starting with '.'); hidden (404) by default.
+    #[arg(long)]
+    pub hidden: bool,
+
+    /// Serve symlinks that lead outside ROOT; refused (404) by default.
+    #[arg(long)]
+    pub follow_symlinks: bool,
+
+    /// Memory for the small-file cache; 0 sends every file with sendfile.
+    #[arg(long, default_value = "4M", value_parser = parse_size, value_name = "BYTES")]
+    pub cache_bytes: u64,
+
+    /// Largest file kept in the cache; larger ones go out with sendfile.
+    #[arg(long, default_value = "64K", value_parser = parse_size, value_name = "BYTES")]
+    pub cache_file_bytes: u64,
+
+    /// Write a Combined Log Format line per response to PATH ('-' for stdout).
+    #[arg(long, value_name = "PATH")]
+    pub access_log: Option<PathBuf>,
 
     /// Most connections held at once; beyond it new ones wait in the kernel's backlog.
     #[arg(long, default_value_t = 1024, value_name = "N")]
@@ -107,9 +134,28 @@ impl Cli {
             config.app.files_dir = Some(existing_dir(&dir, "--directory")?);
         }
         if let Some(root) = self.root {
-            config.app.root = Some(existing_dir(&root, "ROOT")?);
+            config.app.site = Some(StaticConfig {
+                root: existing_dir(&root, "ROOT")?,
+                listing: self.listing,
+                visibility: Visibility {
+                    hidden: self.hidden,
+                    follow_symlinks: self.follow_symlinks,
+                },
+                cache: CacheLimits {
+                    total_bytes: usize_of(self.cache_bytes, "--cache-bytes")?,
+                    file_bytes: usize_of(self.cache_file_bytes, "--cache-file-bytes")?,
+                },
+            });
         }
         config.app.builtins = !self.no_builtins;
+        config.access_log = self.access_log.map(|path| {
+            if path.as_os_str() == "-" {
+                LogTarget::Stdout
+            } else {
+                LogTarget::File(path)
+            }
+        });
+        config.http.record_exchanges = config.access_log.is_some();
 
         let limits = &mut config.http.limits;
         limits.max_request_line = usize_of(self.max_request_line, "--max-request-line")?;

@@ -10,10 +10,13 @@
 //! - [`driver`]: what moves bytes between sockets and sessions. Start at
 //!   [`driver::event_loop`], the mio loop.
 //! - [`config`] and [`cli`]: every knob, its default, and the command line.
+//! - [`access_log`], [`timefmt`]: the Combined Log Format and the dates it needs.
 
+pub mod access_log;
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod driver;
 pub mod http;
 pub mod session;
+pub mod timefmt;

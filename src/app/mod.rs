@@ -13,6 +13,7 @@ pub mod builtins;
 pub mod encoding;
 pub mod files;
 pub mod methods;
+pub mod statics;
 pub mod store;
 
 use std::path::PathBuf;
@@ -47,12 +48,13 @@ pub struct AppConfig {
     /// The read-write store behind `/files/`.
     pub files_dir: Option<PathBuf>,
     /// The static site served at `/`.
-    pub root: Option<PathBuf>,
+    pub site: Option<statics::StaticConfig>,
 }
 
 pub struct App {
     builtins: bool,
     store: Option<store::FileStore>,
+    site: Option<statics::StaticSite>,
 }
 
 impl App {
@@ -64,6 +66,7 @@ impl App {
                 .as_ref()
                 .filter(|_| config.builtins)
                 .map(|dir| store::FileStore::new(dir.clone())),
+            site: config.site.clone().map(statics::StaticSite::new),
         }
     }
 
@@ -88,6 +91,9 @@ impl App {
             if let (Some(store), Some(name)) = (&self.store, path.strip_prefix("/files/")) {
                 return store.handle(request, name);
             }
+        }
+        if let Some(site) = &self.site {
+            return Reply::Respond(site.serve(request));
         }
         if path == "/" {
             return methods::only(request, methods::READ, || {
@@ -118,7 +124,7 @@ pub(crate) mod tests {
             .iter()
             .flat_map(|chunk| match chunk {
                 crate::http::Chunk::Bytes(b) => b.clone(),
-                crate::http::Chunk::Shared(b) => b.to_vec(),
+                crate::http::Chunk::Shared { data, range } => data[range.clone()].to_vec(),
                 crate::http::Chunk::File { .. } => panic!("file chunk in a memory test"),
             })
             .collect()

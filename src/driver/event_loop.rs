@@ -9,7 +9,7 @@
 //!    [`drive`](EventLoop::drive) it; the signal pipe → begin a graceful shutdown.
 //! 3. Connections that used up their fair share of this turn are driven again.
 //! 4. Expired deadlines are handed to their connections.
-//! 5. The access log is flushed.
+//! 5. The access log's lines from this turn are written.
 //!
 //! # Readiness, edge-triggered
 //!
@@ -39,7 +39,9 @@ use slab::Slab;
 use super::buffers::BufferPool;
 use super::timers::{TimerOwner, Timers};
 use super::transmit::write_once;
+use crate::access_log::AccessLog;
 use crate::app::App;
+use crate::config::LogTarget;
 use crate::http::date::DateCache;
 use crate::http::{Now, Settings};
 use crate::session::Session;
@@ -61,6 +63,7 @@ pub struct LoopConfig {
     pub shutdown_timeout: Duration,
     /// Watch SIGINT/SIGTERM (a test harness that runs loops in threads may not).
     pub handle_signals: bool,
+    pub access_log: Option<LogTarget>,
 }
 
 /// One connection as the loop sees it.
@@ -90,6 +93,9 @@ pub struct EventLoop {
     config: LoopConfig,
     timers: Timers,
     dates: DateCache,
+    /// The wall-clock time of this turn (for the access log).
+    wall: SystemTime,
+    access_log: Option<AccessLog>,
     buffers: BufferPool,
     /// For the rare file that cannot be `sendfile`d.
     scratch: Vec<u8>,
@@ -122,7 +128,15 @@ impl EventLoop {
         } else {
             None
         };
+        let access_log = config
+            .access_log
+            .as_ref()
+            .map(AccessLog::open)
+            .transpose()?;
+        let wall = SystemTime::now();
         Ok(EventLoop {
+            wall,
+            access_log,
             poll,
             listener: Some(listener),
             signals,
@@ -153,7 +167,8 @@ impl EventLoop {
                 return Err(error);
             }
             let now = Instant::now();
-            self.dates.update(SystemTime::now());
+            self.wall = SystemTime::now();
+            self.dates.update(self.wall);
 
             for event in events.iter() {
                 match event.token() {
@@ -199,6 +214,9 @@ impl EventLoop {
             if self.accept_paused_until.is_some_and(|until| now >= until) {
                 self.accept_paused_until = None;
                 self.accept(now);
+            }
+            if let Some(log) = self.access_log.as_mut() {
+                log.flush();
             }
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.is_empty() {
@@ -401,8 +419,13 @@ impl EventLoop {
         if let Some(buffer) = conn.session.conn_mut().detach_idle_buffer() {
             self.buffers.put(buffer);
         }
-        // Responses delivered in full; the access log will want these.
-        drop(conn.session.conn_mut().take_delivered());
+        if let Some(log) = self.access_log.as_mut() {
+            log.record(
+                conn.peer.ip(),
+                conn.session.conn_mut().take_delivered(),
+                self.wall,
+            );
+        }
         if conn.session.conn().is_closed() {
             self.close(key, now);
             return;
@@ -491,7 +514,14 @@ impl EventLoop {
             return;
         }
         let mut conn = self.conns.remove(key);
-        drop(conn.session.conn_mut().take_delivered());
+        if let Some(log) = self.access_log.as_mut() {
+            // Responses cut short by the close are logged with what was sent.
+            log.record(
+                conn.peer.ip(),
+                conn.session.conn_mut().take_delivered(),
+                self.wall,
+            );
+        }
         log::trace!(
             "#{key}: closed ({} after {} requests)",
             conn.peer,

@@ -34,6 +34,7 @@ pub fn run(config: Config) -> io::Result<()> {
         max_connections: config.max_connections,
         shutdown_timeout: config.shutdown_timeout,
         handle_signals: true,
+        access_log: config.access_log.clone(),
     };
     EventLoop::new(listener, app, loop_config)?.run()
 }

@@ -387,13 +387,13 @@ impl Connection {
 
     fn start_exchange(&mut self, head_len: usize, date: &str) -> Event<'static> {
         let limits = self.settings.limits;
-        let parsed = head::parse(&self.input.data()[..head_len], &limits);
-        self.input.consume(head_len);
-        self.scanner.reset();
-        let head = match parsed {
+        let head = match head::parse(&self.input.data()[..head_len], &limits) {
             Ok(head) => head,
+            // The head stays in the buffer for the access log to quote.
             Err(error) => return self.fail(error, date),
         };
+        self.input.consume(head_len);
+        self.scanner.reset();
         let semantics = match framing::semantics(&head, limits.max_body_bytes) {
             Ok(semantics) => semantics,
             Err(error) => {

@@ -26,9 +26,11 @@ enum Segment {
         data: Vec<u8>,
         sent: usize,
     },
+    /// Shared bytes, `data[sent..end]` still to go.
     Shared {
         data: Arc<[u8]>,
         sent: usize,
+        end: usize,
     },
     File {
         file: Arc<File>,
@@ -41,7 +43,7 @@ impl Segment {
     fn unsent_in_memory(&self) -> usize {
         match self {
             Segment::Bytes { data, sent } => data.len() - sent,
-            Segment::Shared { data, sent } => data.len() - sent,
+            Segment::Shared { sent, end, .. } => end - sent,
             Segment::File { .. } => 0,
         }
     }
@@ -160,10 +162,16 @@ impl<R> WriteQueue<R> {
     pub fn push_chunk(&mut self, chunk: Chunk) {
         match chunk {
             Chunk::Bytes(bytes) => self.push_vec(bytes),
-            Chunk::Shared(data) if data.len() <= COALESCE_LIMIT / 4 => self.push_bytes(&data),
-            Chunk::Shared(data) => {
-                self.account(data.len());
-                self.segments.push_back(Segment::Shared { data, sent: 0 });
+            Chunk::Shared { data, range } if range.len() <= COALESCE_LIMIT / 4 => {
+                self.push_bytes(&data[range]);
+            }
+            Chunk::Shared { data, range } => {
+                self.account(range.len());
+                self.segments.push_back(Segment::Shared {
+                    data,
+                    sent: range.start,
+                    end: range.end,
+                });
             }
             Chunk::File { file, offset, len } => {
                 if len > 0 {
@@ -208,7 +216,9 @@ impl<R> WriteQueue<R> {
             }
             match segment {
                 Segment::Bytes { data, sent } => slices[filled] = IoSlice::new(&data[*sent..]),
-                Segment::Shared { data, sent } => slices[filled] = IoSlice::new(&data[*sent..]),
+                Segment::Shared { data, sent, end } => {
+                    slices[filled] = IoSlice::new(&data[*sent..*end]);
+                }
                 Segment::File {
                     file,
                     offset,
@@ -244,7 +254,7 @@ impl<R> WriteQueue<R> {
             let in_memory_before = front.unsent_in_memory();
             let done = match front {
                 Segment::Bytes { data, sent } => advance_slice(data.len(), sent, &mut n),
-                Segment::Shared { data, sent } => advance_slice(data.len(), sent, &mut n),
+                Segment::Shared { sent, end, .. } => advance_slice(*end, sent, &mut n),
                 Segment::File {
                     offset, remaining, ..
                 } => {
@@ -338,7 +348,10 @@ mod tests {
     fn advancing_consumes_in_order_and_tracks_memory() {
         let mut q = WriteQueue::<()>::new(false);
         q.push_vec(vec![b'a'; COALESCE_LIMIT]);
-        q.push_chunk(Chunk::Shared(Arc::from(vec![b'b'; COALESCE_LIMIT])));
+        q.push_chunk(Chunk::Shared {
+            data: Arc::from(vec![b'b'; COALESCE_LIMIT + 2]),
+            range: 1..COALESCE_LIMIT + 1,
+        });
         assert_eq!(q.buffered_bytes(), 2 * COALESCE_LIMIT);
         q.advance(COALESCE_LIMIT - 1);
         assert_eq!(memory_front(&q).len(), 1 + COALESCE_LIMIT);

@@ -16,8 +16,11 @@ use super::status::StatusCode;
 pub enum Chunk {
     /// Bytes owned by this response (a generated page, compressed text).
     Bytes(Vec<u8>),
-    /// Bytes shared with others (a file held in the in-memory cache).
-    Shared(Arc<[u8]>),
+    /// A range of bytes shared with others (a file held in the in-memory cache).
+    Shared {
+        data: Arc<[u8]>,
+        range: std::ops::Range<usize>,
+    },
     /// `len` bytes of `file` from `offset`, sent without passing through user space.
     File {
         file: Arc<File>,
@@ -30,7 +33,7 @@ impl Chunk {
     pub fn len(&self) -> u64 {
         match self {
             Chunk::Bytes(bytes) => bytes.len() as u64,
-            Chunk::Shared(bytes) => bytes.len() as u64,
+            Chunk::Shared { range, .. } => range.len() as u64,
             Chunk::File { len, .. } => *len,
         }
     }
@@ -212,7 +215,10 @@ mod tests {
     #[test]
     fn body_length_sums_its_chunks() {
         let mut body = Body::from(b"abc".to_vec());
-        body.push(Chunk::Shared(Arc::from(&b"de"[..])));
+        body.push(Chunk::Shared {
+            data: Arc::from(&b"xde"[..]),
+            range: 1..3,
+        });
         body.push(Chunk::Bytes(Vec::new()));
         assert_eq!(body.len(), 5);
         assert_eq!(body.chunks().len(), 2);

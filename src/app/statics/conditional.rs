@@ -1,0 +1,303 @@
+//! Conditional requests (RFC 9110 section 13): validators and preconditions.
+//!
+//! Evaluated in the order of section 13.2.2: If-Match, then If-Unmodified-Since
+//! (only without If-Match), then If-None-Match, then If-Modified-Since (only for
+//! GET and HEAD, only without If-None-Match). If-Range is section 13.1.5.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::http::{Method, RequestHead};
+
+/// What the preconditions decide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precondition {
+    /// Serve the request normally.
+    Proceed,
+    /// 304 Not Modified.
+    NotModified,
+    /// 412 Precondition Failed.
+    Failed,
+}
+
+/// The validators of one representation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Validators {
+    /// A strong entity tag, quotes included.
+    pub etag: String,
+    /// Modification time, truncated to the second (HTTP dates have no more).
+    pub last_modified: SystemTime,
+}
+
+impl Validators {
+    /// The `Last-Modified` header value.
+    pub fn last_modified_header(&self) -> String {
+        httpdate::fmt_http_date(self.last_modified)
+    }
+}
+
+/// Truncates a time to whole seconds.
+pub fn to_seconds(time: SystemTime) -> SystemTime {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(d) => UNIX_EPOCH + std::time::Duration::from_secs(d.as_secs()),
+        Err(_) => UNIX_EPOCH,
+    }
+}
+
+/// Evaluates the request's preconditions against `current`.
+pub fn evaluate(request: &RequestHead, current: &Validators) -> Precondition {
+    let safe = matches!(request.method(), Method::Get | Method::Head);
+
+    if let Some(tags) = joined(request, "if-match") {
+        if !tag_list_matches(&tags, &current.etag, Comparison::Strong) {
+            return Precondition::Failed;
+        }
+    } else if let Some(since) = single_date(request, "if-unmodified-since")
+        && current.last_modified > since
+    {
+        return Precondition::Failed;
+    }
+
+    if let Some(tags) = joined(request, "if-none-match") {
+        if tag_list_matches(&tags, &current.etag, Comparison::Weak) {
+            return if safe {
+                Precondition::NotModified
+            } else {
+                Precondition::Failed
+            };
+        }
+    } else if safe
+        && let Some(since) = single_date(request, "if-modified-since")
+        && current.last_modified <= since
+    {
+        return Precondition::NotModified;
+    }
+    Precondition::Proceed
+}
+
+/// If-Range: whether the Range header still applies (the representation is the
+/// one the client has part of). An entity tag must match strongly; a date must
+/// equal Last-Modified exactly.
+pub fn if_range_holds(request: &RequestHead, current: &Validators) -> bool {
+    let Some(value) = request.header_str("if-range").map(str::trim) else {
+        return true;
+    };
+    if value.starts_with('"') || value.starts_with("W/") {
+        return value == current.etag;
+    }
+    httpdate::parse_http_date(value).is_ok_and(|date| date == current.last_modified)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Comparison {
+    Strong,
+    Weak,
+}
+
+/// Every value of a list header, joined with commas (lists may be split across
+/// several header lines).
+fn joined(request: &RequestHead, name: &str) -> Option<String> {
+    let mut values = request.headers(name).peekable();
+    values.peek()?;
+    let parts: Vec<String> = values
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    Some(parts.join(","))
+}
+
+/// A date header with exactly one valid HTTP-date; anything else is ignored, as
+/// RFC 9110 requires.
+fn single_date(request: &RequestHead, name: &str) -> Option<SystemTime> {
+    let mut values = request.headers(name);
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let text = std::str::from_utf8(value).ok()?;
+    httpdate::parse_http_date(text.trim()).ok()
+}
+
+/// Whether `*` or any entity tag in `list` matches `etag`.
+fn tag_list_matches(list: &str, etag: &str, comparison: Comparison) -> bool {
+    if list.trim() == "*" {
+        return true;
+    }
+    let (current_weak, current_opaque) = split_weak(etag);
+    entity_tags(list).any(|tag| {
+        let (weak, opaque) = split_weak(tag);
+        opaque == current_opaque && (comparison == Comparison::Weak || (!weak && !current_weak))
+    })
+}
+
+fn split_weak(tag: &str) -> (bool, &str) {
+    match tag.strip_prefix("W/") {
+        Some(rest) => (true, rest),
+        None => (false, tag),
+    }
+}
+
+/// Splits `"a", W/"b,c"` into its entity tags, quotes included. Commas are legal
+/// inside an opaque tag, so this follows the quotes rather than splitting on commas.
+fn entity_tags(list: &str) -> impl Iterator<Item = &str> {
+    let bytes = list.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < bytes.len() && matches!(bytes[i], b' ' | b'\t' | b',') {
+            i += 1;
+        }
+        if i >= bytes.len() {
+            return None;
+        }
+        let start = i;
+        if bytes[i..].starts_with(b"W/") {
+            i += 2;
+        }
+        if bytes.get(i) != Some(&b'"') {
+            // Not an entity tag: skip to the next comma and ignore it.
+            while i < bytes.len() && bytes[i] != b',' {
+                i += 1;
+            }
+            return Some("");
+        }
+        i += 1;
+        while i < bytes.len() && bytes[i] != b'"' {
+            i += 1;
+        }
+        i = (i + 1).min(bytes.len());
+        Some(&list[start..i])
+    })
+    .filter(|tag| !tag.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::request::tests::head;
+    use std::time::Duration;
+
+    fn current() -> Validators {
+        Validators {
+            etag: "\"abc\"".into(),
+            last_modified: UNIX_EPOCH + Duration::from_secs(1_000_000_000),
+        }
+    }
+
+    const LM: &str = "Sun, 09 Sep 2001 01:46:40 GMT";
+    const BEFORE: &str = "Sun, 09 Sep 2001 01:46:39 GMT";
+
+    fn eval(method: &str, fields: &str) -> Precondition {
+        evaluate(
+            &head(&format!("{method} / HTTP/1.1\r\nHost: a\r\n{fields}\r\n")),
+            &current(),
+        )
+    }
+
+    #[test]
+    fn if_none_match() {
+        assert_eq!(
+            eval("GET", "If-None-Match: \"abc\"\r\n"),
+            Precondition::NotModified
+        );
+        assert_eq!(
+            eval("GET", "If-None-Match: W/\"abc\"\r\n"),
+            Precondition::NotModified
+        );
+        assert_eq!(
+            eval("GET", "If-None-Match: \"x\", \"abc\"\r\n"),
+            Precondition::NotModified
+        );
+        assert_eq!(
+            eval("GET", "If-None-Match: \"x\"\r\nIf-None-Match: \"abc\"\r\n"),
+            Precondition::NotModified
+        );
+        assert_eq!(
+            eval("GET", "If-None-Match: *\r\n"),
+            Precondition::NotModified
+        );
+        assert_eq!(
+            eval("GET", "If-None-Match: \"x\"\r\n"),
+            Precondition::Proceed
+        );
+        assert_eq!(
+            eval("POST", "If-None-Match: \"abc\"\r\n"),
+            Precondition::Failed
+        );
+    }
+
+    #[test]
+    fn if_modified_since() {
+        assert_eq!(
+            eval("GET", &format!("If-Modified-Since: {LM}\r\n")),
+            Precondition::NotModified
+        );
+        assert_eq!(
+            eval("HEAD", &format!("If-Modified-Since: {LM}\r\n")),
+            Precondition::NotModified
+        );
+        assert_eq!(
+            eval("GET", &format!("If-Modified-Since: {BEFORE}\r\n")),
+            Precondition::Proceed
+        );
+        assert_eq!(
+            eval("GET", "If-Modified-Since: yesterday\r\n"),
+            Precondition::Proceed
+        );
+        // Ignored when If-None-Match is present.
+        let both = format!("If-None-Match: \"x\"\r\nIf-Modified-Since: {LM}\r\n");
+        assert_eq!(eval("GET", &both), Precondition::Proceed);
+        // The obsolete date formats are still dates.
+        assert_eq!(
+            eval(
+                "GET",
+                "If-Modified-Since: Sunday, 09-Sep-01 01:46:40 GMT\r\n"
+            ),
+            Precondition::NotModified
+        );
+    }
+
+    #[test]
+    fn if_match_and_if_unmodified_since() {
+        assert_eq!(eval("GET", "If-Match: \"abc\"\r\n"), Precondition::Proceed);
+        assert_eq!(eval("GET", "If-Match: *\r\n"), Precondition::Proceed);
+        assert_eq!(eval("GET", "If-Match: W/\"abc\"\r\n"), Precondition::Failed);
+        assert_eq!(eval("GET", "If-Match: \"x\"\r\n"), Precondition::Failed);
+        assert_eq!(
+            eval("GET", &format!("If-Unmodified-Since: {LM}\r\n")),
+            Precondition::Proceed
+        );
+        assert_eq!(
+            eval("GET", &format!("If-Unmodified-Since: {BEFORE}\r\n")),
+            Precondition::Failed
+        );
+        assert_eq!(
+            eval("GET", "If-Unmodified-Since: garbage\r\n"),
+            Precondition::Proceed
+        );
+        // If-Match wins over If-Unmodified-Since.
+        let both = format!("If-Match: \"abc\"\r\nIf-Unmodified-Since: {BEFORE}\r\n");
+        assert_eq!(eval("GET", &both), Precondition::Proceed);
+    }
+
+    #[test]
+    fn entity_tag_lists_follow_quotes() {
+        let tags: Vec<&str> = entity_tags("\"a,b\" , W/\"c\",junk,\"d\"").collect();
+        assert_eq!(tags, vec!["\"a,b\"", "W/\"c\"", "\"d\""]);
+    }
+
+    #[test]
+    fn if_range() {
+        let check = |value: &str| {
+            if_range_holds(
+                &head(&format!(
+                    "GET / HTTP/1.1\r\nHost: a\r\nIf-Range: {value}\r\n\r\n"
+                )),
+                &current(),
+            )
+        };
+        assert!(check("\"abc\""));
+        assert!(!check("W/\"abc\""));
+        assert!(!check("\"other\""));
+        assert!(check(LM));
+        assert!(!check(BEFORE));
+        assert!(!check("nonsense"));
+    }
+}

@@ -1,0 +1,376 @@
+//! Static files from ROOT, the way users of nginx, lighttpd or darkhttpd expect.
+//!
+//! One request goes through these steps, each in its own module:
+//!
+//! 1. [`resolve`]: the URL path becomes a file or directory under ROOT, or a
+//!    refusal (403 escape, 404 hidden or missing, 301 for a missing slash);
+//! 2. a directory becomes its `index.html`, or a [`listing`] with `--listing`;
+//! 3. negotiation picks the representation: a precompressed `FILE.br` or
+//!    `FILE.gz` sidecar when the client accepts it, else the file itself;
+//! 4. [`conditional`] requests are answered 304 or 412 from the validators;
+//! 5. [`range`] requests get 206 (one range, or multipart), 416, or the whole file;
+//! 6. the bytes come from the small-file [`cache`], or leave by sendfile.
+
+pub mod cache;
+pub mod conditional;
+pub mod listing;
+pub mod range;
+pub mod resolve;
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::encoding;
+use super::files::open_regular;
+use super::methods::{self, READ};
+use super::store::open_error_status;
+use crate::http::{Chunk, Method, RequestHead, Response, StatusCode};
+use cache::{CacheLimits, Cached, FileCache, Key, Lookup};
+use conditional::{Precondition, Validators};
+use range::RangeAnswer;
+use resolve::{Resolved, Visibility};
+
+/// How the static site is configured.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StaticConfig {
+    /// The folder served; canonical.
+    pub root: PathBuf,
+    /// Answer directories without an index with an HTML listing.
+    pub listing: bool,
+    pub visibility: Visibility,
+    pub cache: CacheLimits,
+}
+
+/// One file as it will be sent: which file on disk, and what describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Representation {
+    /// The file whose bytes are sent (the sidecar, when one was chosen).
+    pub path: PathBuf,
+    pub len: u64,
+    /// (device, inode, size, mtime in nanoseconds): changes whenever the file does.
+    pub identity: (u64, u64, u64, i128),
+    pub validators: Validators,
+    /// The type of the file asked for (a sidecar keeps its original's type).
+    pub content_type: String,
+    /// `br` or `gzip` for a precompressed sidecar.
+    pub encoding: Option<&'static str>,
+    /// Whether other encodings of this file exist (so caches must vary on
+    /// Accept-Encoding).
+    pub vary: bool,
+}
+
+/// Where the bytes of a representation are.
+enum Content {
+    File(Arc<File>),
+    Memory(Arc<[u8]>),
+}
+
+impl Content {
+    fn slice(&self, first: u64, len: u64) -> Chunk {
+        match self {
+            Content::File(file) => Chunk::File {
+                file: Arc::clone(file),
+                offset: first,
+                len,
+            },
+            Content::Memory(bytes) => Chunk::Shared {
+                data: Arc::clone(bytes),
+                range: first as usize..(first + len) as usize,
+            },
+        }
+    }
+}
+
+pub struct StaticSite {
+    config: StaticConfig,
+    cache: FileCache,
+}
+
+impl StaticSite {
+    pub fn new(config: StaticConfig) -> StaticSite {
+        StaticSite {
+            cache: FileCache::new(config.cache),
+            config,
+        }
+    }
+
+    pub fn serve(&self, request: &RequestHead) -> Response {
+        if !READ.contains(request.method()) {
+            return methods::not_allowed(READ);
+        }
+        let path = request.path();
+        let key = Key {
+            url_path: path.to_owned(),
+            accepted: u8::from(encoding::accepts(request, "gzip"))
+                | u8::from(encoding::accepts(request, "br")) << 1,
+        };
+        let now = Instant::now();
+        let stale = match self.cache.lookup(&key, now) {
+            Lookup::Fresh(hit) => {
+                return answer(request, &hit.representation, &Content::Memory(hit.bytes));
+            }
+            Lookup::Stale(old) => Some(old),
+            Lookup::Miss => None,
+        };
+
+        match self.find_file(request, path) {
+            Ok(file) => self.serve_file(request, key, &file, stale, now),
+            Err(response) => {
+                if stale.is_some() {
+                    // What was cached here is gone (or hidden now).
+                    self.cache.remove(&key);
+                }
+                response
+            }
+        }
+    }
+
+    /// The file a URL path names (a directory's `index.html` included), or the
+    /// response that says why there is none.
+    fn find_file(&self, request: &RequestHead, path: &str) -> Result<PathBuf, Response> {
+        let visibility = self.config.visibility;
+        match resolve::resolve(&self.config.root, path, visibility) {
+            Resolved::File(file) => Ok(file),
+            Resolved::Directory(dir) => {
+                // The index goes through the same rules as any file (it could be
+                // a symlink leading out of ROOT).
+                let index = format!("{path}index.html");
+                match resolve::resolve(&self.config.root, &index, visibility) {
+                    Resolved::File(file) => Ok(file),
+                    _ if self.config.listing => Err(self.listing(&dir, path)),
+                    _ => Err(Response::error(StatusCode::NOT_FOUND)),
+                }
+            }
+            Resolved::AddSlash(location) => Err(redirect(&location, request.query())),
+            Resolved::Forbidden => Err(Response::error(StatusCode::FORBIDDEN)),
+            Resolved::NotFound => Err(Response::error(StatusCode::NOT_FOUND)),
+        }
+    }
+
+    fn serve_file(
+        &self,
+        request: &RequestHead,
+        key: Key,
+        file: &Path,
+        stale: Option<Cached>,
+        now: Instant,
+    ) -> Response {
+        let (chosen, encoding, vary) = self.negotiate(file, key.accepted);
+        let (handle, metadata) = match open_regular(&chosen) {
+            Ok(opened) => opened,
+            Err(error) => return Response::error(open_error_status(&error)),
+        };
+        let representation = Representation {
+            len: metadata.len(),
+            identity: (
+                metadata.dev(),
+                metadata.ino(),
+                metadata.len(),
+                i128::from(metadata.mtime()) * 1_000_000_000 + i128::from(metadata.mtime_nsec()),
+            ),
+            validators: Validators {
+                etag: entity_tag(&metadata, encoding),
+                last_modified: conditional::to_seconds(
+                    metadata.modified().unwrap_or(std::time::UNIX_EPOCH),
+                ),
+            },
+            content_type: content_type(file),
+            encoding,
+            vary,
+            path: chosen,
+        };
+
+        if !self.cache.admits(representation.len) {
+            return answer(request, &representation, &Content::File(Arc::new(handle)));
+        }
+        // Unchanged since it was cached: keep the bytes, trust it another second.
+        let bytes = match stale {
+            Some(old) if *old.representation == representation => old.bytes,
+            _ => match read_exactly(&handle, representation.len) {
+                Some(bytes) => bytes,
+                // It is changing under us: send from the file, cache nothing.
+                None => return answer(request, &representation, &Content::File(Arc::new(handle))),
+            },
+        };
+        let representation = Arc::new(representation);
+        self.cache.insert(
+            key,
+            Cached {
+                representation: Arc::clone(&representation),
+                bytes: Arc::clone(&bytes),
+            },
+            now,
+        );
+        answer(request, &representation, &Content::Memory(bytes))
+    }
+
+    /// Picks the file to send: a precompressed sidecar the client accepts (br
+    /// before gzip), or the file itself. Also says whether any sidecar exists.
+    fn negotiate(&self, file: &Path, accepted: u8) -> (PathBuf, Option<&'static str>, bool) {
+        let sidecar = |extension: &str| {
+            let mut name = file.as_os_str().to_owned();
+            name.push(extension);
+            let path = PathBuf::from(name);
+            let real = path.canonicalize().ok()?;
+            let usable = resolve::visible(&self.config.root, &real, self.config.visibility)
+                && std::fs::metadata(&real).is_ok_and(|m| m.is_file());
+            usable.then_some(real)
+        };
+        let brotli = sidecar(".br");
+        let gzip = sidecar(".gz");
+        let vary = brotli.is_some() || gzip.is_some();
+        match (brotli, gzip) {
+            (Some(path), _) if accepted & 2 != 0 => (path, Some("br"), vary),
+            (_, Some(path)) if accepted & 1 != 0 => (path, Some("gzip"), vary),
+            _ => (file.to_path_buf(), None, vary),
+        }
+    }
+
+    fn listing(&self, dir: &Path, url_path: &str) -> Response {
+        match listing::render(&self.config.root, dir, url_path, self.config.visibility) {
+            Ok(html) => Response::new(StatusCode::OK)
+                .with_header("Content-Type", "text/html; charset=utf-8")
+                .with_header("Content-Security-Policy", listing::CONTENT_SECURITY_POLICY)
+                .with_body(html.into_bytes()),
+            Err(error) => Response::error(open_error_status(&error)),
+        }
+    }
+}
+
+/// Answers a request for one representation: preconditions, then ranges.
+fn answer(request: &RequestHead, representation: &Representation, content: &Content) -> Response {
+    let validators = &representation.validators;
+    let with_validators = |status: StatusCode| {
+        let mut response = Response::new(status)
+            .with_header("ETag", &validators.etag)
+            .with_header("Last-Modified", validators.last_modified_header());
+        if representation.vary {
+            response.add_header("Vary", "Accept-Encoding");
+        }
+        response
+    };
+    match conditional::evaluate(request, validators) {
+        Precondition::NotModified => return with_validators(StatusCode::NOT_MODIFIED),
+        Precondition::Failed => return Response::error(StatusCode::PRECONDITION_FAILED),
+        Precondition::Proceed => {}
+    }
+
+    let described = |status: StatusCode| {
+        let mut response = with_validators(status).with_header("Accept-Ranges", "bytes");
+        if let Some(coding) = representation.encoding {
+            response.add_header("Content-Encoding", coding);
+        }
+        response
+    };
+    let len = representation.len;
+    let range = if matches!(request.method(), Method::Get | Method::Head)
+        && conditional::if_range_holds(request, validators)
+    {
+        range::answer(request.header("range"), len)
+    } else {
+        RangeAnswer::Full
+    };
+    match range {
+        RangeAnswer::Full => described(StatusCode::OK)
+            .with_header("Content-Type", &representation.content_type)
+            .with_body(content.slice(0, len)),
+        RangeAnswer::Partial(ranges) if ranges.len() == 1 => {
+            let only = ranges[0];
+            described(StatusCode::PARTIAL_CONTENT)
+                .with_header("Content-Type", &representation.content_type)
+                .with_header("Content-Range", only.content_range(len))
+                .with_body(content.slice(only.first, only.len()))
+        }
+        RangeAnswer::Partial(ranges) => {
+            let parts = range::multipart(&ranges, len, &representation.content_type, |r| {
+                content.slice(r.first, r.len())
+            });
+            described(StatusCode::PARTIAL_CONTENT)
+                .with_header("Content-Type", parts.content_type)
+                .with_body(parts.body)
+        }
+        RangeAnswer::Unsatisfiable => Response::error(StatusCode::RANGE_NOT_SATISFIABLE)
+            .with_header("Content-Range", format!("bytes */{len}")),
+    }
+}
+
+fn redirect(location: &str, query: Option<&str>) -> Response {
+    let location = match query {
+        // The query came through httparse, so it holds visible ASCII (or UTF-8,
+        // which a header may carry as obs-text) and no CR or LF.
+        Some(query) => format!("{location}?{query}"),
+        None => location.to_owned(),
+    };
+    Response::error(StatusCode::MOVED_PERMANENTLY).with_header("Location", location)
+}
+
+/// A strong validator from the file's inode, size and modification time (to the
+/// nanosecond): any edit changes it, and two files never share it. A sidecar's
+/// tag is marked with its encoding, since it is a different representation.
+fn entity_tag(metadata: &std::fs::Metadata, encoding: Option<&str>) -> String {
+    let mtime_ns = i128::from(metadata.mtime()) * 1_000_000_000 + i128::from(metadata.mtime_nsec());
+    let suffix = encoding.map(|e| format!("-{e}")).unwrap_or_default();
+    format!(
+        "\"{:x}-{:x}-{:x}{suffix}\"",
+        metadata.ino(),
+        metadata.len(),
+        mtime_ns
+    )
+}
+
+/// The Content-Type for a file name; text gets `charset=utf-8`.
+pub fn content_type(path: &Path) -> String {
+    let Some(mime) = mime_guess::from_path(path).first() else {
+        return "application/octet-stream".to_owned();
+    };
+    let textual = mime.type_() == mime_guess::mime::TEXT
+        || matches!(
+            mime.essence_str(),
+            "application/javascript"
+                | "application/json"
+                | "application/xml"
+                | "application/manifest+json"
+                | "application/rss+xml"
+                | "application/atom+xml"
+                | "image/svg+xml"
+        );
+    if textual {
+        format!("{}; charset=utf-8", mime.essence_str())
+    } else {
+        mime.essence_str().to_owned()
+    }
+}
+
+/// Reads a whole file that should be `len` bytes long; `None` if it is not.
+fn read_exactly(file: &File, len: u64) -> Option<Arc<[u8]>> {
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(len + 1).read_to_end(&mut bytes).ok()?;
+    (bytes.len() as u64 == len).then(|| Arc::from(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types() {
+        let ty = |name: &str| content_type(Path::new(name));
+        assert_eq!(ty("index.html"), "text/html; charset=utf-8");
+        assert_eq!(ty("style.css"), "text/css; charset=utf-8");
+        assert_eq!(ty("logo.svg"), "image/svg+xml; charset=utf-8");
+        assert_eq!(ty("data.json"), "application/json; charset=utf-8");
+        assert_eq!(ty("photo.JPG"), "image/jpeg");
+        assert_eq!(ty("movie.mp4"), "video/mp4");
+        assert_eq!(ty("README"), "application/octet-stream");
+        assert_eq!(ty("x.unknownext"), "application/octet-stream");
+        assert!(
+            ty("app.js").ends_with("javascript; charset=utf-8"),
+            "{}",
+            ty("app.js")
+        );
+    }
+}

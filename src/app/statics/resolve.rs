@@ -1,0 +1,233 @@
+//! From a URL path to a file under ROOT, or a refusal.
+//!
+//! The rules, in the order they apply:
+//!
+//! 1. The path is split on `/` and each segment percent-decoded on its own, so an
+//!    encoded `%2F` can never become a separator. Empty segments (`//`) and `.`
+//!    are skipped; a segment that is `..`, or holds `/`, `\` or NUL once decoded,
+//!    is refused with **403**: the request is trying to leave ROOT.
+//! 2. A segment starting with `.` is a hidden file: **404** unless `--hidden`.
+//! 3. The path is resolved with `realpath(3)`. If it lands outside ROOT (a
+//!    symlink pointing out), it is **404** unless `--follow-symlinks`; so is a
+//!    symlink that lands on a hidden name inside ROOT.
+//! 4. Only regular files and directories are served; anything else is 404.
+//!
+//! 404 (rather than 403) for hidden files and outward symlinks does not confirm
+//! that they exist. A local user who can rename things inside ROOT between our
+//! `realpath` and `open` could still swap a component for a symlink; ROOT is
+//! assumed to be written only by people trusted to publish.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+/// What a URL path resolves to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resolved {
+    /// A regular file, by its real path.
+    File(PathBuf),
+    /// A directory, asked for with a trailing slash.
+    Directory(PathBuf),
+    /// A directory asked for without its trailing slash: redirect to this path.
+    AddSlash(String),
+    /// Refused on its face (`..`, encoded separators, NUL): 403.
+    Forbidden,
+    /// Missing, hidden, outside ROOT, or not a file or directory: 404.
+    NotFound,
+}
+
+/// Who may see what under ROOT.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Visibility {
+    /// Serve names starting with a dot.
+    pub hidden: bool,
+    /// Serve symlinks that resolve outside ROOT.
+    pub follow_symlinks: bool,
+}
+
+/// Resolves `url_path` (percent-encoded, no query) under `root`, which must be
+/// canonical.
+pub fn resolve(root: &Path, url_path: &str, visibility: Visibility) -> Resolved {
+    let mut relative = PathBuf::new();
+    let mut encoded_segments = Vec::new();
+    for raw in url_path.split('/') {
+        if raw.is_empty() || raw == "." {
+            continue;
+        }
+        let decoded: Vec<u8> = percent_encoding::percent_decode_str(raw).collect();
+        if decoded == b"." {
+            continue;
+        }
+        if decoded == b".." || decoded.iter().any(|&b| b == b'/' || b == b'\\' || b == 0) {
+            return Resolved::Forbidden;
+        }
+        if decoded.starts_with(b".") && !visibility.hidden {
+            return Resolved::NotFound;
+        }
+        relative.push(OsStr::from_bytes(&decoded));
+        encoded_segments.push(super::listing::encode_segment(&decoded));
+    }
+
+    let Ok(real) = root.join(&relative).canonicalize() else {
+        return Resolved::NotFound;
+    };
+    if !visible(root, &real, visibility) {
+        return Resolved::NotFound;
+    }
+    let Ok(metadata) = std::fs::metadata(&real) else {
+        return Resolved::NotFound;
+    };
+    let asked_for_directory = url_path.ends_with('/') || encoded_segments.is_empty();
+    if metadata.is_dir() {
+        if asked_for_directory {
+            Resolved::Directory(real)
+        } else {
+            // Rebuilt from the decoded segments, re-encoded: `//evil.example/`
+            // can never come back as a protocol-relative redirect to another
+            // host, and no raw byte can reach the header.
+            Resolved::AddSlash(format!("/{}/", encoded_segments.join("/")))
+        }
+    } else if metadata.is_file() && !asked_for_directory {
+        Resolved::File(real)
+    } else {
+        Resolved::NotFound
+    }
+}
+
+/// Whether a resolved path may be served: inside ROOT (unless symlinks may lead
+/// out) and, inside ROOT, not hidden (unless hidden files are served).
+pub fn visible(root: &Path, real: &Path, visibility: Visibility) -> bool {
+    match real.strip_prefix(root) {
+        Ok(inside) => {
+            visibility.hidden
+                || !inside.components().any(|c| match c {
+                    Component::Normal(name) => name.as_bytes().starts_with(b"."),
+                    _ => false,
+                })
+        }
+        Err(_) => visibility.follow_symlinks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    struct Site {
+        _dir: tempfile::TempDir,
+        root: PathBuf,
+        outside: PathBuf,
+    }
+
+    fn site() -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        let root = base.join("root");
+        let outside = base.join("outside");
+        std::fs::create_dir_all(root.join("docs/deep")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(root.join("index.html"), "home").unwrap();
+        std::fs::write(root.join("docs/a b.txt"), "spaced").unwrap();
+        std::fs::write(root.join("docs/café.txt"), "utf8").unwrap();
+        std::fs::write(root.join(".env"), "SECRET").unwrap();
+        std::fs::write(outside.join("secret.txt"), "SECRET").unwrap();
+        symlink(outside.join("secret.txt"), root.join("out-link")).unwrap();
+        symlink(root.join("docs/a b.txt"), root.join("in-link")).unwrap();
+        symlink(root.join(".env"), root.join("to-hidden")).unwrap();
+        Site {
+            _dir: dir,
+            root,
+            outside,
+        }
+    }
+
+    fn get(site: &Site, path: &str) -> Resolved {
+        resolve(&site.root, path, Visibility::default())
+    }
+
+    #[test]
+    fn files_and_directories() {
+        let s = site();
+        assert_eq!(
+            get(&s, "/index.html"),
+            Resolved::File(s.root.join("index.html"))
+        );
+        assert_eq!(
+            get(&s, "/docs/a%20b.txt"),
+            Resolved::File(s.root.join("docs/a b.txt"))
+        );
+        assert_eq!(
+            get(&s, "/docs/caf%C3%A9.txt"),
+            Resolved::File(s.root.join("docs/café.txt"))
+        );
+        assert_eq!(get(&s, "/"), Resolved::Directory(s.root.clone()));
+        assert_eq!(get(&s, "/docs/"), Resolved::Directory(s.root.join("docs")));
+        assert_eq!(
+            get(&s, "//docs//./deep/"),
+            Resolved::Directory(s.root.join("docs/deep"))
+        );
+        assert_eq!(get(&s, "/index.html/"), Resolved::NotFound);
+        assert_eq!(get(&s, "/missing"), Resolved::NotFound);
+    }
+
+    #[test]
+    fn directories_without_a_slash_redirect_to_a_local_path() {
+        let s = site();
+        assert_eq!(get(&s, "/docs"), Resolved::AddSlash("/docs/".into()));
+        assert_eq!(
+            get(&s, "//docs/deep"),
+            Resolved::AddSlash("/docs/deep/".into())
+        );
+    }
+
+    #[test]
+    fn escapes_are_forbidden() {
+        let s = site();
+        for path in [
+            "/../outside/secret.txt",
+            "/docs/../../outside/secret.txt",
+            "/%2e%2e/outside/secret.txt",
+            "/%2E%2E%2Foutside%2Fsecret.txt",
+            "/docs%2F..%2F..%2Foutside",
+            "/..%5C..%5Coutside",
+            "/docs/a%00b",
+        ] {
+            assert_eq!(get(&s, path), Resolved::Forbidden, "{path}");
+        }
+    }
+
+    #[test]
+    fn hidden_files_are_not_found_unless_allowed() {
+        let s = site();
+        assert_eq!(get(&s, "/.env"), Resolved::NotFound);
+        assert_eq!(get(&s, "/%2eenv"), Resolved::NotFound);
+        assert_eq!(get(&s, "/to-hidden"), Resolved::NotFound);
+        let shown = Visibility {
+            hidden: true,
+            ..Visibility::default()
+        };
+        assert_eq!(
+            resolve(&s.root, "/.env", shown),
+            Resolved::File(s.root.join(".env"))
+        );
+    }
+
+    #[test]
+    fn symlinks_may_not_lead_outside_unless_allowed() {
+        let s = site();
+        assert_eq!(get(&s, "/out-link"), Resolved::NotFound);
+        assert_eq!(
+            get(&s, "/in-link"),
+            Resolved::File(s.root.join("docs/a b.txt"))
+        );
+        let follow = Visibility {
+            follow_symlinks: true,
+            ..Visibility::default()
+        };
+        assert_eq!(
+            resolve(&s.root, "/out-link", follow),
+            Resolved::File(s.outside.join("secret.txt"))
+        );
+    }
+}
