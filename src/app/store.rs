@@ -88,20 +88,24 @@ fn decode_name(raw: &str) -> Result<OsString, StatusCode> {
 }
 
 /// 404 for what is not a regular file we may open (missing, a directory, a
-/// symlink, a device), 403 when the system refuses us.
+/// symlink, a device), 403 when the system refuses us, 503 when we are out of
+/// descriptors (a passing condition the client may retry).
 pub(crate) fn open_error_status(error: &io::Error) -> StatusCode {
-    match error.kind() {
-        io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+    match (error.kind(), error.raw_os_error()) {
+        (_, Some(libc::EMFILE | libc::ENFILE)) => StatusCode::SERVICE_UNAVAILABLE,
+        (io::ErrorKind::PermissionDenied, _) => StatusCode::FORBIDDEN,
         _ => StatusCode::NOT_FOUND,
     }
 }
 
-/// 507 when the disk (or quota) is full, 500 for anything else; the connection
-/// closes, since the rest of the body has nowhere to go.
+/// 507 when the disk (or quota) is full, 503 when we are out of descriptors,
+/// 500 for anything else; the connection closes, since the rest of the body has
+/// nowhere to go.
 fn storage_error(error: &io::Error) -> Response {
     log::warn!("upload failed: {error}");
     let status = match error.raw_os_error() {
-        Some(libc::ENOSPC) | Some(libc::EDQUOT) => StatusCode::INSUFFICIENT_STORAGE,
+        Some(libc::ENOSPC | libc::EDQUOT) => StatusCode::INSUFFICIENT_STORAGE,
+        Some(libc::EMFILE | libc::ENFILE) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     Response::error(status).closing()
@@ -254,6 +258,15 @@ mod tests {
             );
         }
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn open_errors_map_to_statuses() {
+        let status = |errno| open_error_status(&io::Error::from_raw_os_error(errno));
+        assert_eq!(status(libc::ENOENT), StatusCode::NOT_FOUND);
+        assert_eq!(status(libc::ELOOP), StatusCode::NOT_FOUND);
+        assert_eq!(status(libc::EACCES), StatusCode::FORBIDDEN);
+        assert_eq!(status(libc::EMFILE), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[test]

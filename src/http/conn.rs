@@ -239,6 +239,11 @@ impl Connection {
             || self.output.responses_in_flight() >= limits.max_queued_responses
     }
 
+    /// Bytes received and not yet consumed.
+    pub fn buffered_input(&self) -> usize {
+        self.input.len()
+    }
+
     /// Whether the input buffer has storage; the driver attaches some from its
     /// pool with [`attach_buffer`](Self::attach_buffer) before reading.
     pub fn has_buffer(&self) -> bool {
@@ -312,7 +317,9 @@ impl Connection {
                         return Event::Pending;
                     }
                     self.skip_empty_lines();
-                    if self.input.is_empty() {
+                    // A lone CR may be the first half of an empty line: until the
+                    // next byte says otherwise, no request has begun.
+                    if self.input.is_empty() || self.input.data() == b"\r" {
                         if self.peer_closed {
                             self.close(false);
                         }

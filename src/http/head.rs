@@ -30,7 +30,14 @@ impl HeadScanner {
     pub fn scan(&mut self, buf: &[u8], limits: &Limits) -> Result<Option<usize>, ProtocolError> {
         let mut found = None;
         for i in self.scanned..buf.len() {
-            if buf[i] != b'\n' {
+            let byte = buf[i];
+            if byte != b'\n' {
+                // Bytes that cannot be part of a request line are refused as they
+                // arrive (a TLS handshake on the plain port, a binary protocol),
+                // instead of waiting for a blank line that will never come.
+                if self.line_end.is_none() && !fits_request_line(i, byte) {
+                    return Err(ProtocolError::Malformed("not an HTTP request line"));
+                }
                 continue;
             }
             if self.line_end.is_none() {
@@ -70,6 +77,17 @@ impl HeadScanner {
     }
 }
 
+/// Whether `byte`, at offset `at` of a request line, can belong there: a method
+/// starts with a token character (or a CR of a stray empty line); the rest is
+/// visible ASCII, spaces, the CR before LF, or UTF-8 in the target.
+fn fits_request_line(at: usize, byte: u8) -> bool {
+    if at == 0 {
+        byte == b'\r' || (byte.is_ascii_graphic() && !b"\"(),/:;<=>?@[\\]{}".contains(&byte))
+    } else {
+        byte == b' ' || byte == b'\r' || byte.is_ascii_graphic() || byte >= 0x80
+    }
+}
+
 /// Parses a complete head (as found by [`HeadScanner`]) and checks what `httparse`
 /// lets through but HTTP/1.1 forbids.
 pub fn parse(head: &[u8], limits: &Limits) -> Result<RequestHead, ProtocolError> {
@@ -103,19 +121,20 @@ pub fn parse(head: &[u8], limits: &Limits) -> Result<RequestHead, ProtocolError>
     Ok(parsed)
 }
 
-/// `HTTP/2.0` or `HTTP/1.2` is a version we do not speak (505); anything else
-/// where the version should be is not HTTP at all (400).
+/// `HTTP/2.0` or `HTTP/1.2` in a well-formed request line is a version we do
+/// not speak (505); anything else is not a request line at all (400), such as
+/// `GET /a b HTTP/1.1`, where httparse stumbles on `b` as the version.
 fn version_error(head: &[u8]) -> ProtocolError {
     let line_end = head.iter().position(|&b| b == b'\r' || b == b'\n');
     let line = &head[..line_end.unwrap_or(head.len())];
-    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
-    match version {
-        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+    let parts: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+    match parts.as_slice() {
+        [_, _, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]]
             if major.is_ascii_digit() && minor.is_ascii_digit() =>
         {
             ProtocolError::UnsupportedVersion
         }
-        _ => ProtocolError::Malformed("invalid HTTP version"),
+        _ => ProtocolError::Malformed("invalid request line"),
     }
 }
 
@@ -183,6 +202,31 @@ mod tests {
             assert_eq!(scanner.scan(&head[..end], &Limits::default()), Ok(None));
         }
         assert_eq!(scanner.scan(head, &Limits::default()), Ok(Some(head.len())));
+    }
+
+    #[test]
+    fn garbage_is_refused_before_any_line_ends() {
+        let tls_hello = b"\x16\x03\x01\x02\x00\x01";
+        assert!(matches!(
+            scan_all(tls_hello),
+            Err(ProtocolError::Malformed(_))
+        ));
+        assert!(matches!(
+            scan_all(b"GET /\x01"),
+            Err(ProtocolError::Malformed(_))
+        ));
+        assert!(matches!(
+            scan_all(b"GET\t/"),
+            Err(ProtocolError::Malformed(_))
+        ));
+        assert_eq!(scan_all(b"GET /caf\xc3\xa9 HTTP/1.1\r"), Ok(None));
+        assert_eq!(
+            scan_all(b"\r"),
+            Ok(None),
+            "a stray CR may start an empty line"
+        );
+        // Header lines are checked by httparse once the head is complete.
+        assert_eq!(scan_all(b"GET / HTTP/1.1\r\nX: \x01"), Ok(None));
     }
 
     #[test]
@@ -266,6 +310,10 @@ mod tests {
         );
         assert!(matches!(
             parse_str("GET / HTTX/1.1\r\nHost: x\r\n\r\n"),
+            Err(ProtocolError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_str("GET /a b HTTP/1.1\r\nHost: x\r\n\r\n"),
             Err(ProtocolError::Malformed(_))
         ));
         assert!(parse_str("GET / HTTP/1.0\r\n\r\n").is_ok());

@@ -17,6 +17,8 @@ pub mod conn;
 pub mod date;
 pub mod error;
 pub mod framing;
+#[cfg(any(test, feature = "harness"))]
+pub mod harness;
 pub mod head;
 pub mod limits;
 pub mod output;

@@ -3,159 +3,12 @@
 //! A tiny application stands in for the real one: it answers GET with the target
 //! as the body, and reads the body of POST and answers with it.
 
-use std::io::IoSlice;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use proptest::prelude::*;
 
 use super::*;
-use crate::http::output::Front;
-use crate::http::{Method, StatusCode};
-
-const DATE: &str = "Sat, 21 Nov 2026 00:00:00 GMT";
-
-/// A connection, its clock, and everything it wrote.
-struct Harness {
-    conn: Connection,
-    t: Instant,
-    out: Vec<u8>,
-    body: Option<Vec<u8>>,
-    failures: Vec<ProtocolError>,
-    /// Whether output is taken as soon as it is queued (a client that reads).
-    client_reads: bool,
-    /// Bytes sent by the client and not yet read by the connection (the socket's
-    /// receive buffer).
-    wire: Vec<u8>,
-}
-
-impl Harness {
-    fn new() -> Harness {
-        Harness::with(Settings::default())
-    }
-
-    fn with(settings: Settings) -> Harness {
-        let t = Instant::now();
-        Harness {
-            conn: Connection::new(7, settings, t),
-            t,
-            out: Vec::new(),
-            body: None,
-            failures: Vec::new(),
-            client_reads: true,
-            wire: Vec::new(),
-        }
-    }
-
-    fn now(&self) -> Now<'static> {
-        Now {
-            instant: self.t,
-            date: DATE,
-        }
-    }
-
-    fn advance(&mut self, by: Duration) {
-        self.t += by;
-    }
-
-    /// The client sends `bytes`; the connection reads them as a driver would.
-    fn feed(&mut self, bytes: &[u8]) {
-        self.wire.extend_from_slice(bytes);
-        self.pump();
-    }
-
-    /// Reads from the wire while the connection wants to; true if it read any.
-    fn read_wire(&mut self) -> bool {
-        let mut read = false;
-        while !self.wire.is_empty() && self.conn.wants_read() {
-            if !self.conn.has_buffer() {
-                self.conn
-                    .attach_buffer(vec![0; crate::http::buffer::READ_SIZE]);
-            }
-            let room = self.conn.read_buffer();
-            let n = room.len().min(self.wire.len());
-            room[..n].copy_from_slice(&self.wire[..n]);
-            self.wire.drain(..n);
-            self.conn.received(n, self.t);
-            read = true;
-            self.run_app();
-        }
-        read
-    }
-
-    fn eof(&mut self) {
-        self.pump();
-        self.conn.received_eof(self.t);
-        self.pump();
-    }
-
-    /// Moves bytes until nothing moves: the application answers, the client
-    /// takes the output (if it reads), the connection reads the wire.
-    fn pump(&mut self) {
-        loop {
-            self.run_app();
-            // Output drained may unblock buffered requests; input read may
-            // produce more output: go round until neither happens.
-            let drained = self.drain();
-            let read = self.read_wire();
-            if !drained && !read {
-                break;
-            }
-        }
-    }
-
-    fn run_app(&mut self) {
-        loop {
-            let now = self.now();
-            match self.conn.next_event(now) {
-                Event::Request(head) if head.method() == Method::Post => {
-                    self.body = Some(Vec::new());
-                    self.conn.read_body();
-                }
-                Event::Request(head) => {
-                    let response = Response::plain_text(StatusCode::OK, head.target());
-                    self.conn.respond(response, now);
-                }
-                Event::Body(data) => {
-                    let data = data.to_vec();
-                    self.body.get_or_insert_default().extend(data);
-                }
-                Event::BodyEnd => {
-                    let body = self.body.take().unwrap_or_default();
-                    self.conn
-                        .respond(Response::plain_text(StatusCode::OK, body), now);
-                }
-                Event::Failed(error) => self.failures.push(error),
-                Event::Pending => break,
-            }
-        }
-    }
-
-    /// The client reads everything queued; true if there was anything.
-    fn drain(&mut self) -> bool {
-        let mut drained = false;
-        while self.client_reads && self.conn.has_output() {
-            drained = true;
-            let mut slices = [IoSlice::new(&[]); 16];
-            let n = match self.conn.output().front(&mut slices) {
-                Front::Memory(count) => {
-                    let before = self.out.len();
-                    for slice in &slices[..count] {
-                        self.out.extend_from_slice(slice);
-                    }
-                    self.out.len() - before
-                }
-                Front::File { .. } => panic!("no files in core tests"),
-                Front::Empty => 0,
-            };
-            self.conn.written(n, self.t);
-        }
-        drained
-    }
-
-    fn output(&self) -> String {
-        String::from_utf8_lossy(&self.out).into_owned()
-    }
-}
+use crate::http::harness::{DATE, Harness, assert_split_invariant, converse};
 
 fn ok(body: &str) -> String {
     format!(
@@ -434,13 +287,6 @@ fn short_timeouts() -> Settings {
     }
 }
 
-fn tick(h: &mut Harness, by: Duration) {
-    h.advance(by);
-    let now = h.now();
-    h.conn.handle_timeout(now);
-    h.pump();
-}
-
 #[test]
 fn a_slow_head_gets_408_on_time_however_it_trickles() {
     let mut h = Harness::with(short_timeouts());
@@ -454,9 +300,9 @@ fn a_slow_head_gets_408_on_time_however_it_trickles() {
         h.conn.poll_timeout(),
         Some(accepted + Duration::from_secs(2))
     );
-    tick(&mut h, Duration::from_millis(100));
+    h.tick(Duration::from_millis(100));
     assert!(h.output().is_empty(), "not yet at 1.9 s");
-    tick(&mut h, Duration::from_millis(100));
+    h.tick(Duration::from_millis(100));
     assert!(
         h.output().starts_with("HTTP/1.1 408 Request Timeout\r\n"),
         "{}",
@@ -469,19 +315,19 @@ fn a_slow_head_gets_408_on_time_however_it_trickles() {
 fn idle_keep_alive_connections_close_quietly() {
     let mut h = Harness::with(short_timeouts());
     h.feed(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
-    let answered = h.out.len();
-    tick(&mut h, Duration::from_millis(4900));
+    let answered = h.output().len();
+    h.tick(Duration::from_millis(4900));
     assert!(!h.conn.is_closed());
-    tick(&mut h, Duration::from_millis(100));
+    h.tick(Duration::from_millis(100));
     assert!(h.conn.is_closed());
-    assert_eq!(h.out.len(), answered, "nothing more was sent");
+    assert_eq!(h.output().len(), answered, "nothing more was sent");
 }
 
 #[test]
 fn the_next_head_has_its_own_header_timeout() {
     let mut h = Harness::with(short_timeouts());
     h.feed(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
-    tick(&mut h, Duration::from_secs(4));
+    h.tick(Duration::from_secs(4));
     h.feed(b"GET /b HTTP/1.1\r\n");
     assert_eq!(h.conn.poll_timeout(), Some(h.t + Duration::from_secs(2)));
 }
@@ -490,11 +336,11 @@ fn the_next_head_has_its_own_header_timeout() {
 fn a_stalled_body_gets_408() {
     let mut h = Harness::with(short_timeouts());
     h.feed(b"POST /u HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab");
-    tick(&mut h, Duration::from_secs(2));
+    h.tick(Duration::from_secs(2));
     h.feed(b"cd"); // progress moves the body deadline
-    tick(&mut h, Duration::from_secs(2));
+    h.tick(Duration::from_secs(2));
     assert!(!h.conn.is_closed());
-    tick(&mut h, Duration::from_secs(1));
+    h.tick(Duration::from_secs(1));
     assert!(h.output().starts_with("HTTP/1.1 408 Request Timeout\r\n"));
     assert!(h.conn.is_closed());
 }
@@ -505,9 +351,9 @@ fn a_client_that_stops_reading_is_dropped() {
     h.client_reads = false;
     h.feed(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(h.conn.has_output());
-    tick(&mut h, Duration::from_secs(3));
+    h.tick(Duration::from_secs(3));
     assert!(!h.conn.is_closed());
-    tick(&mut h, Duration::from_secs(1));
+    h.tick(Duration::from_secs(1));
     assert!(h.conn.is_closed());
 }
 
@@ -516,7 +362,7 @@ fn lingering_ends_after_its_timeout() {
     let mut h = Harness::with(short_timeouts());
     h.feed(b"BAD\r\n\r\n");
     assert_eq!(h.conn.state(), State::Lingering);
-    tick(&mut h, Duration::from_secs(1));
+    h.tick(Duration::from_secs(1));
     assert!(h.conn.is_closed());
 }
 
@@ -552,19 +398,6 @@ const CONVERSATIONS: &[&[u8]] = &[
     b"GET / HTTP/1.1\r\nHost: x\r\nX: \x01\r\n\r\n",
 ];
 
-fn converse(input: &[u8], cuts: &[usize]) -> (String, State, Vec<ProtocolError>) {
-    let mut h = Harness::new();
-    let mut start = 0;
-    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
-    cuts.sort_unstable();
-    for cut in cuts.into_iter().chain([input.len()]) {
-        h.feed(&input[start..cut.max(start)]);
-        start = cut.max(start);
-    }
-    h.eof();
-    (h.output(), h.conn.state(), h.failures)
-}
-
 #[test]
 fn byte_by_byte_equals_whole() {
     for input in CONVERSATIONS {
@@ -597,4 +430,33 @@ proptest! {
         let whole = converse(&input, &[]);
         prop_assert_eq!(converse(&input, &cuts), whole);
     }
+}
+
+/// Every input the fuzzer has found a failure with, replayed (fuzz/README.md).
+#[test]
+fn fuzz_regressions_stay_fixed() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/connection");
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(&dir).expect("fuzz/regressions/connection exists") {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        let outcome = std::panic::catch_unwind(|| assert_split_invariant(&data));
+        assert!(outcome.is_ok(), "{} fails again", path.display());
+        replayed += 1;
+    }
+    assert!(
+        replayed > 0,
+        "no regression inputs found in {}",
+        dir.display()
+    );
+}
+
+#[test]
+fn a_lone_cr_before_a_request_is_not_a_request_yet() {
+    assert_eq!(converse(b"\r\n", &[1]), converse(b"\r\n", &[]));
+    let mut h = Harness::new();
+    h.feed(b"\r");
+    assert_eq!(h.conn.state(), State::Idle);
+    h.feed(b"\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(h.output(), ok("/a"));
 }
