@@ -13,6 +13,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::LogTarget;
@@ -21,6 +22,10 @@ use crate::timefmt::Civil;
 
 /// Gathered lines are written early once they pass this size.
 const FLUSH_AT: usize = 64 * 1024;
+
+/// Whether a failure has been reported, by any access log of the process (each
+/// worker loop has its own).
+static FAILURE_REPORTED: AtomicBool = AtomicBool::new(false);
 
 enum Sink {
     Stdout,
@@ -32,7 +37,6 @@ pub struct AccessLog {
     pending: Vec<u8>,
     /// The formatted time, and the second it is for.
     time: (u64, String),
-    failure_reported: bool,
 }
 
 impl AccessLog {
@@ -53,7 +57,6 @@ impl AccessLog {
             sink,
             pending: Vec::with_capacity(4096),
             time: (u64::MAX, String::new()),
-            failure_reported: false,
         })
     }
 
@@ -100,9 +103,8 @@ impl AccessLog {
         };
         self.pending.clear();
         if let Err(error) = result
-            && !self.failure_reported
+            && !FAILURE_REPORTED.swap(true, Ordering::Relaxed)
         {
-            self.failure_reported = true;
             log::error!("access log: {error}; lines are being lost (reported once)");
         }
     }

@@ -12,7 +12,7 @@ use clap::Parser;
 use crate::app::statics::StaticConfig;
 use crate::app::statics::cache::CacheLimits;
 use crate::app::statics::resolve::Visibility;
-use crate::config::{Config, LogTarget};
+use crate::config::{Config, LogTarget, Model};
 use crate::http::limits::MAX_HEADERS_CEILING;
 
 #[derive(Parser, Debug)]
@@ -68,7 +68,8 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub access_log: Option<PathBuf>,
 
-    /// Most connections held at once; beyond it new ones wait in the kernel's backlog.
+    /// Most connections held at once (split evenly between --workers loops);
+    /// beyond it new ones wait in the kernel's backlog.
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_connections: usize,
 
@@ -108,6 +109,19 @@ pub struct Cli {
     #[arg(long, default_value = "10", value_parser = parse_duration, value_name = "SECS")]
     pub shutdown_timeout: Duration,
 
+    /// How connections are served: one readiness loop, a thread per connection,
+    /// or a fixed pool of threads (the last two for comparison).
+    #[arg(long, value_enum, default_value_t = ModelArg::Loop)]
+    pub model: ModelArg,
+
+    /// Threads in the pool model.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub threads: usize,
+
+    /// Independent event loops (loop model), each with its own SO_REUSEPORT listener.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub workers: usize,
+
     /// More logging: -v for debug, -vv for a trace of every readiness event and state change.
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
@@ -115,6 +129,14 @@ pub struct Cli {
     /// Log errors only.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// The `--model` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelArg {
+    Loop,
+    Threads,
+    Pool,
 }
 
 impl Cli {
@@ -130,6 +152,16 @@ impl Cli {
         if self.max_connections == 0 {
             return Err("--max-connections must be at least 1".into());
         }
+        if self.threads == 0 || self.workers == 0 {
+            return Err("--threads and --workers must be at least 1".into());
+        }
+        config.model = match self.model {
+            ModelArg::Loop => Model::Loop,
+            ModelArg::Threads => Model::Threads,
+            ModelArg::Pool => Model::Pool,
+        };
+        config.threads = self.threads;
+        config.workers = self.workers;
         if let Some(dir) = self.directory {
             config.app.files_dir = Some(existing_dir(&dir, "--directory")?);
         }
@@ -167,9 +199,8 @@ impl Cli {
             ));
         }
         limits.max_headers = self.max_headers;
-        if limits.max_request_line > limits.max_head_bytes {
-            return Err("--max-request-line cannot exceed --max-head-bytes".into());
-        }
+        // The request line is part of the head: a smaller head bounds it too.
+        limits.max_request_line = limits.max_request_line.min(limits.max_head_bytes);
 
         let timeouts = &mut config.http.timeouts;
         timeouts.header = self.header_timeout;

@@ -2,39 +2,160 @@
 //! [`Session`](crate::session::Session) (core and application); they differ only
 //! in how they wait for sockets to be ready.
 //!
-//! - [`event_loop`]: one mio readiness loop (the point of oneloop).
+//! - [`event_loop`]: one mio readiness loop (the point of oneloop); with
+//!   `--workers N`, N independent loops, each with its own `SO_REUSEPORT`
+//!   listener, sharing nothing, the way nginx runs worker processes.
+//! - [`threaded`]: a thread per connection, or a fixed pool, over blocking
+//!   sockets ([`blocking`]), for comparison.
 
+pub mod blocking;
 pub mod buffers;
 pub mod event_loop;
 pub mod listener;
+pub mod registry;
 pub mod sendfile;
+pub mod threaded;
 pub mod timers;
 pub mod transmit;
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use crate::access_log::AccessLog;
 use crate::app::App;
-use crate::config::Config;
+use crate::config::{Config, Model};
 use event_loop::{EventLoop, LoopConfig};
+use threaded::{Dispatch, ThreadedConfig};
 
 /// Binds the configured address, says where it listens, and serves until a
 /// graceful shutdown completes.
 pub fn run(config: Config) -> io::Result<()> {
     let addr = SocketAddr::new(config.bind, config.port);
-    let listener = listener::bind(addr, false)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    let local = listener.local_addr()?;
-    log::info!("listening on http://{local}");
+    let workers = if config.model == Model::Loop {
+        config.workers.max(1)
+    } else {
+        1
+    };
+    let listeners = bind_all(addr, workers)?;
+    // Said once everything is ready to serve (the loops exist, the log is open).
+    let local = listeners[0].local_addr()?;
+    let ready = || {
+        log::info!(
+            "listening on http://{local} ({})",
+            describe_model(&config, workers)
+        )
+    };
 
-    let app = Arc::new(App::new(&config.app));
-    let loop_config = LoopConfig {
+    match config.model {
+        Model::Loop => run_loops(listeners, &config, ready),
+        Model::Threads | Model::Pool => {
+            let dispatch = match config.model {
+                Model::Pool => Dispatch::Pool {
+                    threads: config.threads.max(1),
+                },
+                _ => Dispatch::ThreadPerConnection,
+            };
+            let access_log = config
+                .access_log
+                .as_ref()
+                .map(AccessLog::open)
+                .transpose()?
+                .map(Mutex::new);
+            let shared = Arc::new(blocking::Shared {
+                app: Arc::new(App::new(&config.app)),
+                settings: config.http,
+                registry: Arc::default(),
+                access_log,
+            });
+            let listener = listeners
+                .into_iter()
+                .next()
+                .ok_or_else(|| io::Error::other("no listener"))?;
+            threaded::run(
+                listener,
+                shared,
+                ThreadedConfig {
+                    dispatch,
+                    max_connections: config.max_connections,
+                    shutdown_timeout: config.shutdown_timeout,
+                },
+                ready,
+            )
+        }
+    }
+}
+
+/// One listener, or one per worker loop sharing the address through
+/// `SO_REUSEPORT`. With port 0 the first one picks the port and the others
+/// join it.
+fn bind_all(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    let reuse_port = count > 1;
+    let first = listener::bind(addr, reuse_port)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    let shared_addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..count {
+        listeners.push(listener::bind(shared_addr, true)?);
+    }
+    Ok(listeners)
+}
+
+fn describe_model(config: &Config, workers: usize) -> String {
+    match config.model {
+        Model::Loop if workers > 1 => format!("{workers} event loops"),
+        Model::Loop => "one event loop".to_owned(),
+        Model::Threads => "a thread per connection".to_owned(),
+        Model::Pool => format!("a pool of {} threads", config.threads.max(1)),
+    }
+}
+
+/// Runs one loop per listener: the last on this thread, the others on threads
+/// of their own. Each has its own application (and so its own cache): they
+/// share nothing.
+fn run_loops(
+    listeners: Vec<std::net::TcpListener>,
+    config: &Config,
+    ready: impl FnOnce(),
+) -> io::Result<()> {
+    // The connection budget is the process's, split evenly: each loop holds its
+    // own connections, and the kernel picks the loop a newcomer meets.
+    let per_loop = config.max_connections.div_ceil(listeners.len());
+    let loop_config = || LoopConfig {
         settings: config.http,
-        max_connections: config.max_connections,
+        max_connections: per_loop,
         shutdown_timeout: config.shutdown_timeout,
         handle_signals: true,
         access_log: config.access_log.clone(),
     };
-    EventLoop::new(listener, app, loop_config)?.run()
+    let mut loops = Vec::with_capacity(listeners.len());
+    for listener in listeners {
+        loops.push(EventLoop::new(
+            listener,
+            Arc::new(App::new(&config.app)),
+            loop_config(),
+        )?);
+    }
+    let last = loops
+        .pop()
+        .ok_or_else(|| io::Error::other("no event loop"))?;
+    let others: Vec<_> = loops
+        .into_iter()
+        .enumerate()
+        .map(|(n, event_loop)| {
+            std::thread::Builder::new()
+                .name(format!("loop-{}", n + 1))
+                .spawn(move || event_loop.run())
+        })
+        .collect::<io::Result<_>>()?;
+    ready();
+    let mut result = last.run();
+    for worker in others {
+        match worker.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = result.and(Err(e)),
+            Err(_) => result = result.and(Err(io::Error::other("an event loop panicked"))),
+        }
+    }
+    result
 }
