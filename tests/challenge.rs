@@ -5,26 +5,46 @@ mod common;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use common::{Server, closes_within, read_all, read_response, send_and_half_close};
+use common::{Model, Server, closes_within, read_all, read_response, send_and_half_close};
 
-fn store() -> (tempfile::TempDir, Server) {
+every_model!(
+    root_is_an_empty_200,
+    echo_is_exact,
+    every_response_has_an_imf_fixdate,
+    user_agent_is_echoed,
+    unknown_paths_are_404,
+    methods_not_supported_are_405_and_unknown_ones_501,
+    malformed_requests_get_400_and_a_close,
+    files_are_served_exactly,
+    post_writes_the_file_then_answers_201,
+    post_bodies_split_across_writes_and_arriving_late,
+    post_bodies_larger_than_a_mebibyte,
+    names_that_escape_the_folder_are_refused_and_nothing_is_written,
+    concurrent_connections_are_answered_in_any_order,
+    persistent_connections_serve_many_requests,
+    connection_close_closes_promptly,
+    http10_keep_alive_rules,
+    sixteen_pipelined_requests_in_one_write,
+    a_request_followed_by_a_half_close_is_answered,
+    gzip_is_negotiated,
+);
+
+fn store(model: Model) -> (tempfile::TempDir, Server) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&["--directory", dir.path().to_str().unwrap()]);
+    let server = Server::start_model(model, &["--directory", dir.path().to_str().unwrap()]);
     (dir, server)
 }
 
-#[test]
-fn root_is_an_empty_200() {
-    let server = Server::start(&[]);
+fn root_is_an_empty_200(model: Model) {
+    let server = Server::start_model(model, &[]);
     let r = server.get("/");
     assert_eq!((r.status, r.reason.as_str()), (200, "OK"));
     assert_eq!(r.header("content-length"), Some("0"));
     assert!(r.body.is_empty());
 }
 
-#[test]
-fn echo_is_exact() {
-    let server = Server::start(&[]);
+fn echo_is_exact(model: Model) {
+    let server = Server::start_model(model, &[]);
     let r = server.get("/echo/abc");
     assert!(
         r.raw_head.starts_with("HTTP/1.1 200 OK\r\n"),
@@ -39,9 +59,8 @@ fn echo_is_exact() {
     assert_eq!(server.get("/echo/a/b?q=1").body, b"a/b");
 }
 
-#[test]
-fn every_response_has_an_imf_fixdate() {
-    let server = Server::start(&[]);
+fn every_response_has_an_imf_fixdate(model: Model) {
+    let server = Server::start_model(model, &[]);
     for r in [
         server.get("/"),
         server.get("/echo/x"),
@@ -53,9 +72,8 @@ fn every_response_has_an_imf_fixdate() {
     }
 }
 
-#[test]
-fn user_agent_is_echoed() {
-    let server = Server::start(&[]);
+fn user_agent_is_echoed(model: Model) {
+    let server = Server::start_model(model, &[]);
     let r =
         server.request("GET /user-agent HTTP/1.1\r\nHost: x\r\nuser-agent: foobar/1.2.3\r\n\r\n");
     assert_eq!(r.status, 200);
@@ -64,17 +82,15 @@ fn user_agent_is_echoed() {
     assert_eq!(r.body, b"foobar/1.2.3");
 }
 
-#[test]
-fn unknown_paths_are_404() {
-    let server = Server::start(&[]);
+fn unknown_paths_are_404(model: Model) {
+    let server = Server::start_model(model, &[]);
     let r = server.get("/apple");
     assert_eq!((r.status, r.reason.as_str()), (404, "Not Found"));
     assert!(r.raw_head.starts_with("HTTP/1.1 404 Not Found\r\n"));
 }
 
-#[test]
-fn methods_not_supported_are_405_and_unknown_ones_501() {
-    let server = Server::start(&[]);
+fn methods_not_supported_are_405_and_unknown_ones_501(model: Model) {
+    let server = Server::start_model(model, &[]);
     let r = server.request("DELETE /echo/x HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!((r.status, r.reason.as_str()), (405, "Method Not Allowed"));
     assert_eq!(r.header("allow"), Some("GET, HEAD"));
@@ -82,9 +98,8 @@ fn methods_not_supported_are_405_and_unknown_ones_501() {
     assert_eq!((r.status, r.reason.as_str()), (501, "Not Implemented"));
 }
 
-#[test]
-fn malformed_requests_get_400_and_a_close() {
-    let server = Server::start(&[]);
+fn malformed_requests_get_400_and_a_close(model: Model) {
+    let server = Server::start_model(model, &[]);
     let mut stream = server.connect();
     stream.write_all(b"GET /\r\n\r\n").unwrap();
     let r = read_response(&mut stream, false);
@@ -93,9 +108,8 @@ fn malformed_requests_get_400_and_a_close() {
     assert!(closes_within(&mut stream, Duration::from_secs(5)));
 }
 
-#[test]
-fn files_are_served_exactly() {
-    let (dir, server) = store();
+fn files_are_served_exactly(model: Model) {
+    let (dir, server) = store(model);
     let content: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
     std::fs::write(dir.path().join("blob.bin"), &content).unwrap();
     let r = server.get("/files/blob.bin");
@@ -111,9 +125,8 @@ fn files_are_served_exactly() {
     assert_eq!(server.get("/files/non_existent_file").status, 404);
 }
 
-#[test]
-fn post_writes_the_file_then_answers_201() {
-    let (dir, server) = store();
+fn post_writes_the_file_then_answers_201(model: Model) {
+    let (dir, server) = store(model);
     let r = server.request(
         "POST /files/new.txt HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 5\r\n\r\n12345",
     );
@@ -123,9 +136,8 @@ fn post_writes_the_file_then_answers_201() {
     assert_eq!(server.get("/files/new.txt").body, b"12345");
 }
 
-#[test]
-fn post_bodies_split_across_writes_and_arriving_late() {
-    let (dir, server) = store();
+fn post_bodies_split_across_writes_and_arriving_late(model: Model) {
+    let (dir, server) = store(model);
     let mut stream = server.connect();
     stream
         .write_all(b"POST /files/late HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
@@ -142,9 +154,8 @@ fn post_bodies_split_across_writes_and_arriving_late() {
     );
 }
 
-#[test]
-fn post_bodies_larger_than_a_mebibyte() {
-    let (dir, server) = store();
+fn post_bodies_larger_than_a_mebibyte(model: Model) {
+    let (dir, server) = store(model);
     let content: Vec<u8> = (0..3 * 1024 * 1024)
         .map(|i: u32| (i * 7 % 251) as u8)
         .collect();
@@ -164,13 +175,12 @@ fn post_bodies_larger_than_a_mebibyte() {
     assert_eq!(read_response(&mut stream, false).body, content);
 }
 
-#[test]
-fn names_that_escape_the_folder_are_refused_and_nothing_is_written() {
+fn names_that_escape_the_folder_are_refused_and_nothing_is_written(model: Model) {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("store");
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(parent.path().join("secret"), b"top secret").unwrap();
-    let server = Server::start(&["--directory", dir.to_str().unwrap()]);
+    let server = Server::start_model(model, &["--directory", dir.to_str().unwrap()]);
     for path in [
         "/files/../secret",
         "/files/..%2fsecret",
@@ -211,9 +221,8 @@ fn names_that_escape_the_folder_are_refused_and_nothing_is_written() {
     assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 2);
 }
 
-#[test]
-fn concurrent_connections_are_answered_in_any_order() {
-    let server = Server::start(&[]);
+fn concurrent_connections_are_answered_in_any_order(model: Model) {
+    let server = Server::start_model(model, &[]);
     let mut slow = server.connect();
     slow.write_all(b"GET /echo/slow HTTP/1.1\r\nHo").unwrap();
     let mut others: Vec<_> = (0..3).map(|_| server.connect()).collect();
@@ -230,9 +239,8 @@ fn concurrent_connections_are_answered_in_any_order() {
     assert_eq!(read_response(&mut slow, false).body, b"slow");
 }
 
-#[test]
-fn persistent_connections_serve_many_requests() {
-    let server = Server::start(&[]);
+fn persistent_connections_serve_many_requests(model: Model) {
+    let server = Server::start_model(model, &[]);
     let mut stream = server.connect();
     for i in 0..20 {
         stream
@@ -248,9 +256,8 @@ fn persistent_connections_serve_many_requests() {
     }
 }
 
-#[test]
-fn connection_close_closes_promptly() {
-    let server = Server::start(&[]);
+fn connection_close_closes_promptly(model: Model) {
+    let server = Server::start_model(model, &[]);
     let mut stream = server.connect();
     stream
         .write_all(b"GET /echo/bye HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -260,9 +267,8 @@ fn connection_close_closes_promptly() {
     assert!(closes_within(&mut stream, Duration::from_millis(500)));
 }
 
-#[test]
-fn http10_keep_alive_rules() {
-    let server = Server::start(&[]);
+fn http10_keep_alive_rules(model: Model) {
+    let server = Server::start_model(model, &[]);
     let mut stream = server.connect();
     stream.write_all(b"GET /echo/a HTTP/1.0\r\n\r\n").unwrap();
     let r = read_response(&mut stream, false);
@@ -283,9 +289,8 @@ fn http10_keep_alive_rules() {
     assert_eq!(read_response(&mut stream, false).body, b"b");
 }
 
-#[test]
-fn sixteen_pipelined_requests_in_one_write() {
-    let server = Server::start(&[]);
+fn sixteen_pipelined_requests_in_one_write(model: Model) {
+    let server = Server::start_model(model, &[]);
     let mut stream = server.connect();
     let burst: String = (0..16)
         .map(|i| format!("GET /echo/{i} HTTP/1.1\r\nHost: x\r\n\r\n"))
@@ -299,9 +304,8 @@ fn sixteen_pipelined_requests_in_one_write() {
     }
 }
 
-#[test]
-fn a_request_followed_by_a_half_close_is_answered() {
-    let server = Server::start(&[]);
+fn a_request_followed_by_a_half_close_is_answered(model: Model) {
+    let server = Server::start_model(model, &[]);
     let mut stream = server.connect();
     send_and_half_close(
         &mut stream,
@@ -322,9 +326,8 @@ fn gunzip(bytes: &[u8]) -> String {
     text
 }
 
-#[test]
-fn gzip_is_negotiated() {
-    let server = Server::start(&[]);
+fn gzip_is_negotiated(model: Model) {
+    let server = Server::start_model(model, &[]);
     let get = |accept: &str| {
         server.request(&format!(
             "GET /echo/banana HTTP/1.1\r\nHost: x\r\nAccept-Encoding: {accept}\r\n\r\n"

@@ -4,7 +4,13 @@ mod common;
 
 use std::process::Command;
 
-use common::{Server, have_curl};
+use common::{Model, Server, have_curl};
+
+every_model!(
+    curl_reuses_the_connection,
+    curl_decodes_gzip,
+    curl_uploads_and_downloads_a_file,
+);
 
 fn curl(args: &[&str]) -> (String, String) {
     let output = Command::new("curl")
@@ -23,13 +29,12 @@ fn curl(args: &[&str]) -> (String, String) {
     )
 }
 
-#[test]
-fn curl_reuses_the_connection() {
+fn curl_reuses_the_connection(model: Model) {
     if !have_curl() {
         eprintln!("skipped: curl is not installed");
         return;
     }
-    let server = Server::start(&[]);
+    let server = Server::start_model(model, &[]);
     let base = format!("http://{}", server.addr);
     let (body, verbose) = curl(&[
         "--verbose",
@@ -45,13 +50,12 @@ fn curl_reuses_the_connection() {
     assert_eq!(verbose.matches("Connected to").count(), 1, "{verbose}");
 }
 
-#[test]
-fn curl_decodes_gzip() {
+fn curl_decodes_gzip(model: Model) {
     if !have_curl() {
         eprintln!("skipped: curl is not installed");
         return;
     }
-    let server = Server::start(&[]);
+    let server = Server::start_model(model, &[]);
     let url = format!("http://{}/echo/compressed-text", server.addr);
     let (body, verbose) = curl(&["--verbose", "--compressed", &url]);
     assert_eq!(body, "compressed-text");
@@ -63,14 +67,13 @@ fn curl_decodes_gzip() {
     );
 }
 
-#[test]
-fn curl_uploads_and_downloads_a_file() {
+fn curl_uploads_and_downloads_a_file(model: Model) {
     if !have_curl() {
         eprintln!("skipped: curl is not installed");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&["--directory", dir.path().to_str().unwrap()]);
+    let server = Server::start_model(model, &["--directory", dir.path().to_str().unwrap()]);
     let source = dir.path().join(".source");
     let content: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
     std::fs::write(&source, &content).unwrap();

@@ -11,6 +11,58 @@ use std::time::{Duration, Instant};
 /// How long any single read may wait before a test fails instead of hanging.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The ways oneloop can serve: the black-box suites run against every one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Model {
+    /// One event loop (the default).
+    Loop,
+    /// Two event loops sharing the port through SO_REUSEPORT.
+    Workers,
+    /// A thread per connection.
+    Threads,
+    /// A fixed pool of threads.
+    Pool,
+}
+
+impl Model {
+    pub fn args(self) -> &'static [&'static str] {
+        match self {
+            Model::Loop => &[],
+            Model::Workers => &["--workers", "2"],
+            Model::Threads => &["--model", "threads"],
+            Model::Pool => &["--model", "pool", "--threads", "16"],
+        }
+    }
+}
+
+/// Turns each `fn name(model: Model)` into one test per model:
+/// `name::event_loop`, `name::workers`, `name::threads`, `name::pool`.
+#[macro_export]
+macro_rules! every_model {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn event_loop() {
+                    super::$name(super::common::Model::Loop)
+                }
+                #[test]
+                fn workers() {
+                    super::$name(super::common::Model::Workers)
+                }
+                #[test]
+                fn threads() {
+                    super::$name(super::common::Model::Threads)
+                }
+                #[test]
+                fn pool() {
+                    super::$name(super::common::Model::Pool)
+                }
+            }
+        )*
+    };
+}
+
 /// A running server; killed when dropped.
 pub struct Server {
     child: Child,
@@ -24,8 +76,41 @@ impl Server {
         Server::start_with_env(args, &[])
     }
 
+    /// Starts the server in `model` with `args`.
+    pub fn start_model(model: Model, args: &[&str]) -> Server {
+        let mut all = model.args().to_vec();
+        all.extend_from_slice(args);
+        Server::start(&all)
+    }
+
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::spawn(args, env, None)
+    }
+
+    /// Starts the server with at most `nofile` open descriptors (soft and hard).
+    pub fn start_with_descriptor_limit(args: &[&str], nofile: u64) -> Server {
+        Server::spawn(args, &[], Some(nofile))
+    }
+
+    fn spawn(args: &[&str], env: &[(&str, &str)], nofile: Option<u64>) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_oneloop"));
+        if let Some(limit) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
+            unsafe {
+                command.pre_exec(move || {
+                    let rlimit = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         command
             .args(["--port", "0"])
             .args(args)
@@ -46,15 +131,18 @@ impl Server {
             let mut addr_tx = Some(addr_tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(tx) = addr_tx.as_ref()
-                    && let Some(addr) = line.split("listening on http://").nth(1)
                 {
-                    let _ = tx.send(addr.trim().to_string());
+                    let mut log = sink.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+                if let Some(tx) = addr_tx.as_ref()
+                    && let Some(rest) = line.split("listening on http://").nth(1)
+                {
+                    let addr = rest.split_whitespace().next().unwrap_or_default();
+                    let _ = tx.send(addr.to_string());
                     addr_tx = None;
                 }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
             }
         });
         let addr = match addr_rx.recv_timeout(IO_TIMEOUT) {
@@ -120,6 +208,38 @@ impl Server {
 
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// CPU time the server has used so far (user and system).
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // Fields after the parenthesised command name; utime and stime are the
+        // 14th and 15th fields overall, in clock ticks.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<u64> = after
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
+        // SAFETY: sysconf has no preconditions.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+        Duration::from_millis((fields[11] + fields[12]) * 1000 / ticks)
+    }
+
+    /// Resident set size now, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    /// Open descriptors, from /proc.
+    pub fn open_descriptors(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
     }
 }
 
