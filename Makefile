@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test lint unit build release clean help
+.PHONY: run test lint unit release bench bench-quick fuzz clean help
 
 ## run: serve the example site in ./site on http://127.0.0.1:4221/
 run:
@@ -13,10 +13,22 @@ test: lint unit
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 unit:
-	$(CARGO) test --all-targets
+	$(CARGO) test --workspace --all-targets
+
+## bench: the full benchmark (about 45 minutes; needs wrk); rewrites docs/benchmarks.md
+bench:
+	$(CARGO) run --release -p oneloop-bench -- --docs docs/benchmarks.md
+
+## bench-quick: a short benchmark (about 30 seconds of load); report under bench/results/
+bench-quick:
+	$(CARGO) run --release -p oneloop-bench -- --quick
+
+## fuzz: ten minutes on the connection fuzz target (needs cargo-fuzz)
+fuzz:
+	cd fuzz && $(CARGO) fuzz run -s none connection corpus/connection seeds/connection -- -max_total_time=600
 
 ## release: build the optimised binary (target/release/oneloop)
 release:

@@ -1,0 +1,62 @@
+//! Memory held for idle keep-alive connections: open N connections, send one
+//! request on each and read its answer, then leave them all open and read the
+//! server's resident memory.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use crate::procs;
+
+#[derive(Clone, Debug)]
+pub struct IdleResult {
+    pub connections: usize,
+    /// Connections that got their answer (a pool of N threads answers only N).
+    pub answered: usize,
+    pub rss_before_kib: u64,
+    pub rss_with_idle_kib: u64,
+}
+
+impl IdleResult {
+    /// Bytes of server memory per idle connection.
+    pub fn bytes_per_connection(&self) -> f64 {
+        let delta = self.rss_with_idle_kib.saturating_sub(self.rss_before_kib) as f64 * 1024.0;
+        delta / self.connections.max(1) as f64
+    }
+}
+
+pub fn measure(port: u16, server_pid: u32, connections: usize) -> std::io::Result<IdleResult> {
+    let pids = procs::tree(server_pid);
+    let rss_before_kib = procs::rss_kib(&pids);
+    let request = b"GET /13.txt HTTP/1.1\r\nHost: bench\r\n\r\n";
+    let mut open = Vec::with_capacity(connections);
+    let mut answered = 0;
+    // Once one connection goes unanswered (every pool thread is held), the rest
+    // will be too: stop waiting for answers, just hold the connections.
+    let mut expect_answers = true;
+    for _ in 0..connections {
+        let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_millis(500)))?;
+        stream.write_all(request)?;
+        if expect_answers {
+            // The answer is small: a head and 13 bytes, in one read.
+            let mut buf = [0u8; 1024];
+            if matches!(stream.read(&mut buf), Ok(n) if n > 0) {
+                answered += 1;
+            } else {
+                expect_answers = false;
+            }
+        }
+        open.push(stream);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_with_idle_kib = procs::rss_kib(&procs::tree(server_pid));
+    drop(open);
+    std::thread::sleep(Duration::from_millis(500));
+    Ok(IdleResult {
+        connections,
+        answered,
+        rss_before_kib,
+        rss_with_idle_kib,
+    })
+}

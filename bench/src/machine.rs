@@ -1,0 +1,80 @@
+//! What the numbers were measured on: the report starts with this.
+
+use std::process::Command;
+
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub cpu: String,
+    pub cores: usize,
+    pub kernel: String,
+    pub memory: String,
+    pub tools: Vec<(String, String)>,
+}
+
+impl Machine {
+    pub fn describe() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "unknown".into());
+        let memory = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .map_or_else(
+                || "unknown".into(),
+                |kib| format!("{:.1} GiB", kib as f64 / 1048576.0),
+            );
+        let tools = [
+            ("wrk", &["--version"][..]),
+            ("nginx", &["-v"]),
+            ("lighttpd", &["-v"]),
+            ("rustc", &["--version"]),
+        ]
+        .iter()
+        .map(|(tool, args)| (tool.to_string(), version_of(tool, args)))
+        .collect();
+        Machine {
+            cpu,
+            cores,
+            kernel,
+            memory,
+            tools,
+        }
+    }
+}
+
+/// The first line a tool prints about its version, or "not found".
+pub fn version_of(tool: &str, args: &[&str]) -> String {
+    match Command::new(tool).args(args).output() {
+        Ok(out) => {
+            let text = if out.stdout.is_empty() {
+                out.stderr
+            } else {
+                out.stdout
+            };
+            String::from_utf8_lossy(&text)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        }
+        Err(_) => "not found".into(),
+    }
+}
+
+/// Whether a program is on PATH.
+pub fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
+}
