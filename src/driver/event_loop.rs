@@ -409,6 +409,8 @@ impl EventLoop {
                         conn.session.abort();
                     }
                 }
+                // Whatever the read did (bytes, EOF, WouldBlock, an error)
+                // changed something worth another look; WouldBlock ends it.
                 progress = true;
             }
             if !progress {

@@ -434,7 +434,8 @@ impl Connection {
             keep_alive: false,
             expects_continue: false,
             version: head.version(),
-            is_head: false,
+            // Even a failing HEAD request gets no body.
+            is_head: head.method() == super::request::Method::Head,
         });
         Exchange {
             semantics,
@@ -584,7 +585,6 @@ impl Connection {
                 self.exchange = Some(self.record_unparsed_request());
             }
             if let Some(exchange) = self.exchange.as_mut() {
-                exchange.semantics.is_head = false;
                 exchange.answered = true;
             }
             self.queue_response(Response::error(status).closing(), false, date);

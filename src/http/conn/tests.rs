@@ -184,6 +184,20 @@ fn framing_errors_map_to_their_status() {
 }
 
 #[test]
+fn a_failing_head_request_gets_no_body() {
+    let mut h = Harness::new();
+    h.feed(b"HEAD / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n");
+    let out = h.output();
+    assert!(out.starts_with("HTTP/1.1 501 Not Implemented\r\n"), "{out}");
+    assert!(out.ends_with("\r\n\r\n"), "headers only: {out:?}");
+    let get_body = "501 Not Implemented\n";
+    assert!(
+        out.contains(&format!("Content-Length: {}\r\n", get_body.len())),
+        "the length GET would have had"
+    );
+}
+
+#[test]
 fn long_lines_and_large_heads_are_refused_early() {
     let mut h = Harness::new();
     let long_target = format!("GET /{} HTTP/1.1\r\n", "a".repeat(9000));
