@@ -57,6 +57,7 @@ fn echo_is_exact(model: Model) {
     assert_eq!(r.body, b"abc");
     assert_eq!(server.get("/echo/").body, b"");
     assert_eq!(server.get("/echo/a/b?q=1").body, b"a/b");
+    assert_eq!(server.get("/echo/hello%2C%20loop").body, b"hello, loop");
 }
 
 fn every_response_has_an_imf_fixdate(model: Model) {

@@ -5,16 +5,17 @@
 use super::{Reply, encoding};
 use crate::http::{RequestHead, Response, StatusCode};
 
-/// `GET /echo/{text}`: the text as sent in the path (still percent-encoded, the
-/// query left out), gzip-compressed when the client accepts gzip.
+/// `GET /echo/{text}`: the text, percent-decoded (as nginx would capture it;
+/// the query left out), gzip-compressed when the client accepts gzip.
 pub fn echo(request: &RequestHead, text: &str) -> Reply {
+    let text: Vec<u8> = percent_encoding::percent_decode_str(text).collect();
     // The representation depends on Accept-Encoding, compressed or not, so caches
     // must know that either way.
     let response = if encoding::accepts(request, "gzip") {
         Response::new(StatusCode::OK)
             .with_header("Content-Type", "text/plain")
             .with_header("Content-Encoding", "gzip")
-            .with_body(encoding::gzip(text.as_bytes()))
+            .with_body(encoding::gzip(&text))
     } else {
         Response::plain_text(StatusCode::OK, text)
     };
@@ -41,6 +42,13 @@ mod tests {
         assert_eq!(r.header("content-type"), Some("text/plain"));
         assert_eq!(r.header("content-encoding"), None);
         assert_eq!(body_bytes(&r), b"abc");
+    }
+
+    #[test]
+    fn echo_decodes_the_text() {
+        let req = head("GET /echo/hello%2C%20loop HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(body_bytes(&respond(echo(&req, "hello%2C%20loop"))), b"hello, loop");
+        assert_eq!(body_bytes(&respond(echo(&req, "100%"))), b"100%", "a stray % stays");
     }
 
     #[test]
