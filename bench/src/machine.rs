@@ -4,6 +4,8 @@ use std::process::Command;
 
 #[derive(Debug, Clone)]
 pub struct Machine {
+    /// The oneloop commit measured (`-dirty` with uncommitted changes).
+    pub commit: String,
     pub cpu: String,
     pub cores: usize,
     pub kernel: String,
@@ -44,12 +46,33 @@ impl Machine {
         .map(|(tool, args)| (tool.to_string(), version_of(tool, args)))
         .collect();
         Machine {
+            commit: commit(),
             cpu,
             cores,
             kernel,
             memory,
             tools,
         }
+    }
+}
+
+/// `git rev-parse --short HEAD`, marked `-dirty` when the tree has changes.
+fn commit() -> String {
+    let run = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match run(&["rev-parse", "--short", "HEAD"]) {
+        Some(hash) => {
+            let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            if dirty { format!("{hash}-dirty") } else { hash }
+        }
+        None => "unknown".into(),
     }
 }
 

@@ -265,6 +265,7 @@ impl Report {
         );
         let _ = writeln!(md, "## Machine\n");
         let _ = writeln!(md, "| | |\n|---|---|");
+        let _ = writeln!(md, "| oneloop commit | {} |", m.commit);
         let _ = writeln!(md, "| CPU | {} |", m.cpu);
         let _ = writeln!(md, "| Cores | {} |", m.cores);
         let _ = writeln!(md, "| Memory | {} |", m.memory);

@@ -47,8 +47,15 @@ mod tests {
     #[test]
     fn echo_decodes_the_text() {
         let req = head("GET /echo/hello%2C%20loop HTTP/1.1\r\nHost: a\r\n\r\n");
-        assert_eq!(body_bytes(&respond(echo(&req, "hello%2C%20loop"))), b"hello, loop");
-        assert_eq!(body_bytes(&respond(echo(&req, "100%"))), b"100%", "a stray % stays");
+        assert_eq!(
+            body_bytes(&respond(echo(&req, "hello%2C%20loop"))),
+            b"hello, loop"
+        );
+        assert_eq!(
+            body_bytes(&respond(echo(&req, "100%"))),
+            b"100%",
+            "a stray % stays"
+        );
     }
 
     #[test]

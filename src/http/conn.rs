@@ -46,6 +46,7 @@
 //! ```
 
 use std::fmt;
+use std::io::Write;
 use std::time::Instant;
 
 use super::body::{BodyDecoder, Decoded};
@@ -539,12 +540,11 @@ impl Connection {
         };
         let (status, fields, body) = response.into_parts();
         let mut head = Vec::with_capacity(128 + fields.len());
-        head.extend_from_slice(b"HTTP/1.1 ");
-        head.extend_from_slice(status.to_string().as_bytes());
-        head.extend_from_slice(b"\r\n");
+        // Writing into a Vec cannot fail.
+        let _ = write!(head, "HTTP/1.1 {} {}\r\n", status.as_u16(), status.reason());
         head.extend_from_slice(&fields);
         if status.permits_body() {
-            head.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+            let _ = write!(head, "Content-Length: {}\r\n", body.len());
         }
         head.extend_from_slice(b"Date: ");
         head.extend_from_slice(date.as_bytes());

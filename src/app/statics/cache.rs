@@ -117,10 +117,12 @@ impl FileCache {
         let Some(slot) = inner.slots.get_mut(key) else {
             return Lookup::Miss;
         };
-        inner.order.remove(&slot.tick);
-        slot.tick = inner.next_tick;
+        // Move to the most recent end, reusing the key the order held.
+        if let Some(owned) = inner.order.remove(&slot.tick) {
+            slot.tick = inner.next_tick;
+            inner.order.insert(slot.tick, owned);
+        }
         inner.next_tick += 1;
-        inner.order.insert(slot.tick, key.clone());
         if now.duration_since(slot.checked) < REVALIDATE_AFTER {
             Lookup::Fresh(slot.cached.clone())
         } else {
@@ -187,10 +189,7 @@ mod tests {
                 path: PathBuf::from("/x"),
                 len: len as u64,
                 identity: (0, 0, len as u64, 0),
-                validators: Validators {
-                    etag: "\"e\"".into(),
-                    last_modified: UNIX_EPOCH,
-                },
+                validators: Validators::new("\"e\"".into(), UNIX_EPOCH),
                 content_type: "text/plain".into(),
                 encoding: None,
                 vary: false,

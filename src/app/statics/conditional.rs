@@ -26,12 +26,18 @@ pub struct Validators {
     pub etag: String,
     /// Modification time, truncated to the second (HTTP dates have no more).
     pub last_modified: SystemTime,
+    /// `last_modified` as an HTTP date, formatted once (cached files reuse it).
+    pub last_modified_text: String,
 }
 
 impl Validators {
-    /// The `Last-Modified` header value.
-    pub fn last_modified_header(&self) -> String {
-        httpdate::fmt_http_date(self.last_modified)
+    pub fn new(etag: String, modified: SystemTime) -> Validators {
+        let last_modified = to_seconds(modified);
+        Validators {
+            etag,
+            last_modified,
+            last_modified_text: httpdate::fmt_http_date(last_modified),
+        }
     }
 }
 
@@ -175,10 +181,10 @@ mod tests {
     use std::time::Duration;
 
     fn current() -> Validators {
-        Validators {
-            etag: "\"abc\"".into(),
-            last_modified: UNIX_EPOCH + Duration::from_secs(1_000_000_000),
-        }
+        Validators::new(
+            "\"abc\"".into(),
+            UNIX_EPOCH + Duration::from_secs(1_000_000_000),
+        )
     }
 
     const LM: &str = "Sun, 09 Sep 2001 01:46:40 GMT";

@@ -172,12 +172,10 @@ impl StaticSite {
                 metadata.len(),
                 i128::from(metadata.mtime()) * 1_000_000_000 + i128::from(metadata.mtime_nsec()),
             ),
-            validators: Validators {
-                etag: entity_tag(&metadata, encoding),
-                last_modified: conditional::to_seconds(
-                    metadata.modified().unwrap_or(std::time::UNIX_EPOCH),
-                ),
-            },
+            validators: Validators::new(
+                entity_tag(&metadata, encoding),
+                metadata.modified().unwrap_or(std::time::UNIX_EPOCH),
+            ),
             content_type: content_type(file),
             encoding,
             vary,
@@ -247,7 +245,7 @@ fn answer(request: &RequestHead, representation: &Representation, content: &Cont
     let with_validators = |status: StatusCode| {
         let mut response = Response::new(status)
             .with_header("ETag", &validators.etag)
-            .with_header("Last-Modified", validators.last_modified_header());
+            .with_header("Last-Modified", &validators.last_modified_text);
         if representation.vary {
             response.add_header("Vary", "Accept-Encoding");
         }
