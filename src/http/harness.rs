@@ -172,7 +172,7 @@ impl Harness {
             drained = true;
             let mut slices = [IoSlice::new(&[]); 16];
             let n = match self.conn.output().front(&mut slices) {
-                Front::Memory(count) => {
+                Front::Memory { count, .. } => {
                     let before = self.out.len();
                     for slice in &slices[..count] {
                         self.out.extend_from_slice(slice);

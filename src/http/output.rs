@@ -53,8 +53,11 @@ impl Segment {
 pub enum Front<'a> {
     /// Nothing is queued.
     Empty,
-    /// In-memory bytes, as many slices as were asked for: write them with `writev`.
-    Memory(usize),
+    /// In-memory bytes in the first `count` slices: write them with `writev`.
+    /// `file_follows` says a file range comes right after them, so the driver
+    /// can ask the kernel to hold a short head back and send it with the
+    /// file's first bytes (`MSG_MORE`) instead of in a packet of its own.
+    Memory { count: usize, file_follows: bool },
     /// A file range: send it with `sendfile`.
     File {
         file: &'a File,
@@ -210,6 +213,7 @@ impl<R> WriteQueue<R> {
     /// leading in-memory segments (up to the first file range).
     pub fn front<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> Front<'a> {
         let mut filled = 0;
+        let mut file_follows = false;
         for segment in &self.segments {
             if filled == slices.len() {
                 break;
@@ -231,6 +235,7 @@ impl<R> WriteQueue<R> {
                             len: *remaining,
                         };
                     }
+                    file_follows = true;
                     break;
                 }
             }
@@ -239,7 +244,10 @@ impl<R> WriteQueue<R> {
         if filled == 0 {
             Front::Empty
         } else {
-            Front::Memory(filled)
+            Front::Memory {
+                count: filled,
+                file_follows,
+            }
         }
     }
 
@@ -328,7 +336,10 @@ mod tests {
     fn memory_front(queue: &WriteQueue<()>) -> Vec<u8> {
         let mut slices = [IoSlice::new(&[]); 8];
         match queue.front(&mut slices) {
-            Front::Memory(n) => slices[..n].iter().flat_map(|s| s.iter().copied()).collect(),
+            Front::Memory { count, .. } => slices[..count]
+                .iter()
+                .flat_map(|s| s.iter().copied())
+                .collect(),
             Front::Empty => Vec::new(),
             Front::File { .. } => panic!("file at the front"),
         }
@@ -410,6 +421,14 @@ mod tests {
         });
         q.push_bytes(b"tail");
         assert_eq!(memory_front(&q), b"head");
+        let mut slices = [IoSlice::new(&[]); 8];
+        assert!(matches!(
+            q.front(&mut slices),
+            Front::Memory {
+                count: 1,
+                file_follows: true
+            }
+        ));
         q.advance(4);
         let file_front = |q: &WriteQueue<()>| match q.front(&mut [IoSlice::new(&[]); 8]) {
             Front::File { offset, len, .. } => Some((offset, len)),
