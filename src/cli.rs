@@ -56,13 +56,18 @@ pub struct Cli {
     #[arg(long)]
     pub follow_symlinks: bool,
 
-    /// Memory for the small-file cache; 0 sends every file with sendfile.
+    /// Memory for the small-file cache; 0 keeps no file in memory.
     #[arg(long, default_value = "4M", value_parser = parse_size, value_name = "BYTES")]
     pub cache_bytes: u64,
 
     /// Largest file kept in the cache; larger ones go out with sendfile.
     #[arg(long, default_value = "64K", value_parser = parse_size, value_name = "BYTES")]
     pub cache_file_bytes: u64,
+
+    /// Descriptors of larger files kept open (and their lookups remembered) for
+    /// up to a second; 0 opens them on every request.
+    #[arg(long, default_value_t = 128, value_name = "N")]
+    pub cache_open_files: usize,
 
     /// Write a Combined Log Format line per response to PATH ('-' for stdout).
     #[arg(long, value_name = "PATH")]
@@ -176,6 +181,7 @@ impl Cli {
                 cache: CacheLimits {
                     total_bytes: usize_of(self.cache_bytes, "--cache-bytes")?,
                     file_bytes: usize_of(self.cache_file_bytes, "--cache-file-bytes")?,
+                    open_files: self.cache_open_files,
                 },
             });
         }

@@ -29,6 +29,7 @@ every_model!(
     if_range_decides_between_206_and_200,
     precompressed_sidecars_are_negotiated,
     an_edited_file_is_never_stale_for_more_than_a_second,
+    a_replaced_large_file_is_never_stale_for_more_than_a_second,
     files_bigger_than_the_cache_and_a_disabled_cache_serve_the_same_bytes,
     a_100_mib_file_goes_out_exactly_without_growing_memory,
     the_access_log_has_one_combined_line_per_response,
@@ -631,6 +632,29 @@ fn an_edited_file_is_never_stale_for_more_than_a_second(model: Model) {
         == 404));
 }
 
+fn a_replaced_large_file_is_never_stale_for_more_than_a_second(model: Model) {
+    let site = Site::new();
+    let server = site.serve(model, &[]);
+    let version = |v: u8| vec![v; 200_000];
+    std::fs::write(site.path("big.bin"), version(1)).unwrap();
+    assert_eq!(server.get("/big.bin").body, version(1));
+    // Deployed the way tools deploy: a new file renamed over the old one.
+    std::fs::write(site.path(".big.new"), version(2)).unwrap();
+    std::fs::rename(site.path(".big.new"), site.path("big.bin")).unwrap();
+    assert!(common::eventually(Duration::from_millis(1500), || {
+        server.get("/big.bin").body == version(2)
+    }));
+    // Rewritten in place, same size: the new modification time tells.
+    std::fs::write(site.path("big.bin"), version(3)).unwrap();
+    assert!(common::eventually(Duration::from_millis(1500), || {
+        server.get("/big.bin").body == version(3)
+    }));
+    std::fs::remove_file(site.path("big.bin")).unwrap();
+    assert!(common::eventually(Duration::from_millis(1500), || {
+        server.get("/big.bin").status == 404
+    }));
+}
+
 fn files_bigger_than_the_cache_and_a_disabled_cache_serve_the_same_bytes(model: Model) {
     let site = Site::new();
     let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
@@ -638,6 +662,7 @@ fn files_bigger_than_the_cache_and_a_disabled_cache_serve_the_same_bytes(model: 
     for flags in [
         &[][..],
         &["--cache-bytes", "0"][..],
+        &["--cache-bytes", "0", "--cache-open-files", "0"][..],
         &["--cache-file-bytes", "1M"][..],
     ] {
         let server = site.serve(model, flags);

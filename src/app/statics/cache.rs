@@ -1,18 +1,24 @@
-//! A bounded in-memory cache of small files, least-recently-used out.
+//! What the static site remembers between requests: the answer to "what does
+//! this URL path resolve to", with the file's bytes (small files) or its open
+//! descriptor (larger ones), least-recently-used out.
 //!
-//! An entry remembers everything a request for a URL path needed: how the path
+//! An entry holds everything a request for a URL path needed: how the path
 //! resolved, which representation was chosen (identity or a precompressed
-//! sidecar), its validators, and its bytes. A hit younger than
-//! [`REVALIDATE_AFTER`] costs no system call at all; an older one is revalidated
-//! by resolving the path again and comparing the file's identity (device, inode,
-//! size, modification time to the nanosecond): unchanged, the bytes are reused;
-//! changed, they are read again. So an edited file is served stale for at most a
-//! second, the same bound nginx's `open_file_cache_valid` gives.
+//! sidecar), its validators, and its content. A hit younger than
+//! [`REVALIDATE_AFTER`] costs no system call at all (a large file still costs its
+//! `sendfile`); an older one is revalidated by resolving the path again and
+//! comparing the file's identity (device, inode, size, modification time to the
+//! nanosecond): unchanged, small files keep their bytes; changed, everything is
+//! read again. So an edited file is served stale for at most a second, the bound
+//! nginx's `open_file_cache_valid 1s` gives.
 //!
-//! The cache is shared by every connection of a loop (and by every thread in the
-//! threaded models), behind a mutex that the single loop never contends.
+//! Two bounds: the bytes held for small files, and the descriptors held open
+//! for large ones (each is one of the process's file descriptors). The cache is
+//! shared by every connection of a loop (and by every thread in the threaded
+//! models), behind a mutex that the single loop never contends.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -24,11 +30,12 @@ pub const REVALIDATE_AFTER: Duration = Duration::from_secs(1);
 /// How much the cache may hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CacheLimits {
-    /// All cached bytes together; 0 turns the cache off.
+    /// All cached bytes together; 0 keeps no file in memory.
     pub total_bytes: usize,
-    /// Largest file cached. Larger files (and every file when the cache is off)
-    /// go out with sendfile.
+    /// Largest file kept in memory. Larger files go out with sendfile.
     pub file_bytes: usize,
+    /// Open descriptors kept for larger files; 0 opens them for every request.
+    pub open_files: usize,
 }
 
 impl Default for CacheLimits {
@@ -36,6 +43,7 @@ impl Default for CacheLimits {
         CacheLimits {
             total_bytes: 4 << 20,
             file_bytes: 64 << 10,
+            open_files: 128,
         }
     }
 }
@@ -49,10 +57,20 @@ pub struct Key {
     pub accepted: u8,
 }
 
+/// Where a cached file's bytes are.
+#[derive(Clone, Debug)]
+pub enum Content {
+    /// A small file, read into memory.
+    Bytes(Arc<[u8]>),
+    /// A larger file, kept open (sendfile takes an offset, so one descriptor
+    /// serves any number of responses at once).
+    Open(Arc<File>),
+}
+
 #[derive(Clone, Debug)]
 pub struct Cached {
     pub representation: Arc<Representation>,
-    pub bytes: Arc<[u8]>,
+    pub content: Content,
 }
 
 /// The result of a lookup.
@@ -64,115 +82,151 @@ pub enum Lookup {
     Miss,
 }
 
-struct Slot {
-    cached: Cached,
-    checked: Instant,
-    /// Position in the recency order.
-    tick: u64,
-}
-
-#[derive(Default)]
-struct Inner {
-    slots: HashMap<Key, Slot>,
-    /// Recency order: the smallest tick is the least recently used.
-    order: BTreeMap<u64, Key>,
-    next_tick: u64,
-    used: usize,
-}
-
 pub struct FileCache {
     limits: CacheLimits,
-    inner: Mutex<Inner>,
+    /// Small files' bytes, weighed in bytes.
+    memory: Mutex<Lru>,
+    /// Larger files' descriptors, weighed one each.
+    open: Mutex<Lru>,
 }
 
 impl FileCache {
     pub fn new(limits: CacheLimits) -> FileCache {
         FileCache {
             limits,
-            inner: Mutex::new(Inner::default()),
+            memory: Mutex::new(Lru::new(limits.total_bytes)),
+            open: Mutex::new(Lru::new(limits.open_files)),
         }
     }
 
-    /// Whether a file of `len` bytes belongs in the cache.
-    pub fn admits(&self, len: u64) -> bool {
-        self.limits.total_bytes > 0
-            && len <= self.limits.file_bytes as u64
-            && len <= self.limits.total_bytes as u64
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave the map inconsistent in
-        // a way that matters to a cache: recover the guard.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Whether a file of `len` bytes is kept in memory (otherwise it is kept
+    /// open, if descriptors may be kept at all).
+    pub fn holds_in_memory(&self, len: u64) -> bool {
+        len <= self.limits.file_bytes as u64 && len <= self.limits.total_bytes as u64
     }
 
     pub fn lookup(&self, key: &Key, now: Instant) -> Lookup {
-        if self.limits.total_bytes == 0 {
-            return Lookup::Miss;
-        }
-        let mut inner = self.lock();
-        let inner = &mut *inner;
-        let Some(slot) = inner.slots.get_mut(key) else {
-            return Lookup::Miss;
-        };
-        // Move to the most recent end, reusing the key the order held.
-        if let Some(owned) = inner.order.remove(&slot.tick) {
-            slot.tick = inner.next_tick;
-            inner.order.insert(slot.tick, owned);
-        }
-        inner.next_tick += 1;
-        if now.duration_since(slot.checked) < REVALIDATE_AFTER {
-            Lookup::Fresh(slot.cached.clone())
-        } else {
-            Lookup::Stale(slot.cached.clone())
+        let found = lock(&self.memory)
+            .touch(key)
+            .or_else(|| lock(&self.open).touch(key));
+        match found {
+            Some((cached, checked)) if now.duration_since(checked) < REVALIDATE_AFTER => {
+                Lookup::Fresh(cached)
+            }
+            Some((cached, _)) => Lookup::Stale(cached),
+            None => Lookup::Miss,
         }
     }
 
-    /// Stores (or refreshes) an entry checked at `now`, evicting the least
-    /// recently used entries until everything fits.
+    /// Stores (or refreshes) an entry checked at `now`.
     pub fn insert(&self, key: Key, cached: Cached, now: Instant) {
-        let len = cached.bytes.len();
-        if !self.admits(len as u64) {
+        self.remove(&key);
+        match &cached.content {
+            Content::Bytes(bytes) => {
+                let weight = bytes.len();
+                lock(&self.memory).insert(key, cached, weight, now);
+            }
+            Content::Open(_) => lock(&self.open).insert(key, cached, 1, now),
+        }
+    }
+
+    /// Forgets an entry.
+    pub fn remove(&self, key: &Key) {
+        lock(&self.memory).remove(key);
+        lock(&self.open).remove(key);
+    }
+
+    /// Bytes held in memory.
+    pub fn bytes_held(&self) -> usize {
+        lock(&self.memory).used
+    }
+
+    /// Descriptors held open.
+    pub fn files_held(&self) -> usize {
+        lock(&self.open).used
+    }
+}
+
+fn lock(lru: &Mutex<Lru>) -> MutexGuard<'_, Lru> {
+    // A panic while holding the lock cannot leave an LRU inconsistent in a way
+    // that matters to a cache: recover the guard.
+    lru.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+struct Slot {
+    cached: Cached,
+    weight: usize,
+    checked: Instant,
+    /// Position in the recency order.
+    tick: u64,
+}
+
+/// A least-recently-used map whose entries have weights and whose total weight
+/// is bounded.
+struct Lru {
+    capacity: usize,
+    used: usize,
+    slots: HashMap<Key, Slot>,
+    /// Recency order: the smallest tick is the least recently used.
+    order: BTreeMap<u64, Key>,
+    next_tick: u64,
+}
+
+impl Lru {
+    fn new(capacity: usize) -> Lru {
+        Lru {
+            capacity,
+            used: 0,
+            slots: HashMap::new(),
+            order: BTreeMap::new(),
+            next_tick: 0,
+        }
+    }
+
+    /// The entry and when it was checked, moved to the recent end.
+    fn touch(&mut self, key: &Key) -> Option<(Cached, Instant)> {
+        let slot = self.slots.get_mut(key)?;
+        // Reuse the key the order held rather than cloning one.
+        if let Some(owned) = self.order.remove(&slot.tick) {
+            slot.tick = self.next_tick;
+            self.order.insert(slot.tick, owned);
+        }
+        self.next_tick += 1;
+        Some((slot.cached.clone(), slot.checked))
+    }
+
+    fn insert(&mut self, key: Key, cached: Cached, weight: usize, now: Instant) {
+        if weight > self.capacity {
             return;
         }
-        self.remove(&key);
-        let mut inner = self.lock();
-        while inner.used + len > self.limits.total_bytes {
-            let Some((_, oldest)) = inner.order.pop_first() else {
+        while self.used + weight > self.capacity {
+            let Some((_, oldest)) = self.order.pop_first() else {
                 break;
             };
-            if let Some(evicted) = inner.slots.remove(&oldest) {
-                inner.used -= evicted.cached.bytes.len();
+            if let Some(evicted) = self.slots.remove(&oldest) {
+                self.used -= evicted.weight;
             }
         }
-        let tick = inner.next_tick;
-        inner.next_tick += 1;
-        inner.order.insert(tick, key.clone());
-        inner.used += len;
-        inner.slots.insert(
+        let tick = self.next_tick;
+        self.next_tick += 1;
+        self.order.insert(tick, key.clone());
+        self.used += weight;
+        self.slots.insert(
             key,
             Slot {
                 cached,
+                weight,
                 checked: now,
                 tick,
             },
         );
     }
 
-    /// Forgets an entry.
-    pub fn remove(&self, key: &Key) {
-        let mut inner = self.lock();
-        if let Some(old) = inner.slots.remove(key) {
-            inner.order.remove(&old.tick);
-            inner.used -= old.cached.bytes.len();
+    fn remove(&mut self, key: &Key) {
+        if let Some(old) = self.slots.remove(key) {
+            self.order.remove(&old.tick);
+            self.used -= old.weight;
         }
-    }
-
-    /// Bytes held.
-    pub fn used(&self) -> usize {
-        self.lock().used
     }
 }
 
@@ -183,18 +237,29 @@ mod tests {
     use std::path::PathBuf;
     use std::time::UNIX_EPOCH;
 
-    fn entry(len: usize) -> Cached {
+    fn representation(len: usize) -> Arc<Representation> {
+        Arc::new(Representation {
+            path: PathBuf::from("/x"),
+            len: len as u64,
+            identity: (0, 0, len as u64, 0),
+            validators: Validators::new("\"e\"".into(), UNIX_EPOCH),
+            content_type: "text/plain".into(),
+            encoding: None,
+            vary: false,
+        })
+    }
+
+    fn in_memory(len: usize) -> Cached {
         Cached {
-            representation: Arc::new(Representation {
-                path: PathBuf::from("/x"),
-                len: len as u64,
-                identity: (0, 0, len as u64, 0),
-                validators: Validators::new("\"e\"".into(), UNIX_EPOCH),
-                content_type: "text/plain".into(),
-                encoding: None,
-                vary: false,
-            }),
-            bytes: Arc::from(vec![0u8; len]),
+            representation: representation(len),
+            content: Content::Bytes(Arc::from(vec![0u8; len])),
+        }
+    }
+
+    fn open_file() -> Cached {
+        Cached {
+            representation: representation(1 << 20),
+            content: Content::Open(Arc::new(File::open("Cargo.toml").unwrap())),
         }
     }
 
@@ -205,11 +270,19 @@ mod tests {
         }
     }
 
+    fn limits(total_bytes: usize, file_bytes: usize, open_files: usize) -> CacheLimits {
+        CacheLimits {
+            total_bytes,
+            file_bytes,
+            open_files,
+        }
+    }
+
     #[test]
     fn fresh_then_stale() {
         let cache = FileCache::new(CacheLimits::default());
         let t0 = Instant::now();
-        cache.insert(key("/a"), entry(10), t0);
+        cache.insert(key("/a"), in_memory(10), t0);
         assert!(matches!(cache.lookup(&key("/a"), t0), Lookup::Fresh(_)));
         assert!(matches!(
             cache.lookup(&key("/a"), t0 + REVALIDATE_AFTER),
@@ -220,45 +293,56 @@ mod tests {
 
     #[test]
     fn evicts_the_least_recently_used() {
-        let cache = FileCache::new(CacheLimits {
-            total_bytes: 30,
-            file_bytes: 30,
-        });
+        let cache = FileCache::new(limits(30, 30, 0));
         let t0 = Instant::now();
-        cache.insert(key("/a"), entry(10), t0);
-        cache.insert(key("/b"), entry(10), t0);
-        cache.insert(key("/c"), entry(10), t0);
+        cache.insert(key("/a"), in_memory(10), t0);
+        cache.insert(key("/b"), in_memory(10), t0);
+        cache.insert(key("/c"), in_memory(10), t0);
         let _ = cache.lookup(&key("/a"), t0); // a is now the most recent
-        cache.insert(key("/d"), entry(10), t0);
+        cache.insert(key("/d"), in_memory(10), t0);
         assert!(
             matches!(cache.lookup(&key("/b"), t0), Lookup::Miss),
             "b was oldest"
         );
         assert!(matches!(cache.lookup(&key("/a"), t0), Lookup::Fresh(_)));
-        assert_eq!(cache.used(), 30);
+        assert_eq!(cache.bytes_held(), 30);
     }
 
     #[test]
-    fn refuses_what_does_not_fit() {
-        let cache = FileCache::new(CacheLimits {
-            total_bytes: 100,
-            file_bytes: 20,
-        });
-        cache.insert(key("/big"), entry(21), Instant::now());
-        assert_eq!(cache.used(), 0);
-        let off = FileCache::new(CacheLimits {
-            total_bytes: 0,
-            file_bytes: 20,
-        });
-        assert!(!off.admits(1));
+    fn descriptors_are_bounded_apart_from_bytes() {
+        let cache = FileCache::new(limits(100, 50, 2));
+        let t0 = Instant::now();
+        cache.insert(key("/small"), in_memory(40), t0);
+        for path in ["/big1", "/big2", "/big3"] {
+            cache.insert(key(path), open_file(), t0);
+        }
+        assert_eq!(cache.files_held(), 2);
+        assert!(matches!(cache.lookup(&key("/big1"), t0), Lookup::Miss));
+        assert!(
+            matches!(cache.lookup(&key("/small"), t0), Lookup::Fresh(_)),
+            "large files do not push small ones out"
+        );
     }
 
     #[test]
-    fn replacing_an_entry_keeps_the_accounting_right() {
+    fn what_does_not_fit_is_not_held() {
+        let cache = FileCache::new(limits(100, 20, 0));
+        assert!(!cache.holds_in_memory(21));
+        cache.insert(key("/big"), in_memory(101), Instant::now());
+        assert_eq!(cache.bytes_held(), 0);
+        cache.insert(key("/open"), open_file(), Instant::now());
+        assert_eq!(cache.files_held(), 0, "no descriptors may be kept");
+    }
+
+    #[test]
+    fn an_entry_moves_between_kinds_when_its_file_does() {
         let cache = FileCache::new(CacheLimits::default());
         let t0 = Instant::now();
-        cache.insert(key("/a"), entry(10), t0);
-        cache.insert(key("/a"), entry(25), t0);
-        assert_eq!(cache.used(), 25);
+        cache.insert(key("/a"), in_memory(10), t0);
+        cache.insert(key("/a"), open_file(), t0);
+        assert_eq!(cache.bytes_held(), 0);
+        assert_eq!(cache.files_held(), 1);
+        cache.insert(key("/a"), in_memory(25), t0);
+        assert_eq!((cache.bytes_held(), cache.files_held()), (25, 0));
     }
 }

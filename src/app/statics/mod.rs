@@ -9,7 +9,8 @@
 //!    `FILE.gz` sidecar when the client accepts it, else the file itself;
 //! 4. [`conditional`] requests are answered 304 or 412 from the validators;
 //! 5. [`range`] requests get 206 (one range, or multipart), 416, or the whole file;
-//! 6. the bytes come from the small-file [`cache`], or leave by sendfile.
+//! 6. the bytes come from memory (small files) or leave by sendfile from an open
+//!    descriptor (larger ones), both remembered for a second by the [`cache`].
 
 pub mod cache;
 pub mod conditional;
@@ -29,7 +30,7 @@ use super::files::open_regular;
 use super::methods::{self, READ};
 use super::store::open_error_status;
 use crate::http::{Chunk, Method, RequestHead, Response, StatusCode};
-use cache::{CacheLimits, Cached, FileCache, Key, Lookup};
+use cache::{CacheLimits, Cached, Content, FileCache, Key, Lookup};
 use conditional::{Precondition, Validators};
 use range::RangeAnswer;
 use resolve::{Resolved, Visibility};
@@ -63,21 +64,17 @@ pub struct Representation {
     pub vary: bool,
 }
 
-/// Where the bytes of a representation are.
-enum Content {
-    File(Arc<File>),
-    Memory(Arc<[u8]>),
-}
-
 impl Content {
+    /// The body chunk for `len` bytes from `first`: shared bytes, or a file
+    /// range for sendfile.
     fn slice(&self, first: u64, len: u64) -> Chunk {
         match self {
-            Content::File(file) => Chunk::File {
+            Content::Open(file) => Chunk::File {
                 file: Arc::clone(file),
                 offset: first,
                 len,
             },
-            Content::Memory(bytes) => Chunk::Shared {
+            Content::Bytes(bytes) => Chunk::Shared {
                 data: Arc::clone(bytes),
                 range: first as usize..(first + len) as usize,
             },
@@ -110,9 +107,7 @@ impl StaticSite {
         };
         let now = Instant::now();
         let stale = match self.cache.lookup(&key, now) {
-            Lookup::Fresh(hit) => {
-                return answer(request, &hit.representation, &Content::Memory(hit.bytes));
-            }
+            Lookup::Fresh(hit) => return answer(request, &hit.representation, &hit.content),
             Lookup::Stale(old) => Some(old),
             Lookup::Miss => None,
         };
@@ -182,28 +177,34 @@ impl StaticSite {
             path: chosen,
         };
 
-        if !self.cache.admits(representation.len) {
-            return answer(request, &representation, &Content::File(Arc::new(handle)));
-        }
-        // Unchanged since it was cached: keep the bytes, trust it another second.
-        let bytes = match stale {
-            Some(old) if *old.representation == representation => old.bytes,
-            _ => match read_exactly(&handle, representation.len) {
-                Some(bytes) => bytes,
-                // It is changing under us: send from the file, cache nothing.
-                None => return answer(request, &representation, &Content::File(Arc::new(handle))),
-            },
+        let content = if self.cache.holds_in_memory(representation.len) {
+            match stale {
+                // Unchanged since it was cached: keep the bytes another second.
+                Some(Cached {
+                    representation: old,
+                    content: Content::Bytes(bytes),
+                }) if *old == representation => Content::Bytes(bytes),
+                _ => match read_exactly(&handle, representation.len) {
+                    Some(bytes) => Content::Bytes(bytes),
+                    // It is changing under us: send from the file, cache nothing.
+                    None => {
+                        return answer(request, &representation, &Content::Open(Arc::new(handle)));
+                    }
+                },
+            }
+        } else {
+            Content::Open(Arc::new(handle))
         };
         let representation = Arc::new(representation);
         self.cache.insert(
             key,
             Cached {
                 representation: Arc::clone(&representation),
-                bytes: Arc::clone(&bytes),
+                content: content.clone(),
             },
             now,
         );
-        answer(request, &representation, &Content::Memory(bytes))
+        answer(request, &representation, &content)
     }
 
     /// Picks the file to send: a precompressed sidecar the client accepts (br
