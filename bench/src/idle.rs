@@ -1,6 +1,6 @@
-//! Memory held for idle keep-alive connections: open N connections, send one
-//! request on each and read its answer, then leave them all open and read the
-//! server's resident memory.
+//! Memory held for idle keep-alive connections: on a freshly started server,
+//! open N connections, send one request on each and read its answer, then leave
+//! them all open and read the server's resident memory.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -25,9 +25,15 @@ impl IdleResult {
     }
 }
 
+/// Measures a freshly started server: one request first (so the code that
+/// serves it is in memory), then its memory, then N idle connections.
 pub fn measure(port: u16, server_pid: u32, connections: usize) -> std::io::Result<IdleResult> {
-    let pids = procs::tree(server_pid);
-    let rss_before_kib = procs::rss_kib(&pids);
+    let request = b"GET /13.txt HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
+    let mut warm = TcpStream::connect(("127.0.0.1", port))?;
+    warm.write_all(request)?;
+    let _ = warm.read_to_end(&mut Vec::new());
+    std::thread::sleep(Duration::from_millis(200));
+    let rss_before_kib = procs::rss_kib(&procs::tree(server_pid));
     let request = b"GET /13.txt HTTP/1.1\r\nHost: bench\r\n\r\n";
     let mut open = Vec::with_capacity(connections);
     let mut answered = 0;

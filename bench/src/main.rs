@@ -197,6 +197,19 @@ fn run(args: Args) -> Result<(), String> {
         println!("warmed up {}", subject.name);
     }
 
+    // The sweep stays within the descriptors this process (and so wrk and the
+    // servers) may open, with room for the servers' own.
+    let descriptors = descriptor_limit();
+    let (cells, skipped): (Vec<Cell>, Vec<Cell>) = cells
+        .into_iter()
+        .partition(|c| c.connections + 256 <= descriptors);
+    for cell in &skipped {
+        println!(
+            "skipping {} with {} connections: the descriptor limit is {descriptors}",
+            cell.label, cell.connections
+        );
+    }
+
     let mut measurements = Vec::new();
     let mut commands = Vec::new();
     for round in 1..=rounds {
@@ -246,12 +259,28 @@ fn run(args: Args) -> Result<(), String> {
         }
     }
 
+    let configs: Vec<(String, String)> = running
+        .iter()
+        .map(|(s, r)| (s.name.clone(), r.described.clone()))
+        .collect();
+    drop(running);
+
+    // Idle memory is measured on freshly started servers: after the load runs
+    // their memory holds whatever the busiest moment left behind.
     let mut idle_results = Vec::new();
     for &count in &idle_counts {
-        for (subject, server) in &running {
+        for (i, subject) in subjects.iter().enumerate() {
             if subject.kind == subjects::Kind::Ceiling {
                 continue;
             }
+            let port = args.port + 100 + i as u16;
+            let server = match subject.start(port, &site, &scratch.join("servers"), &binaries) {
+                Ok(server) => server,
+                Err(e) => {
+                    println!("idle {count} {}: cannot start: {e}", subject.name);
+                    continue;
+                }
+            };
             match idle::measure(server.port, server.child.id(), count) {
                 Ok(result) => {
                     println!(
@@ -265,15 +294,9 @@ fn run(args: Args) -> Result<(), String> {
                 }
                 Err(e) => println!("idle {count} {}: {e}", subject.name),
             }
-            std::thread::sleep(Duration::from_secs(1));
+            drop(server);
         }
     }
-
-    let configs: Vec<(String, String)> = running
-        .iter()
-        .map(|(s, r)| (s.name.clone(), r.described.clone()))
-        .collect();
-    drop(running);
 
     let report = report::Report {
         machine,
@@ -285,6 +308,15 @@ fn run(args: Args) -> Result<(), String> {
         configs,
         measurements,
         idle: idle_results,
+        skipped: skipped
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} with {} connections (descriptor limit {descriptors})",
+                    c.label, c.connections
+                )
+            })
+            .collect(),
         wrk_cpus: wrk_cpus.to_string(),
         server_cpus: server_cpus.to_string(),
         pair_cpus: pair_cpus.to_string(),
@@ -295,6 +327,20 @@ fn run(args: Args) -> Result<(), String> {
         println!("report in {}", docs.display());
     }
     Ok(())
+}
+
+/// This process's descriptor limit, after `raise_descriptor_limit`.
+fn descriptor_limit() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit with a valid, exclusively borrowed struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+    } else {
+        1024
+    }
 }
 
 /// Raises this process's descriptor limit to its hard limit (the servers and

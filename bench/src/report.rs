@@ -21,6 +21,8 @@ pub struct Report {
     pub configs: Vec<(String, String)>,
     pub measurements: Vec<Measurement>,
     pub idle: Vec<(String, IdleResult)>,
+    /// Workloads left out, and why.
+    pub skipped: Vec<String>,
     pub wrk_cpus: String,
     pub server_cpus: String,
     pub pair_cpus: String,
@@ -291,10 +293,21 @@ impl Report {
              response, parsing nothing: the most this machine, kernel and wrk allow. Subjects are also \
              shown as a fraction of it.\n\
              - Pipelining sends 16 requests per write (wrk lua script, below); wrk counts each response. \
-             Under pipelining wrk times batches, not requests, so read requests/s there, not latency.\n",
+             Under pipelining wrk times batches, not requests, so read requests/s there, not latency.\n\
+             - `oneloop pool` has 64 threads, each holding one connection to its end: with more \
+             connections than threads, the others wait unanswered in its queue. wrk does not count \
+             them as errors within a run, so at 1000 and 5000 connections the pool's figures describe \
+             the 64 connections it serves, not the ones it leaves waiting.\n",
             self.server_cpus, self.pair_cpus, self.wrk_cpus, self.duration, self.rounds
         );
 
+        if !self.skipped.is_empty() {
+            let _ = writeln!(md, "Left out on this machine:\n");
+            for skipped in &self.skipped {
+                let _ = writeln!(md, "- {skipped}");
+            }
+            let _ = writeln!(md);
+        }
         let _ = writeln!(md, "## Results\n");
         for cell in self.cells() {
             let key = cell_key(&cell);
@@ -356,9 +369,10 @@ impl Report {
         let _ = writeln!(md, "## Idle keep-alive connections\n");
         let _ = writeln!(
             md,
-            "N connections each make one request, read the answer, and stay open; the server's resident \
-             memory is then read from /proc. A pool of threads answers only as many connections as it \
-             has threads (the others wait, accepted, in its queue).\n"
+            "Each server is started afresh and answers one request; its resident memory is read from \
+             /proc. Then N connections each make one request, read the answer, and stay open, and the \
+             memory is read again. A pool of threads answers only as many connections as it has threads \
+             (the others wait, accepted, in its queue); lighttpd holds at most `server.max-connections`.\n"
         );
         let _ = writeln!(
             md,
