@@ -31,7 +31,7 @@ every_model!(
 
 fn store(model: Model) -> (tempfile::TempDir, Server) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_model(model, &["--directory", dir.path().to_str().unwrap()]);
+    let server = Server::start_store(model, dir.path(), &[]);
     (dir, server)
 }
 

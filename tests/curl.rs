@@ -73,7 +73,7 @@ fn curl_uploads_and_downloads_a_file(model: Model) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_model(model, &["--directory", dir.path().to_str().unwrap()]);
+    let server = Server::start_store(model, dir.path(), &[]);
     let source = dir.path().join(".source");
     let content: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
     std::fs::write(&source, &content).unwrap();

@@ -91,15 +91,7 @@ fn large_heads_and_too_many_fields_get_431(model: Model) {
 
 fn declared_bodies_over_the_limit_get_413_before_they_are_read(model: Model) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_model(
-        model,
-        &[
-            "--directory",
-            dir.path().to_str().unwrap(),
-            "--max-body-bytes",
-            "1K",
-        ],
-    );
+    let server = Server::start_store(model, dir.path(), &["--max-body-bytes", "1K"]);
     // Only the head is sent: the answer must not wait for the body.
     refused(
         &server,
@@ -111,15 +103,7 @@ fn declared_bodies_over_the_limit_get_413_before_they_are_read(model: Model) {
 
 fn chunked_bodies_over_the_limit_get_413_midstream(model: Model) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_model(
-        model,
-        &[
-            "--directory",
-            dir.path().to_str().unwrap(),
-            "--max-body-bytes",
-            "1K",
-        ],
-    );
+    let server = Server::start_store(model, dir.path(), &["--max-body-bytes", "1K"]);
     let mut stream = server.connect();
     stream
         .write_all(b"POST /files/big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -297,7 +281,7 @@ fn ambiguous_or_malformed_framing_is_refused_and_closes(model: Model) {
 
 fn chunked_uploads_are_strict(model: Model) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_model(model, &["--directory", dir.path().to_str().unwrap()]);
+    let server = Server::start_store(model, dir.path(), &[]);
     let ok = server.request(
         "POST /files/chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nX-Checksum: abc\r\n\r\n",
     );
@@ -339,15 +323,7 @@ fn chunked_uploads_are_strict(model: Model) {
 
 fn continue_is_sent_only_when_the_body_is_wanted(model: Model) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_model(
-        model,
-        &[
-            "--directory",
-            dir.path().to_str().unwrap(),
-            "--max-body-bytes",
-            "1K",
-        ],
-    );
+    let server = Server::start_store(model, dir.path(), &["--max-body-bytes", "1K"]);
 
     let mut stream = server.connect();
     stream

@@ -24,6 +24,18 @@ fn big_store(size: usize) -> (tempfile::TempDir, Vec<u8>) {
     (dir, content)
 }
 
+/// Asks for the store's big file and reads its first bytes: a response in
+/// flight, which the client may then leave unread.
+fn download_in_flight(server: &Server) -> (TcpStream, Vec<u8>) {
+    let mut stream = server.connect();
+    stream
+        .write_all(b"GET /files/big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut first = vec![0u8; 64];
+    stream.read_exact(&mut first).unwrap();
+    (stream, first)
+}
+
 fn idle_connections_close_and_the_server_exits_zero(model: Model) {
     for signal in [libc::SIGTERM, libc::SIGINT] {
         let mut server = Server::start_model(model, &[]);
@@ -44,21 +56,9 @@ fn idle_connections_close_and_the_server_exits_zero(model: Model) {
 
 fn responses_in_flight_finish_and_newcomers_are_refused(model: Model) {
     let (dir, content) = big_store(24 << 20);
-    let mut server = Server::start_model(
-        model,
-        &[
-            "--directory",
-            dir.path().to_str().unwrap(),
-            "--shutdown-timeout",
-            "20",
-        ],
-    );
+    let mut server = Server::start_store(model, dir.path(), &["--shutdown-timeout", "20"]);
     let addr = server.addr;
-    let mut slow = server.connect();
-    slow.write_all(b"GET /files/big HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut head = [0u8; 64];
-    slow.read_exact(&mut head).unwrap();
+    let (mut slow, head) = download_in_flight(&server);
 
     // SIGTERM while the download is far from done.
     // SAFETY: kill(2) on our own child.
@@ -80,7 +80,7 @@ fn responses_in_flight_finish_and_newcomers_are_refused(model: Model) {
         rest.extend_from_slice(&chunk[..n]);
         std::thread::sleep(Duration::from_millis(2));
     }
-    let mut all = head.to_vec();
+    let mut all = head;
     all.extend_from_slice(&rest);
     let text_head_end = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let head_text = String::from_utf8_lossy(&all[..text_head_end]).into_owned();
@@ -97,22 +97,9 @@ fn responses_in_flight_finish_and_newcomers_are_refused(model: Model) {
 
 fn the_grace_period_bounds_the_wait(model: Model) {
     let (dir, _) = big_store(32 << 20);
-    let mut server = Server::start_model(
-        model,
-        &[
-            "--directory",
-            dir.path().to_str().unwrap(),
-            "--shutdown-timeout",
-            "0.5",
-        ],
-    );
-    let mut stuck = server.connect();
-    stuck
-        .write_all(b"GET /files/big HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut head = [0u8; 16];
-    stuck.read_exact(&mut head).unwrap();
-    // The client never reads again.
+    let mut server = Server::start_store(model, dir.path(), &["--shutdown-timeout", "0.5"]);
+    // Held open, never read again.
+    let _stuck = download_in_flight(&server);
     let started = Instant::now();
     let status = server.signal_and_wait(libc::SIGTERM);
     assert_eq!(status.code(), Some(0));
@@ -125,21 +112,9 @@ fn the_grace_period_bounds_the_wait(model: Model) {
 
 fn a_second_signal_exits_at_once(model: Model) {
     let (dir, _) = big_store(32 << 20);
-    let mut server = Server::start_model(
-        model,
-        &[
-            "--directory",
-            dir.path().to_str().unwrap(),
-            "--shutdown-timeout",
-            "30",
-        ],
-    );
-    let mut stuck = server.connect();
-    stuck
-        .write_all(b"GET /files/big HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut head = [0u8; 16];
-    stuck.read_exact(&mut head).unwrap();
+    let mut server = Server::start_store(model, dir.path(), &["--shutdown-timeout", "30"]);
+    // Held open, never read again.
+    let _stuck = download_in_flight(&server);
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(server.pid() as i32, libc::SIGTERM) };
     std::thread::sleep(Duration::from_millis(300));

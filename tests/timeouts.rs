@@ -123,15 +123,7 @@ fn idle_keep_alive_connections_are_closed(model: Model) {
 
 fn a_stalled_body_gets_408(model: Model) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_model(
-        model,
-        &[
-            "--directory",
-            dir.path().to_str().unwrap(),
-            "--body-timeout",
-            "0.5",
-        ],
-    );
+    let server = Server::start_store(model, dir.path(), &["--body-timeout", "0.5"]);
     let mut stream = server.connect();
     stream
         .write_all(b"POST /files/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nsome")
@@ -157,16 +149,7 @@ fn a_client_that_stops_reading_is_dropped(model: Model) {
     let dir = tempfile::tempdir().unwrap();
     let big: Vec<u8> = vec![7u8; 32 << 20];
     std::fs::write(dir.path().join("big"), &big).unwrap();
-    let server = Server::start_model(
-        model,
-        &[
-            "--directory",
-            dir.path().to_str().unwrap(),
-            "--send-timeout",
-            "0.5",
-            "-v",
-        ],
-    );
+    let server = Server::start_store(model, dir.path(), &["--send-timeout", "0.5", "-v"]);
     let baseline = server.open_descriptors();
     let mut stream = server.connect();
     stream

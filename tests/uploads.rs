@@ -27,7 +27,7 @@ fn entries(dir: &Path) -> Vec<String> {
 }
 
 fn store(model: Model, dir: &Path) -> Server {
-    Server::start_model(model, &["--directory", dir.to_str().unwrap()])
+    Server::start_store(model, dir, &[])
 }
 
 fn a_client_that_leaves_mid_body_leaves_no_file(model: Model) {

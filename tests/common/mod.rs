@@ -83,6 +83,14 @@ impl Server {
         Server::start(&all)
     }
 
+    /// Starts `model` with a `/files/` store in `dir`, and `flags`.
+    pub fn start_store(model: Model, dir: &std::path::Path, flags: &[&str]) -> Server {
+        let dir = dir.to_str().expect("a UTF-8 temporary path");
+        let mut args = vec!["--directory", dir];
+        args.extend_from_slice(flags);
+        Server::start_model(model, &args)
+    }
+
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         Server::spawn(args, env, None)
     }
