@@ -679,15 +679,6 @@ fn files_bigger_than_the_cache_and_a_disabled_cache_serve_the_same_bytes(model: 
     }
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 fn a_100_mib_file_goes_out_exactly_without_growing_memory(model: Model) {
     use std::io::Read;
     let site = Site::new();
@@ -705,12 +696,12 @@ fn a_100_mib_file_goes_out_exactly_without_growing_memory(model: Model) {
         }
     }
     let server = site.serve(model, &[]);
-    let before = peak_rss_kib(server.pid());
+    let before = server.peak_rss_kib();
     let mut stream = server.connect();
     stream
         .write_all(b"GET /huge.bin HTTP/1.1\r\nHost: t\r\n\r\n")
         .unwrap();
-    let head = read_response_head(&mut stream);
+    let head = common::read_head(&mut stream);
     assert!(
         head.contains(&format!("Content-Length: {size}\r\n")),
         "{head}"
@@ -730,22 +721,11 @@ fn a_100_mib_file_goes_out_exactly_without_growing_memory(model: Model) {
     }
     let expected = std::fs::read(site.path("huge.bin")).unwrap();
     assert!(received == expected, "byte-exact");
-    let after = peak_rss_kib(server.pid());
+    let after = server.peak_rss_kib();
     assert!(
         after < 32 * 1024,
         "peak RSS {after} KiB (was {before} KiB before the transfer)"
     );
-}
-
-fn read_response_head(stream: &mut std::net::TcpStream) -> String {
-    use std::io::Read;
-    let mut head = Vec::new();
-    let mut byte = [0u8];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    String::from_utf8(head).unwrap()
 }
 
 // ----- the access log -------------------------------------------------------------

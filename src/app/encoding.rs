@@ -14,20 +14,30 @@ use crate::http::tokens::{list_elements, weighted};
 /// A request with no `Accept-Encoding` gets the identity encoding: RFC 9110 would
 /// allow any coding, but no client that omits the header expects one.
 pub fn accepts(request: &RequestHead, coding: &str) -> bool {
-    let mut named = None;
+    let [accepted] = accepts_each(request, [coding]);
+    accepted
+}
+
+/// [`accepts`] for several codings, in one pass over the header.
+pub fn accepts_each<const N: usize>(request: &RequestHead, codings: [&str; N]) -> [bool; N] {
+    let mut named = [None; N];
     let mut wildcard = None;
     for element in list_elements(request.headers("accept-encoding")) {
         let (item, quality) = weighted(element);
-        let is_coding = item.eq_ignore_ascii_case(coding.as_bytes())
-            // RFC 9110 section 8.4.1.3: x-gzip is gzip.
-            || (coding == "gzip" && item.eq_ignore_ascii_case(b"x-gzip"));
-        if is_coding {
-            named = Some(named.unwrap_or(0).max(quality));
-        } else if item == b"*" {
+        if item == b"*" {
             wildcard = Some(quality);
+            continue;
+        }
+        for (coding, named) in codings.iter().zip(named.iter_mut()) {
+            let is_coding = item.eq_ignore_ascii_case(coding.as_bytes())
+                // RFC 9110 section 8.4.1.3: x-gzip is gzip.
+                || (*coding == "gzip" && item.eq_ignore_ascii_case(b"x-gzip"));
+            if is_coding {
+                *named = Some(named.unwrap_or(0).max(quality));
+            }
         }
     }
-    named.or(wildcard).is_some_and(|quality| quality > 0)
+    named.map(|named| named.or(wildcard).is_some_and(|quality| quality > 0))
 }
 
 /// Compresses `data` as a gzip member.
@@ -75,6 +85,24 @@ mod tests {
         assert!(accepts(&with("*"), "gzip"));
         assert!(accepts(&with("br;q=0, *"), "gzip"));
         assert!(!accepts(&with("br;q=0, *"), "br"));
+    }
+
+    #[test]
+    fn one_pass_answers_for_each_coding() {
+        for (accept, expected) in [
+            ("gzip", [true, false]),
+            ("br;q=0, *", [true, false]),
+            ("x-gzip, br", [true, true]),
+            ("br, gzip;q=0", [false, true]),
+            ("*;q=0", [false, false]),
+            ("identity", [false, false]),
+        ] {
+            assert_eq!(
+                accepts_each(&with(accept), ["gzip", "br"]),
+                expected,
+                "{accept}"
+            );
+        }
     }
 
     #[test]

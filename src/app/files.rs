@@ -1,9 +1,11 @@
-//! Opening files to serve, safely.
+//! Opening files to serve, safely, and what to answer when that fails.
 
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+
+use crate::http::StatusCode;
 
 /// Opens `path` for reading if it is a regular file and not a symbolic link.
 ///
@@ -25,9 +27,29 @@ pub fn open_regular(path: &Path) -> io::Result<(File, Metadata)> {
     Ok((file, metadata))
 }
 
+/// 404 for what is not a regular file we may open (missing, a directory, a
+/// symlink, a device), 403 when the system refuses us, 503 when we are out of
+/// descriptors (a passing condition the client may retry).
+pub(crate) fn open_error_status(error: &io::Error) -> StatusCode {
+    match (error.kind(), error.raw_os_error()) {
+        (_, Some(libc::EMFILE | libc::ENFILE)) => StatusCode::SERVICE_UNAVAILABLE,
+        (io::ErrorKind::PermissionDenied, _) => StatusCode::FORBIDDEN,
+        _ => StatusCode::NOT_FOUND,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_errors_map_to_statuses() {
+        let status = |errno| open_error_status(&io::Error::from_raw_os_error(errno));
+        assert_eq!(status(libc::ENOENT), StatusCode::NOT_FOUND);
+        assert_eq!(status(libc::ELOOP), StatusCode::NOT_FOUND);
+        assert_eq!(status(libc::EACCES), StatusCode::FORBIDDEN);
+        assert_eq!(status(libc::EMFILE), StatusCode::SERVICE_UNAVAILABLE);
+    }
 
     #[test]
     fn refuses_symlinks_directories_and_fifos() {

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::files::open_regular;
+use super::files::{open_error_status, open_regular};
 use super::methods::{self, READ_WRITE};
 use super::{BodySink, Reply};
 use crate::http::{Chunk, Method, RequestHead, Response, StatusCode};
@@ -85,17 +85,6 @@ fn decode_name(raw: &str) -> Result<OsString, StatusCode> {
         return Err(StatusCode::BAD_REQUEST);
     }
     Ok(OsString::from_vec(bytes))
-}
-
-/// 404 for what is not a regular file we may open (missing, a directory, a
-/// symlink, a device), 403 when the system refuses us, 503 when we are out of
-/// descriptors (a passing condition the client may retry).
-pub(crate) fn open_error_status(error: &io::Error) -> StatusCode {
-    match (error.kind(), error.raw_os_error()) {
-        (_, Some(libc::EMFILE | libc::ENFILE)) => StatusCode::SERVICE_UNAVAILABLE,
-        (io::ErrorKind::PermissionDenied, _) => StatusCode::FORBIDDEN,
-        _ => StatusCode::NOT_FOUND,
-    }
 }
 
 /// 507 when the disk (or quota) is full, 503 when we are out of descriptors,
@@ -258,15 +247,6 @@ mod tests {
             );
         }
         std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn open_errors_map_to_statuses() {
-        let status = |errno| open_error_status(&io::Error::from_raw_os_error(errno));
-        assert_eq!(status(libc::ENOENT), StatusCode::NOT_FOUND);
-        assert_eq!(status(libc::ELOOP), StatusCode::NOT_FOUND);
-        assert_eq!(status(libc::EACCES), StatusCode::FORBIDDEN);
-        assert_eq!(status(libc::EMFILE), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[test]

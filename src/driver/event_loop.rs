@@ -37,6 +37,7 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use super::buffers::BufferPool;
+use super::listener::{ACCEPT_BACKOFF, is_resource_exhaustion};
 use super::timers::{TimerOwner, Timers};
 use super::transmit::write_once;
 use crate::access_log::AccessLog;
@@ -53,8 +54,6 @@ const SIGNALS: Token = Token(usize::MAX - 2);
 const READS_PER_TURN: usize = 16;
 /// Bytes one connection may write in one turn before others get theirs.
 const WRITE_BYTES_PER_TURN: usize = 4 << 20;
-/// After the system runs out of descriptors, how long before accepting again.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// What the loop needs besides a listener.
 pub struct LoopConfig {
@@ -569,13 +568,4 @@ impl EventLoop {
         }
         false
     }
-}
-
-/// Out of descriptors or kernel memory: every accept will fail until something
-/// is released.
-fn is_resource_exhaustion(error: &io::Error) -> bool {
-    matches!(
-        error.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
 }

@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -9,6 +10,21 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// `net.core.somaxconn` (4096 on current kernels); std's default of 128 drops
 /// connections under a burst of a few hundred clients.
 const BACKLOG: i32 = 4096;
+
+/// After `accept` fails for want of descriptors or kernel memory, how long every
+/// driver waits before accepting again: retrying at once would spin, waiting for
+/// the listener to signal again would stall (it is edge-triggered).
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Whether an `accept` error means the process or the system is out of
+/// descriptors or kernel memory: every accept will fail until something is
+/// released, so accepting must pause (`ACCEPT_BACKOFF`).
+pub fn is_resource_exhaustion(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
 
 /// Binds a non-blocking listener. With `reuse_port`, several listeners (one per
 /// worker loop) can share the address and the kernel spreads connections

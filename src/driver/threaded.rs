@@ -24,6 +24,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use super::blocking::{self, Shared};
+use super::listener::{ACCEPT_BACKOFF, is_resource_exhaustion};
 use super::registry::Registered;
 
 const LISTENER: Token = Token(0);
@@ -33,9 +34,6 @@ const WAKER: Token = Token(2);
 /// Stack for a connection thread. Deflate (for gzip) in a debug build needs
 /// more than 256 KiB; 1 MiB leaves room, and pages never touched cost nothing.
 const THREAD_STACK: usize = 1024 * 1024;
-/// After the system runs out of descriptors (or threads), how long before
-/// accepting again.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// How accepted connections are handed out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,12 +189,7 @@ pub fn run(
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-                    ) =>
-                {
+                Err(e) if is_resource_exhaustion(&e) => {
                     log::warn!("accept: {e}; pausing for {ACCEPT_BACKOFF:?}");
                     paused_until = Some(now + ACCEPT_BACKOFF);
                     break;

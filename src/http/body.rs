@@ -103,11 +103,6 @@ impl BodyDecoder {
         })
     }
 
-    /// Body bytes decoded so far.
-    pub fn received(&self) -> u64 {
-        self.received
-    }
-
     /// Decodes from the start of `input`: at most one run of content per call.
     pub fn decode(&mut self, input: &[u8]) -> Result<Decoded, ProtocolError> {
         match &mut self.kind {
@@ -136,14 +131,6 @@ impl BodyDecoder {
                 }
                 Ok(decoded)
             }
-        }
-    }
-
-    /// Whether the whole body has been decoded.
-    pub fn is_done(&self) -> bool {
-        match &self.kind {
-            Kind::Length { remaining } => *remaining == 0,
-            Kind::Chunked(state) => *state == Chunked::Done,
         }
     }
 }

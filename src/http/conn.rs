@@ -137,6 +137,31 @@ struct Exchange {
     record: Option<Box<ExchangeRecord>>,
 }
 
+impl Exchange {
+    fn new(semantics: MessageSemantics, record: Option<Box<ExchangeRecord>>) -> Exchange {
+        Exchange {
+            semantics,
+            answered: false,
+            continue_sent: false,
+            record,
+        }
+    }
+
+    /// An exchange that exists only to carry the answer to a request that could
+    /// not be read: no body, and the connection ends with it. Even a failing
+    /// HEAD request gets no body.
+    fn failed(version: Version, is_head: bool, record: Option<Box<ExchangeRecord>>) -> Exchange {
+        let semantics = MessageSemantics {
+            framing: BodyFraming::None,
+            keep_alive: false,
+            expects_continue: false,
+            version,
+            is_head,
+        };
+        Exchange::new(semantics, record)
+    }
+}
+
 pub struct Connection {
     /// The driver's name for this connection (its token), for the trace log.
     id: usize,
@@ -416,33 +441,32 @@ impl Connection {
         Event::Request(head)
     }
 
+    /// What the access log will say about the request, if it is kept.
+    fn record(&self, build: impl FnOnce() -> ExchangeRecord) -> Option<Box<ExchangeRecord>> {
+        self.settings.record_exchanges.then(|| Box::new(build()))
+    }
+
     fn new_exchange(&self, head: &RequestHead, semantics: Option<MessageSemantics>) -> Exchange {
-        let record = self.settings.record_exchanges.then(|| {
+        let record = self.record(|| {
             let text = |name| {
                 head.header(name)
                     .map(|v| String::from_utf8_lossy(v).into_owned())
             };
-            Box::new(ExchangeRecord {
+            ExchangeRecord {
                 request_line: head.request_line(),
                 referer: text("referer"),
                 user_agent: text("user-agent"),
                 status: StatusCode::OK,
-            })
+            }
         });
-        // Without semantics the exchange only carries the record of a failure.
-        let semantics = semantics.unwrap_or(MessageSemantics {
-            framing: BodyFraming::None,
-            keep_alive: false,
-            expects_continue: false,
-            version: head.version(),
-            // Even a failing HEAD request gets no body.
-            is_head: head.method() == super::request::Method::Head,
-        });
-        Exchange {
-            semantics,
-            answered: false,
-            continue_sent: false,
-            record,
+        match semantics {
+            Some(semantics) => Exchange::new(semantics, record),
+            // Without semantics the exchange only carries the answer to a failure.
+            None => Exchange::failed(
+                head.version(),
+                head.method() == super::request::Method::Head,
+                record,
+            ),
         }
     }
 
@@ -605,26 +629,14 @@ impl Connection {
             .split(|&b| b == b'\r' || b == b'\n')
             .next()
             .unwrap_or_default();
-        let request_line = String::from_utf8_lossy(&first_line[..first_line.len().min(256)]);
-        Exchange {
-            semantics: MessageSemantics {
-                framing: BodyFraming::None,
-                keep_alive: false,
-                expects_continue: false,
-                version: Version::Http11,
-                is_head: false,
-            },
-            answered: false,
-            continue_sent: false,
-            record: self.settings.record_exchanges.then(|| {
-                Box::new(ExchangeRecord {
-                    request_line: request_line.into_owned(),
-                    referer: None,
-                    user_agent: None,
-                    status: StatusCode::BAD_REQUEST,
-                })
-            }),
-        }
+        let record = self.record(|| ExchangeRecord {
+            request_line: String::from_utf8_lossy(&first_line[..first_line.len().min(256)])
+                .into_owned(),
+            referer: None,
+            user_agent: None,
+            status: StatusCode::BAD_REQUEST,
+        });
+        Exchange::failed(Version::Http11, false, record)
     }
 
     /// No more requests: flush what is queued, then close (after lingering, when

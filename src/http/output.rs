@@ -133,32 +133,40 @@ impl<R> WriteQueue<R> {
 
     /// Queues bytes, copying them onto the tail segment when both are small.
     pub fn push_bytes(&mut self, bytes: &[u8]) {
+        if !bytes.is_empty() && !self.coalesce(bytes) {
+            self.push_owned(bytes.to_vec());
+        }
+    }
+
+    /// Queues an owned buffer: copied onto the tail when both are small, kept
+    /// as a segment of its own (no copy) otherwise.
+    pub fn push_vec(&mut self, bytes: Vec<u8>) {
         if bytes.is_empty() {
             return;
         }
-        self.account(bytes.len());
-        if let Some(Segment::Bytes { data, .. }) = self.segments.back_mut()
-            && data.len() + bytes.len() <= COALESCE_LIMIT
-        {
-            data.extend_from_slice(bytes);
-            return;
+        let small = bytes.len() <= COALESCE_LIMIT / 4;
+        if !(small && self.coalesce(&bytes)) {
+            self.push_owned(bytes);
         }
-        self.segments.push_back(Segment::Bytes {
-            data: bytes.to_vec(),
-            sent: 0,
-        });
     }
 
-    /// Queues an owned buffer, coalescing it with the tail when both are small.
-    pub fn push_vec(&mut self, bytes: Vec<u8>) {
-        if bytes.len() <= COALESCE_LIMIT / 4 {
-            return self.push_bytes(&bytes);
+    /// Appends `bytes` to the tail segment if it is in memory and the two fit
+    /// under the coalescing limit; false if they were not appended.
+    fn coalesce(&mut self, bytes: &[u8]) -> bool {
+        let Some(Segment::Bytes { data, .. }) = self.segments.back_mut() else {
+            return false;
+        };
+        if data.len() + bytes.len() > COALESCE_LIMIT {
+            return false;
         }
+        data.extend_from_slice(bytes);
         self.account(bytes.len());
-        self.segments.push_back(Segment::Bytes {
-            data: bytes,
-            sent: 0,
-        });
+        true
+    }
+
+    fn push_owned(&mut self, data: Vec<u8>) {
+        self.account(data.len());
+        self.segments.push_back(Segment::Bytes { data, sent: 0 });
     }
 
     /// Queues one body chunk.

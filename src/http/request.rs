@@ -163,13 +163,6 @@ impl RequestHead {
             .map(move |f| &self.raw[f.value.clone()])
     }
 
-    /// All fields as (name, value) pairs, in the order received.
-    pub fn fields(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.fields
-            .iter()
-            .map(move |f| (self.str_at(&f.name), &self.raw[f.value.clone()]))
-    }
-
     /// The request line as received, for the access log.
     pub fn request_line(&self) -> String {
         format!(

@@ -235,10 +235,20 @@ impl Server {
 
     /// Resident set size now, in KiB.
     pub fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS:")
+    }
+
+    /// Peak resident set size so far, in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.status_kib("VmHWM:")
+    }
+
+    /// A memory figure from /proc/PID/status, in KiB.
+    fn status_kib(&self, key: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(key))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap()
     }
@@ -283,9 +293,8 @@ impl Response {
     }
 }
 
-/// Reads one response: the head, then a body of Content-Length bytes (none for
-/// HEAD, 1xx, 204 and 304), or until EOF when there is no length.
-pub fn read_response(stream: &mut impl Read, head_request: bool) -> Response {
+/// Reads a response head, up to and including its blank line.
+pub fn read_head(stream: &mut impl Read) -> String {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -301,7 +310,13 @@ pub fn read_response(stream: &mut impl Read, head_request: bool) -> Response {
             ),
         }
     }
-    let raw_head = String::from_utf8(head).expect("an ASCII head");
+    String::from_utf8(head).expect("an ASCII head")
+}
+
+/// Reads one response: the head, then a body of Content-Length bytes (none for
+/// HEAD, 1xx, 204 and 304), or until EOF when there is no length.
+pub fn read_response(stream: &mut impl Read, head_request: bool) -> Response {
+    let raw_head = read_head(stream);
     let mut lines = raw_head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
     let mut parts = status_line.splitn(3, ' ');

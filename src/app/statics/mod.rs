@@ -26,9 +26,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::encoding;
-use super::files::open_regular;
+use super::files::{open_error_status, open_regular};
 use super::methods::{self, READ};
-use super::store::open_error_status;
 use crate::http::{Chunk, Method, RequestHead, Response, StatusCode};
 use cache::{CacheLimits, Cached, Content, FileCache, Key, Lookup};
 use conditional::{Precondition, Validators};
@@ -100,10 +99,10 @@ impl StaticSite {
             return methods::not_allowed(READ);
         }
         let path = request.path();
+        let [gzip, brotli] = encoding::accepts_each(request, ["gzip", "br"]);
         let key = Key {
             url_path: path.to_owned(),
-            accepted: u8::from(encoding::accepts(request, "gzip"))
-                | u8::from(encoding::accepts(request, "br")) << 1,
+            accepted: u8::from(gzip) | u8::from(brotli) << 1,
         };
         let now = Instant::now();
         let stale = match self.cache.lookup(&key, now) {
