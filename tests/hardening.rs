@@ -267,6 +267,19 @@ fn ambiguous_or_malformed_framing_is_refused_and_closes(model: Model) {
         (b"GET / HTTP/1.1\r\nHost: x\r\nX-Nul: a\x00b\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        (b"GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a:http\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: r\xc3\xa9sum\xc3\xa9.example\r\n\r\n", 400),
+        (b"GET http://a b/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        (b"GET /100%.txt HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET /%zz HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET /echo/100% HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET /files/%e HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET /caf\xe9 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
         (b"GET / HTTP/1.2\r\nHost: x\r\n\r\n", 505),
         (b"GET / HTTP/1.1\nHost: x\n\n", 400),
@@ -276,6 +289,17 @@ fn ambiguous_or_malformed_framing_is_refused_and_closes(model: Model) {
     ];
     for (raw, status) in cases {
         refused(&server, raw, *status);
+    }
+    // What must still pass: a port, an IPv6 literal, an empty Host (RFC 9110
+    // section 7.2), HTTP/1.0 without one, escapes in the query.
+    for raw in [
+        "GET /echo/ok HTTP/1.1\r\nHost: example.org:8080\r\n\r\n",
+        "GET /echo/ok HTTP/1.1\r\nHost: [::1]:4221\r\n\r\n",
+        "GET /echo/ok HTTP/1.1\r\nHost:\r\n\r\n",
+        "GET /echo/ok HTTP/1.0\r\n\r\n",
+        "GET /echo/ok?a=100% HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
+        assert_eq!(server.request(raw).status, 200, "{raw:?}");
     }
 }
 

@@ -420,7 +420,11 @@ impl Connection {
 
     fn start_exchange(&mut self, head_len: usize, date: &str) -> Event<'static> {
         let limits = self.settings.limits;
-        let head = match head::parse(&self.input.data()[..head_len], &limits) {
+        let parsed = match self.input.data().get(..head_len) {
+            Some(bytes) => head::parse(bytes, &limits),
+            None => Err(ProtocolError::Malformed("head longer than the input")),
+        };
+        let head = match parsed {
             Ok(head) => head,
             // The head stays in the buffer for the access log to quote.
             Err(error) => return self.fail(error, date),
@@ -630,7 +634,7 @@ impl Connection {
             .next()
             .unwrap_or_default();
         let record = self.record(|| ExchangeRecord {
-            request_line: String::from_utf8_lossy(&first_line[..first_line.len().min(256)])
+            request_line: String::from_utf8_lossy(first_line.get(..256).unwrap_or(first_line))
                 .into_owned(),
             referer: None,
             user_agent: None,

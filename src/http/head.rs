@@ -14,6 +14,7 @@ use std::mem::MaybeUninit;
 use super::error::ProtocolError;
 use super::limits::{Limits, MAX_HEADERS_CEILING};
 use super::request::{Method, RequestHead, Version};
+use super::tokens::trim_ows;
 
 /// Finds the end of a request head in a growing buffer.
 #[derive(Debug, Default)]
@@ -29,8 +30,8 @@ impl HeadScanner {
     /// until [`reset`](Self::reset)). Returns the head's length once complete.
     pub fn scan(&mut self, buf: &[u8], limits: &Limits) -> Result<Option<usize>, ProtocolError> {
         let mut found = None;
-        for i in self.scanned..buf.len() {
-            let byte = buf[i];
+        let byte_before = |i: usize, back: usize| i.checked_sub(back).and_then(|j| buf.get(j));
+        for (i, &byte) in buf.iter().enumerate().skip(self.scanned) {
             if byte != b'\n' {
                 // Bytes that cannot be part of a request line are refused as they
                 // arrive (a TLS handshake on the plain port, a binary protocol),
@@ -45,8 +46,8 @@ impl HeadScanner {
             }
             // A blank line ends the head: "\n\r\n", or "\n\n" which `parse` then
             // refuses as a bare LF (rather than waiting for a CRLF that never comes).
-            let blank_crlf = i >= 2 && buf[i - 1] == b'\r' && buf[i - 2] == b'\n';
-            let blank_lf = i >= 1 && buf[i - 1] == b'\n';
+            let blank_crlf = byte_before(i, 1) == Some(&b'\r') && byte_before(i, 2) == Some(&b'\n');
+            let blank_lf = byte_before(i, 1) == Some(&b'\n');
             if blank_crlf || blank_lf {
                 found = Some(i + 1);
                 break;
@@ -57,7 +58,7 @@ impl HeadScanner {
         // The request line, without its CRLF; while it is incomplete, a trailing
         // CR might still be the start of its CRLF.
         let line_len = match self.line_end {
-            Some(lf) => lf - usize::from(lf > 0 && buf[lf - 1] == b'\r'),
+            Some(lf) => lf - usize::from(byte_before(lf, 1) == Some(&b'\r')),
             None => buf.len() - usize::from(buf.last() == Some(&b'\r')),
         };
         if line_len > limits.max_request_line {
@@ -98,7 +99,7 @@ pub fn parse(head: &[u8], limits: &Limits) -> Result<RequestHead, ProtocolError>
             .enumerate()
             .skip(bare)
             .filter(|&(_, &b)| b == b'\n')
-            .all(|(i, _)| i > 0 && head[i - 1] == b'\r');
+            .all(|(i, _)| i.checked_sub(1).and_then(|j| head.get(j)) == Some(&b'\r'));
         if !all_crlf {
             return Err(ProtocolError::Malformed("bare LF line ending"));
         }
@@ -114,8 +115,7 @@ pub fn parse(head: &[u8], limits: &Limits) -> Result<RequestHead, ProtocolError>
         Err(httparse::Error::Version) => return Err(version_error(head)),
         Err(e) => return Err(malformed(e)),
     }
-    let parsed = RequestHead::from_parsed(head, &request)
-        .ok_or(ProtocolError::Malformed("incomplete request line"))?;
+    let parsed = RequestHead::from_parsed(head, &request)?;
     check_target(&parsed)?;
     check_host(&parsed)?;
     Ok(parsed)
@@ -169,13 +169,17 @@ fn check_target(head: &RequestHead) -> Result<(), ProtocolError> {
     }
 }
 
-/// RFC 9112 section 3.2: an HTTP/1.1 request carries exactly one Host; no request
-/// may carry two (which one would a proxy in front of us have believed?).
+/// RFC 9112 section 3.2: an HTTP/1.1 request carries exactly one Host, and it
+/// must be a valid `uri-host [":" port]`; no request may carry two (which one
+/// would a proxy in front of us have believed?).
 fn check_host(head: &RequestHead) -> Result<(), ProtocolError> {
-    match (head.headers("host").count(), head.version()) {
-        (0, Version::Http11) => Err(ProtocolError::Malformed("missing Host")),
-        (0 | 1, _) => Ok(()),
-        _ => Err(ProtocolError::Malformed("more than one Host")),
+    let mut hosts = head.headers("host");
+    match (hosts.next(), hosts.next(), head.version()) {
+        (None, _, Version::Http11) => Err(ProtocolError::Malformed("missing Host")),
+        (None, _, Version::Http10) => Ok(()),
+        (Some(_), Some(_), _) => Err(ProtocolError::Malformed("more than one Host")),
+        (Some(value), None, _) => super::target::check_authority(trim_ows(value))
+            .map_err(|_| ProtocolError::Malformed("invalid Host")),
     }
 }
 
@@ -329,6 +333,57 @@ mod tests {
             parse_str("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").unwrap_err(),
             ProtocolError::Malformed("more than one Host")
         );
+        assert_eq!(
+            parse_str("GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n").unwrap_err(),
+            ProtocolError::Malformed("more than one Host")
+        );
+        for bad in [
+            "a b",
+            "a/b",
+            "user@a",
+            "a:port",
+            "[::1",
+            "r\u{e9}sum\u{e9}.org",
+        ] {
+            assert_eq!(
+                parse_str(&format!("GET / HTTP/1.1\r\nHost: {bad}\r\n\r\n")).unwrap_err(),
+                ProtocolError::Malformed("invalid Host"),
+                "{bad}"
+            );
+        }
+        for good in ["example.org:8080", "[::1]:4221", "", "127.0.0.1"] {
+            assert!(
+                parse_str(&format!("GET / HTTP/1.1\r\nHost: {good}\r\n\r\n")).is_ok(),
+                "{good}"
+            );
+        }
+        assert!(
+            parse_str("GET / HTTP/1.0\r\n\r\n").is_ok(),
+            "1.0 needs no Host"
+        );
+    }
+
+    #[test]
+    fn targets_with_utf8_or_bad_escapes() {
+        assert!(
+            parse_str("GET /r\u{e9}sum\u{e9}.pdf HTTP/1.1\r\nHost: example.org\r\n\r\n").is_ok()
+        );
+        assert!(
+            parse(
+                b"GET /caf\xe9 HTTP/1.1\r\nHost: a\r\n\r\n",
+                &Limits::default()
+            )
+            .is_err()
+        );
+        for bad in ["/100%.txt", "/%zz", "http://a b/"] {
+            assert!(
+                matches!(
+                    parse_str(&format!("GET {bad} HTTP/1.1\r\nHost: a\r\n\r\n")),
+                    Err(ProtocolError::Malformed(_))
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

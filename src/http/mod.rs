@@ -5,6 +5,7 @@
 //! uses it. The other modules each own one decision it relies on:
 //!
 //! - [`head`]: where a request head ends and whether it parses (over `httparse`);
+//! - [`target`]: the request-target's path and query, and what a Host may be;
 //! - [`framing`]: what the head says about the body and the connection;
 //! - [`body`]: decoding Content-Length and chunked bodies incrementally;
 //! - [`response`] and [`output`]: what the application answers, and the write
@@ -25,6 +26,7 @@ pub mod output;
 pub mod request;
 pub mod response;
 pub mod status;
+pub(crate) mod target;
 pub mod tokens;
 
 pub use conn::{Connection, Event, ExchangeRecord, Now, Settings, State};

@@ -6,6 +6,8 @@
 
 use std::ops::Range;
 
+use super::error::ProtocolError;
+
 /// The request methods oneloop recognises. Anything else is `Other`, which the
 /// application answers with 501 Not Implemented.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,24 +72,36 @@ pub struct RequestHead {
     method: Method,
     method_token: Range<usize>,
     target: Range<usize>,
+    /// The target's path and query, as ranges of `raw` (see [`target`](super::target)).
+    path: Range<usize>,
+    query: Option<Range<usize>>,
     version: Version,
     fields: Vec<Field>,
 }
 
 impl RequestHead {
     /// Builds a head from the bytes `httparse` parsed. `raw` must be the exact slice
-    /// the parsed strings borrow from.
-    pub(crate) fn from_parsed(raw: &[u8], parsed: &httparse::Request<'_, '_>) -> Option<Self> {
+    /// the parsed strings borrow from. Refuses a target whose path or authority
+    /// is malformed (see [`target`](super::target)).
+    pub(crate) fn from_parsed(
+        raw: &[u8],
+        parsed: &httparse::Request<'_, '_>,
+    ) -> Result<Self, ProtocolError> {
+        let incomplete = ProtocolError::Malformed("incomplete request line");
         let base = raw.as_ptr() as usize;
         let range_of = |part: &[u8]| {
-            let start = part.as_ptr() as usize - base;
+            let start = (part.as_ptr() as usize).wrapping_sub(base);
             start..start + part.len()
         };
-        let method_str = parsed.method?;
-        let version = match parsed.version? {
+        let method_str = parsed.method.ok_or(incomplete)?;
+        let version = match parsed.version.ok_or(incomplete)? {
             0 => Version::Http10,
             _ => Version::Http11,
         };
+        let target_str = parsed.path.ok_or(incomplete)?;
+        let target = range_of(target_str.as_bytes());
+        let parts = super::target::split(target_str.as_bytes())?;
+        let shift = |r: Range<usize>| target.start + r.start..target.start + r.end;
         let fields = parsed
             .headers
             .iter()
@@ -96,14 +110,28 @@ impl RequestHead {
                 value: range_of(h.value),
             })
             .collect();
-        Some(RequestHead {
+        let head = RequestHead {
             raw: raw.into(),
             method: Method::from_token(method_str),
             method_token: range_of(method_str.as_bytes()),
-            target: range_of(parsed.path?.as_bytes()),
+            path: shift(parts.path),
+            query: parts.query.map(shift),
+            target,
             version,
             fields,
-        })
+        };
+        // Every range must lie inside `raw`: httparse borrows only from it.
+        let inside = |r: &Range<usize>| r.start <= r.end && r.end <= head.raw.len();
+        let all_inside = [&head.method_token, &head.target, &head.path]
+            .into_iter()
+            .chain(head.query.as_ref())
+            .chain(head.fields.iter().flat_map(|f| [&f.name, &f.value]))
+            .all(inside);
+        if all_inside {
+            Ok(head)
+        } else {
+            Err(incomplete)
+        }
     }
 
     pub fn method(&self) -> Method {
@@ -121,21 +149,19 @@ impl RequestHead {
         self.str_at(&self.target)
     }
 
-    /// The path of the target, without the query, still percent-encoded.
-    /// For absolute-form targets the scheme and authority are dropped.
+    /// The path of the target, without the query, still percent-encoded, its
+    /// escapes known to be well formed. For absolute-form targets the scheme and
+    /// authority are dropped (and an empty path is `/`).
     pub fn path(&self) -> &str {
-        let target = self.target();
-        let without_authority = strip_scheme_and_authority(target);
-        match without_authority.find('?') {
-            Some(q) => &without_authority[..q],
-            None => without_authority,
+        match self.str_at(&self.path) {
+            "" => "/",
+            path => path,
         }
     }
 
-    /// The query of the target (after `?`), if any.
+    /// The query of the target (after `?`), if any, as received.
     pub fn query(&self) -> Option<&str> {
-        let target = self.target();
-        target.find('?').map(|q| &target[q + 1..])
+        self.query.as_ref().map(|range| self.str_at(range))
     }
 
     pub fn version(&self) -> Version {
@@ -146,8 +172,8 @@ impl RequestHead {
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.fields
             .iter()
-            .find(|f| self.raw[f.name.clone()].eq_ignore_ascii_case(name.as_bytes()))
-            .map(|f| &self.raw[f.value.clone()])
+            .find(|f| self.bytes_at(&f.name).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|f| self.bytes_at(&f.value))
     }
 
     /// The first value of a header field as text, if it is valid UTF-8.
@@ -159,8 +185,8 @@ impl RequestHead {
     pub fn headers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.fields
             .iter()
-            .filter(move |f| self.raw[f.name.clone()].eq_ignore_ascii_case(name.as_bytes()))
-            .map(move |f| &self.raw[f.value.clone()])
+            .filter(move |f| self.bytes_at(&f.name).eq_ignore_ascii_case(name.as_bytes()))
+            .map(move |f| self.bytes_at(&f.value))
     }
 
     /// The request line as received, for the access log.
@@ -173,29 +199,15 @@ impl RequestHead {
         )
     }
 
-    fn str_at(&self, range: &Range<usize>) -> &str {
-        // httparse only hands out method, target and names that it checked to be
-        // visible ASCII or UTF-8, so this never falls back in practice.
-        std::str::from_utf8(&self.raw[range.clone()]).unwrap_or("")
+    fn bytes_at(&self, range: &Range<usize>) -> &[u8] {
+        self.raw.get(range.clone()).unwrap_or_default()
     }
-}
 
-/// `http://host:80/a/b?c` -> `/a/b?c`; origin-form targets come back unchanged.
-fn strip_scheme_and_authority(target: &str) -> &str {
-    let lower_starts = |prefix: &str| {
-        target.len() >= prefix.len() && target[..prefix.len()].eq_ignore_ascii_case(prefix)
-    };
-    let rest = if lower_starts("http://") {
-        &target[7..]
-    } else if lower_starts("https://") {
-        &target[8..]
-    } else {
-        return target;
-    };
-    match rest.find(['/', '?']) {
-        Some(i) if rest.as_bytes()[i] == b'/' => &rest[i..],
-        // `http://host?q` has an empty path, which means `/`.
-        _ => "/",
+    fn str_at(&self, range: &Range<usize>) -> &str {
+        // httparse only hands out a method, a target and names that it checked
+        // to be visible ASCII or UTF-8, and every range was cut at an ASCII
+        // byte, so this never falls back in practice.
+        std::str::from_utf8(self.bytes_at(range)).unwrap_or("")
     }
 }
 
@@ -209,7 +221,7 @@ pub(crate) mod tests {
         let mut req = httparse::Request::new(&mut headers);
         let status = req.parse(text.as_bytes()).expect("test head parses");
         assert!(status.is_complete(), "test head is complete");
-        RequestHead::from_parsed(text.as_bytes(), &req).expect("test head has all parts")
+        RequestHead::from_parsed(text.as_bytes(), &req).expect("test head is valid")
     }
 
     #[test]
@@ -235,12 +247,23 @@ pub(crate) mod tests {
 
     #[test]
     fn absolute_form_targets_map_to_their_path() {
-        assert_eq!(strip_scheme_and_authority("http://h:8/a/b?c"), "/a/b?c");
-        assert_eq!(strip_scheme_and_authority("HTTP://h"), "/");
-        assert_eq!(strip_scheme_and_authority("http://h?q"), "/");
-        assert_eq!(strip_scheme_and_authority("/plain"), "/plain");
         let h = head("GET http://example.com/x?y HTTP/1.1\r\nHost: example.com\r\n\r\n");
         assert_eq!(h.path(), "/x");
+        assert_eq!(h.query(), Some("y"));
+        let h = head("GET HTTP://example.com?q HTTP/1.1\r\nHost: example.com\r\n\r\n");
+        assert_eq!(h.path(), "/");
+        assert_eq!(h.query(), Some("q"));
+    }
+
+    #[test]
+    fn utf8_targets_keep_every_character() {
+        let h = head("GET /r\u{e9}sum\u{e9}.pdf?\u{e9}=1 HTTP/1.1\r\nHost: example.org\r\n\r\n");
+        assert_eq!(h.path(), "/r\u{e9}sum\u{e9}.pdf");
+        assert_eq!(h.query(), Some("\u{e9}=1"));
+        assert_eq!(
+            h.request_line(),
+            "GET /r\u{e9}sum\u{e9}.pdf?\u{e9}=1 HTTP/1.1"
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub fn trim_ows(bytes: &[u8]) -> &[u8] {
         .iter()
         .rposition(|b| !is_ows(b))
         .map_or(start, |i| i + 1);
-    &bytes[start..end]
+    bytes.get(start..end).unwrap_or_default()
 }
 
 /// One element of a weighted list such as `Accept-Encoding: gzip;q=0.5`:
@@ -42,10 +42,9 @@ pub fn weighted(element: &[u8]) -> (&[u8], u16) {
     let item = trim_ows(parts.next().unwrap_or_default());
     let mut quality = 1000;
     for param in parts {
-        let param = trim_ows(param);
-        if param.len() >= 2 && param[..2].eq_ignore_ascii_case(b"q=") {
+        if let [b'q' | b'Q', b'=', value @ ..] = trim_ows(param) {
             // An unreadable weight makes the element useless rather than preferred.
-            quality = parse_qvalue(&param[2..]).unwrap_or(0);
+            quality = parse_qvalue(value).unwrap_or(0);
         }
     }
     (item, quality)
@@ -53,17 +52,19 @@ pub fn weighted(element: &[u8]) -> (&[u8], u16) {
 
 /// `qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )`, in thousandths.
 fn parse_qvalue(text: &[u8]) -> Option<u16> {
-    let (whole, fraction) = match text.iter().position(|&b| b == b'.') {
-        Some(dot) => (&text[..dot], &text[dot + 1..]),
-        None => (text, &b""[..]),
+    let (whole, fraction) = match text.split(|&b| b == b'.').collect::<Vec<_>>()[..] {
+        [whole] => (whole, &b""[..]),
+        [whole, fraction] => (whole, fraction),
+        _ => return None,
     };
     if fraction.len() > 3 || !fraction.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let mut thousandths: u16 = 0;
-    for (i, digit) in fraction.iter().enumerate() {
-        thousandths += u16::from(digit - b'0') * [100, 10, 1][i];
-    }
+    let thousandths: u16 = fraction
+        .iter()
+        .zip([100, 10, 1])
+        .map(|(digit, scale)| u16::from(digit - b'0') * scale)
+        .sum();
     match whole {
         b"0" => Some(thousandths),
         b"1" if thousandths == 0 => Some(1000),
@@ -97,5 +98,9 @@ mod tests {
         assert_eq!(weighted(b"br;q=1.000"), (&b"br"[..], 1000));
         assert_eq!(weighted(b"br;q=2"), (&b"br"[..], 0));
         assert_eq!(weighted(b"br;q=0.5555"), (&b"br"[..], 0));
+        assert_eq!(weighted(b"br;q=0.5.5"), (&b"br"[..], 0));
+        assert_eq!(weighted(b"br;q"), (&b"br"[..], 1000), "no weight given");
+        assert_eq!(weighted(b"br;q=\xc3\xa9"), (&b"br"[..], 0));
+        assert_eq!(weighted(b"\xc3\xa9;q=1"), (&b"\xc3\xa9"[..], 1000));
     }
 }
