@@ -2,13 +2,15 @@
 //! `/user-agent`. Their bytes are what the challenge checks, so they are exact:
 //! `Content-Type: text/plain` with no charset, the body exactly the text.
 
-use super::{Reply, encoding};
+use super::{Reply, encoding, url};
 use crate::http::{RequestHead, Response, StatusCode};
 
 /// `GET /echo/{text}`: the text, percent-decoded (as nginx would capture it;
 /// the query left out), gzip-compressed when the client accepts gzip.
 pub fn echo(request: &RequestHead, text: &str) -> Reply {
-    let text: Vec<u8> = percent_encoding::percent_decode_str(text).collect();
+    let Ok(text) = url::decode(text) else {
+        return Reply::Respond(Response::error(StatusCode::BAD_REQUEST));
+    };
     // The representation depends on Accept-Encoding, compressed or not, so caches
     // must know that either way.
     let response = if encoding::accepts(request, "gzip") {
@@ -52,9 +54,14 @@ mod tests {
             b"hello, loop"
         );
         assert_eq!(
-            body_bytes(&respond(echo(&req, "100%"))),
-            b"100%",
-            "a stray % stays"
+            body_bytes(&respond(echo(&req, "r\u{e9}sum\u{e9}"))),
+            "r\u{e9}sum\u{e9}".as_bytes(),
+            "raw UTF-8 stands for itself"
+        );
+        assert_eq!(
+            respond(echo(&req, "100%")).status(),
+            StatusCode::BAD_REQUEST,
+            "a stray % is refused (the core refuses it first)"
         );
     }
 

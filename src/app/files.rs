@@ -1,8 +1,9 @@
-//! Opening files to serve, safely, and what to answer when that fails.
+//! Opening files to serve, safely; what to answer when that fails; and what
+//! tells one version of a file from the next.
 
 use std::fs::{File, Metadata};
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use crate::http::StatusCode;
@@ -25,6 +26,32 @@ pub fn open_regular(path: &Path) -> io::Result<(File, Metadata)> {
         ));
     }
     Ok((file, metadata))
+}
+
+/// What tells one version of a file (or directory) from another: where it
+/// lives (device, inode) and its size and change times to the nanosecond. An
+/// edit in place, a replacement by rename, even a `touch` or a copy that keeps
+/// the old modification time (the change time moves anyway) gives a new one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileIdentity {
+    pub device: u64,
+    pub inode: u64,
+    pub len: u64,
+    pub modified_ns: i128,
+    pub changed_ns: i128,
+}
+
+impl FileIdentity {
+    pub fn of(metadata: &Metadata) -> FileIdentity {
+        let nanos = |secs: i64, nsec: i64| i128::from(secs) * 1_000_000_000 + i128::from(nsec);
+        FileIdentity {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+            len: metadata.len(),
+            modified_ns: nanos(metadata.mtime(), metadata.mtime_nsec()),
+            changed_ns: nanos(metadata.ctime(), metadata.ctime_nsec()),
+        }
+    }
 }
 
 /// 404 for what is not a regular file we may open (missing, a directory, a

@@ -15,6 +15,7 @@ pub mod files;
 pub mod methods;
 pub mod statics;
 pub mod store;
+pub mod url;
 
 use std::path::PathBuf;
 

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::files::{open_error_status, open_regular};
 use super::methods::{self, READ_WRITE};
-use super::{BodySink, Reply};
+use super::{BodySink, Reply, url};
 use crate::http::{Chunk, Method, RequestHead, Response, StatusCode};
 
 /// Longest file name on Linux file systems (NAME_MAX).
@@ -74,11 +74,11 @@ impl FileStore {
 /// Percent-decodes a store name and refuses anything that is not one plain,
 /// visible file name in the store's folder.
 fn decode_name(raw: &str) -> Result<OsString, StatusCode> {
-    let bytes: Vec<u8> = percent_encoding::percent_decode_str(raw).collect();
-    if bytes.is_empty() {
+    let bytes = url::decode(raw).map_err(|_| StatusCode::BAD_REQUEST)?;
+    let Some(&first) = bytes.first() else {
         return Err(StatusCode::NOT_FOUND);
-    }
-    if bytes.iter().any(|&b| b == b'/' || b == b'\\') || bytes[0] == b'.' {
+    };
+    if first == b'.' || bytes.iter().any(|&b| b == b'/' || b == b'\\') {
         return Err(StatusCode::FORBIDDEN);
     }
     if bytes.len() > MAX_NAME_BYTES || bytes.iter().any(|&b| b < 0x20 || b == 0x7f) {
@@ -179,7 +179,7 @@ mod tests {
         ] {
             assert_eq!(decode_name(raw), Err(StatusCode::FORBIDDEN), "{raw}");
         }
-        for raw in ["a%00b", "a%0ab", &"x".repeat(256)] {
+        for raw in ["a%00b", "a%0ab", &"x".repeat(256), "100%", "%zz"] {
             assert_eq!(decode_name(raw), Err(StatusCode::BAD_REQUEST), "{raw}");
         }
         assert_eq!(decode_name(""), Err(StatusCode::NOT_FOUND));
@@ -188,6 +188,7 @@ mod tests {
             Ok(OsString::from("hello world.txt"))
         );
         assert_eq!(decode_name("caf%C3%A9"), Ok(OsString::from("café")));
+        assert_eq!(decode_name("café"), Ok(OsString::from("café")));
     }
 
     #[test]

@@ -233,6 +233,7 @@ impl Lru {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::files::FileIdentity;
     use crate::app::statics::conditional::Validators;
     use std::path::PathBuf;
     use std::time::UNIX_EPOCH;
@@ -241,7 +242,13 @@ mod tests {
         Arc::new(Representation {
             path: PathBuf::from("/x"),
             len: len as u64,
-            identity: (0, 0, len as u64, 0),
+            identity: FileIdentity {
+                device: 0,
+                inode: 0,
+                len: len as u64,
+                modified_ns: 0,
+                changed_ns: 0,
+            },
             validators: Validators::new("\"e\"".into(), UNIX_EPOCH),
             content_type: "text/plain".into(),
             encoding: None,

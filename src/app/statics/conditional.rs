@@ -142,36 +142,34 @@ fn split_weak(tag: &str) -> (bool, &str) {
 }
 
 /// Splits `"a", W/"b,c"` into its entity tags, quotes included. Commas are legal
-/// inside an opaque tag, so this follows the quotes rather than splitting on commas.
+/// inside an opaque tag, so this follows the quotes rather than splitting on
+/// commas. Every cut is just after an ASCII byte, so text in any script is
+/// never cut inside a character.
 fn entity_tags(list: &str) -> impl Iterator<Item = &str> {
-    let bytes = list.as_bytes();
-    let mut i = 0;
+    let mut rest = list;
     std::iter::from_fn(move || {
-        while i < bytes.len() && matches!(bytes[i], b' ' | b'\t' | b',') {
-            i += 1;
-        }
-        if i >= bytes.len() {
-            return None;
-        }
-        let start = i;
-        if bytes[i..].starts_with(b"W/") {
-            i += 2;
-        }
-        if bytes.get(i) != Some(&b'"') {
-            // Not an entity tag: skip to the next comma and ignore it.
-            while i < bytes.len() && bytes[i] != b',' {
-                i += 1;
+        loop {
+            rest = rest.trim_start_matches([' ', '\t', ',']);
+            if rest.is_empty() {
+                return None;
             }
-            return Some("");
+            let weak = if rest.starts_with("W/") { 2 } else { 0 };
+            let opaque = rest.get(weak..).unwrap_or_default();
+            let Some(quoted) = opaque.strip_prefix('"') else {
+                // Not an entity tag: skip to the next comma and ignore it.
+                rest = rest
+                    .find(',')
+                    .and_then(|c| rest.get(c..))
+                    .unwrap_or_default();
+                continue;
+            };
+            // Up to the closing quote, or to the end if there is none.
+            let end = quoted.find('"').map_or(rest.len(), |q| weak + 1 + q + 1);
+            let (tag, tail) = rest.split_at_checked(end)?;
+            rest = tail;
+            return Some(tag);
         }
-        i += 1;
-        while i < bytes.len() && bytes[i] != b'"' {
-            i += 1;
-        }
-        i = (i + 1).min(bytes.len());
-        Some(&list[start..i])
     })
-    .filter(|tag| !tag.is_empty())
 }
 
 #[cfg(test)]
@@ -287,6 +285,11 @@ mod tests {
     fn entity_tag_lists_follow_quotes() {
         let tags: Vec<&str> = entity_tags("\"a,b\" , W/\"c\",junk,\"d\"").collect();
         assert_eq!(tags, vec!["\"a,b\"", "W/\"c\"", "\"d\""]);
+        let tags: Vec<&str> = entity_tags("é, \"é\", W/\"ü, \"open").collect();
+        assert_eq!(tags, vec!["\"é\"", "W/\"ü, \""]);
+        let unterminated: Vec<&str> = entity_tags("\"a\", \"ope\u{e9}").collect();
+        assert_eq!(unterminated, vec!["\"a\"", "\"ope\u{e9}"]);
+        assert_eq!(entity_tags("W/").count(), 0);
     }
 
     #[test]

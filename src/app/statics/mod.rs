@@ -20,14 +20,14 @@ pub mod resolve;
 
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::encoding;
-use super::files::{open_error_status, open_regular};
+use super::files::{FileIdentity, open_error_status, open_regular};
 use super::methods::{self, READ};
+use super::url;
 use crate::http::{Chunk, Method, RequestHead, Response, StatusCode};
 use cache::{CacheLimits, Cached, Content, FileCache, Key, Lookup};
 use conditional::{Precondition, Validators};
@@ -51,8 +51,8 @@ pub struct Representation {
     /// The file whose bytes are sent (the sidecar, when one was chosen).
     pub path: PathBuf,
     pub len: u64,
-    /// (device, inode, size, mtime in nanoseconds): changes whenever the file does.
-    pub identity: (u64, u64, u64, i128),
+    /// Changes whenever the file does.
+    pub identity: FileIdentity,
     pub validators: Validators,
     /// The type of the file asked for (a sidecar keeps its original's type).
     pub content_type: String,
@@ -129,18 +129,19 @@ impl StaticSite {
         let visibility = self.config.visibility;
         match resolve::resolve(&self.config.root, path, visibility) {
             Resolved::File(file) => Ok(file),
-            Resolved::Directory(dir) => {
+            Resolved::Directory { real, url } => {
                 // The index goes through the same rules as any file (it could be
                 // a symlink leading out of ROOT).
-                let index = format!("{path}index.html");
+                let index = format!("{url}index.html");
                 match resolve::resolve(&self.config.root, &index, visibility) {
                     Resolved::File(file) => Ok(file),
-                    _ if self.config.listing => Err(self.listing(&dir, path)),
+                    _ if self.config.listing => Err(self.listing(&real, &url)),
                     _ => Err(Response::error(StatusCode::NOT_FOUND)),
                 }
             }
             Resolved::AddSlash(location) => Err(redirect(&location, request.query())),
             Resolved::Forbidden => Err(Response::error(StatusCode::FORBIDDEN)),
+            Resolved::Malformed => Err(Response::error(StatusCode::BAD_REQUEST)),
             Resolved::NotFound => Err(Response::error(StatusCode::NOT_FOUND)),
         }
     }
@@ -158,16 +159,12 @@ impl StaticSite {
             Ok(opened) => opened,
             Err(error) => return Response::error(open_error_status(&error)),
         };
+        let identity = FileIdentity::of(&metadata);
         let representation = Representation {
             len: metadata.len(),
-            identity: (
-                metadata.dev(),
-                metadata.ino(),
-                metadata.len(),
-                i128::from(metadata.mtime()) * 1_000_000_000 + i128::from(metadata.mtime_nsec()),
-            ),
+            identity,
             validators: Validators::new(
-                entity_tag(&metadata, encoding),
+                entity_tag(&identity, encoding),
                 metadata.modified().unwrap_or(std::time::UNIX_EPOCH),
             ),
             content_type: content_type(file),
@@ -276,21 +273,20 @@ fn answer(request: &RequestHead, representation: &Representation, content: &Cont
         RangeAnswer::Full => described(StatusCode::OK)
             .with_header("Content-Type", &representation.content_type)
             .with_body(content.slice(0, len)),
-        RangeAnswer::Partial(ranges) if ranges.len() == 1 => {
-            let only = ranges[0];
-            described(StatusCode::PARTIAL_CONTENT)
+        RangeAnswer::Partial(ranges) => match ranges.as_slice() {
+            [only] => described(StatusCode::PARTIAL_CONTENT)
                 .with_header("Content-Type", &representation.content_type)
                 .with_header("Content-Range", only.content_range(len))
-                .with_body(content.slice(only.first, only.len()))
-        }
-        RangeAnswer::Partial(ranges) => {
-            let parts = range::multipart(&ranges, len, &representation.content_type, |r| {
-                content.slice(r.first, r.len())
-            });
-            described(StatusCode::PARTIAL_CONTENT)
-                .with_header("Content-Type", parts.content_type)
-                .with_body(parts.body)
-        }
+                .with_body(content.slice(only.first, only.len())),
+            _ => {
+                let parts = range::multipart(&ranges, len, &representation.content_type, |r| {
+                    content.slice(r.first, r.len())
+                });
+                described(StatusCode::PARTIAL_CONTENT)
+                    .with_header("Content-Type", parts.content_type)
+                    .with_body(parts.body)
+            }
+        },
         RangeAnswer::Unsatisfiable => Response::error(StatusCode::RANGE_NOT_SATISFIABLE)
             .with_header("Content-Range", format!("bytes */{len}")),
     }
@@ -298,9 +294,8 @@ fn answer(request: &RequestHead, representation: &Representation, content: &Cont
 
 fn redirect(location: &str, query: Option<&str>) -> Response {
     let location = match query {
-        // The query came through httparse, so it holds visible ASCII (or UTF-8,
-        // which a header may carry as obs-text) and no CR or LF.
-        Some(query) => format!("{location}?{query}"),
+        // Kept as sent, but for raw UTF-8, which goes out percent-encoded.
+        Some(query) => format!("{location}?{}", url::query_for_header(query)),
         None => location.to_owned(),
     };
     Response::error(StatusCode::MOVED_PERMANENTLY).with_header("Location", location)
@@ -309,14 +304,11 @@ fn redirect(location: &str, query: Option<&str>) -> Response {
 /// A strong validator from the file's inode, size and modification time (to the
 /// nanosecond): any edit changes it, and two files never share it. A sidecar's
 /// tag is marked with its encoding, since it is a different representation.
-fn entity_tag(metadata: &std::fs::Metadata, encoding: Option<&str>) -> String {
-    let mtime_ns = i128::from(metadata.mtime()) * 1_000_000_000 + i128::from(metadata.mtime_nsec());
+fn entity_tag(identity: &FileIdentity, encoding: Option<&str>) -> String {
     let suffix = encoding.map(|e| format!("-{e}")).unwrap_or_default();
     format!(
         "\"{:x}-{:x}-{:x}{suffix}\"",
-        metadata.ino(),
-        metadata.len(),
-        mtime_ns
+        identity.inode, identity.len, identity.modified_ns
     )
 }
 

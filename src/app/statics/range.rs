@@ -50,11 +50,11 @@ pub fn answer(header: Option<&[u8]>, len: u64) -> RangeAnswer {
     let Some(header) = header.and_then(|h| std::str::from_utf8(h).ok()) else {
         return RangeAnswer::Full;
     };
+    let header = header.trim();
     let Some(specs) = header
-        .trim()
         .get(..6)
         .filter(|unit| unit.eq_ignore_ascii_case("bytes="))
-        .map(|_| &header.trim()[6..])
+        .and_then(|_| header.get(6..))
     else {
         return RangeAnswer::Full;
     };
@@ -264,6 +264,9 @@ mod tests {
             assert_eq!(ask(header, 1000), RangeAnswer::Full, "{header}");
         }
         assert_eq!(answer(None, 1000), RangeAnswer::Full);
+        assert_eq!(ask("bytés=0-1", 1000), RangeAnswer::Full);
+        assert_eq!(ask("bytes=0-\u{e9}", 1000), RangeAnswer::Full);
+        assert_eq!(answer(Some(b"bytes=\xff-1"), 1000), RangeAnswer::Full);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! The rules, in the order they apply:
 //!
 //! 1. The path is split on `/` and each segment percent-decoded on its own, so an
-//!    encoded `%2F` can never become a separator. Empty segments (`//`) and `.`
+//!    encoded `%2F` can never become a separator (raw UTF-8 stands for itself,
+//!    so `/résumé.txt` and `/r%C3%A9sum%C3%A9.txt` name the same file; a `%` not
+//!    followed by two hex digits is **400**). Empty segments (`//`) and `.`
 //!    are skipped; a segment that is `..`, or holds `/`, `\` or NUL once decoded,
 //!    is refused with **403**: the request is trying to leave ROOT.
 //! 2. A segment starting with `.` is a hidden file: **404** unless `--hidden`.
@@ -21,17 +23,22 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
+use crate::app::url;
+
 /// What a URL path resolves to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Resolved {
     /// A regular file, by its real path.
     File(PathBuf),
-    /// A directory, asked for with a trailing slash.
-    Directory(PathBuf),
+    /// A directory, asked for with a trailing slash: its real path, and its
+    /// URL path rebuilt from the decoded segments (`/a/b/`, re-encoded).
+    Directory { real: PathBuf, url: String },
     /// A directory asked for without its trailing slash: redirect to this path.
     AddSlash(String),
     /// Refused on its face (`..`, encoded separators, NUL): 403.
     Forbidden,
+    /// A segment that cannot be decoded (a stray `%`): 400.
+    Malformed,
     /// Missing, hidden, outside ROOT, or not a file or directory: 404.
     NotFound,
 }
@@ -54,7 +61,9 @@ pub fn resolve(root: &Path, url_path: &str, visibility: Visibility) -> Resolved 
         if raw.is_empty() || raw == "." {
             continue;
         }
-        let decoded: Vec<u8> = percent_encoding::percent_decode_str(raw).collect();
+        let Ok(decoded) = url::decode(raw) else {
+            return Resolved::Malformed;
+        };
         if decoded == b"." {
             continue;
         }
@@ -65,7 +74,7 @@ pub fn resolve(root: &Path, url_path: &str, visibility: Visibility) -> Resolved 
             return Resolved::NotFound;
         }
         relative.push(OsStr::from_bytes(&decoded));
-        encoded_segments.push(super::listing::encode_segment(&decoded));
+        encoded_segments.push(url::encode_segment(&decoded));
     }
 
     let Ok(real) = root.join(&relative).canonicalize() else {
@@ -79,13 +88,20 @@ pub fn resolve(root: &Path, url_path: &str, visibility: Visibility) -> Resolved 
     };
     let asked_for_directory = url_path.ends_with('/') || encoded_segments.is_empty();
     if metadata.is_dir() {
+        // Rebuilt from the decoded segments, re-encoded: `//evil.example/` can
+        // never come back as a protocol-relative redirect to another host, and
+        // no raw byte can reach a header or a page.
+        let canonical = match encoded_segments.is_empty() {
+            true => "/".to_owned(),
+            false => format!("/{}/", encoded_segments.join("/")),
+        };
         if asked_for_directory {
-            Resolved::Directory(real)
+            Resolved::Directory {
+                real,
+                url: canonical,
+            }
         } else {
-            // Rebuilt from the decoded segments, re-encoded: `//evil.example/`
-            // can never come back as a protocol-relative redirect to another
-            // host, and no raw byte can reach the header.
-            Resolved::AddSlash(format!("/{}/", encoded_segments.join("/")))
+            Resolved::AddSlash(canonical)
         }
     } else if metadata.is_file() && !asked_for_directory {
         Resolved::File(real)
@@ -161,12 +177,23 @@ mod tests {
             get(&s, "/docs/caf%C3%A9.txt"),
             Resolved::File(s.root.join("docs/café.txt"))
         );
-        assert_eq!(get(&s, "/"), Resolved::Directory(s.root.clone()));
-        assert_eq!(get(&s, "/docs/"), Resolved::Directory(s.root.join("docs")));
+        let directory = |real: PathBuf, url: &str| Resolved::Directory {
+            real,
+            url: url.to_owned(),
+        };
+        assert_eq!(get(&s, "/"), directory(s.root.clone(), "/"));
+        assert_eq!(get(&s, "/docs/"), directory(s.root.join("docs"), "/docs/"));
         assert_eq!(
             get(&s, "//docs//./deep/"),
-            Resolved::Directory(s.root.join("docs/deep"))
+            directory(s.root.join("docs/deep"), "/docs/deep/")
         );
+        assert_eq!(
+            get(&s, "/docs/caf\u{e9}.txt"),
+            Resolved::File(s.root.join("docs/café.txt")),
+            "raw UTF-8 names the same file as its escapes"
+        );
+        assert_eq!(get(&s, "/docs/100%.txt"), Resolved::Malformed);
+        assert_eq!(get(&s, "/%zz"), Resolved::Malformed);
         assert_eq!(get(&s, "/index.html/"), Resolved::NotFound);
         assert_eq!(get(&s, "/missing"), Resolved::NotFound);
     }
