@@ -11,6 +11,7 @@ use clap::Parser;
 
 use crate::app::statics::StaticConfig;
 use crate::app::statics::cache::CacheLimits;
+use crate::app::statics::listing::DEFAULT_MAX_ENTRIES;
 use crate::app::statics::resolve::Visibility;
 use crate::config::{Config, LogTarget, Model};
 use crate::http::limits::MAX_HEADERS_CEILING;
@@ -47,6 +48,10 @@ pub struct Cli {
     /// Answer directories that have no index.html with an HTML listing.
     #[arg(long)]
     pub listing: bool,
+
+    /// Most entries one listing shows; the page says how many it left out.
+    #[arg(long, default_value_t = DEFAULT_MAX_ENTRIES, value_name = "N")]
+    pub listing_max_entries: usize,
 
     /// Serve dotfiles (names starting with '.'); hidden (404) by default.
     #[arg(long)]
@@ -160,6 +165,9 @@ impl Cli {
         if self.threads == 0 || self.workers == 0 {
             return Err("--threads and --workers must be at least 1".into());
         }
+        if self.listing_max_entries == 0 {
+            return Err("--listing-max-entries must be at least 1".into());
+        }
         config.model = match self.model {
             ModelArg::Loop => Model::Loop,
             ModelArg::Threads => Model::Threads,
@@ -174,6 +182,7 @@ impl Cli {
             config.app.site = Some(StaticConfig {
                 root: existing_dir(&root, "ROOT")?,
                 listing: self.listing,
+                listing_max_entries: self.listing_max_entries,
                 visibility: Visibility {
                     hidden: self.hidden,
                     follow_symlinks: self.follow_symlinks,

@@ -14,6 +14,7 @@ every_model!(
     serves_files_with_their_types,
     directories_without_a_slash_redirect_keeping_the_query,
     directories_without_an_index_are_404_or_listed,
+    long_listings_are_cut_and_follow_their_directory,
     listings_are_never_an_xss_vector,
     nothing_outside_root_is_ever_served,
     flags_open_what_is_closed_by_default,
@@ -166,6 +167,36 @@ fn directories_without_an_index_are_404_or_listed(model: Model) {
     assert!(html.contains("<a href=\"readme.txt\">readme.txt</a>"));
     assert!(html.find("empty/").unwrap() < html.find("readme.txt").unwrap());
     assert!(html.contains("name=\"viewport\""));
+}
+
+fn long_listings_are_cut_and_follow_their_directory(model: Model) {
+    let site = Site::new();
+    let many = site.path("many");
+    std::fs::create_dir(&many).unwrap();
+    for i in 0..30 {
+        std::fs::write(many.join(format!("f{i:02}.txt")), b"x").unwrap();
+    }
+    let server = site.serve(model, &["--listing", "--listing-max-entries", "10"]);
+    let html = server.get("/many/").text();
+    let rows = |html: &str| html.matches("<tr><td><a href=\"f").count();
+    assert_eq!(rows(&html), 10, "{html}");
+    assert!(
+        html.contains("f09.txt") && !html.contains("f10.txt"),
+        "the first ten by name"
+    );
+    assert!(
+        html.contains("10 entries are shown, 20 more are not"),
+        "{html}"
+    );
+
+    // A change to the directory shows on the next request.
+    std::fs::remove_file(many.join("f00.txt")).unwrap();
+    let html = server.get("/many/").text();
+    assert!(
+        !html.contains("f00.txt") && html.contains("f10.txt"),
+        "{html}"
+    );
+    assert!(html.contains("19 more are not"), "{html}");
 }
 
 fn listings_are_never_an_xss_vector(model: Model) {

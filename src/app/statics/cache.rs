@@ -17,12 +17,12 @@
 //! shared by every connection of a loop (and by every thread in the threaded
 //! models), behind a mutex that the single loop never contends.
 
-use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Representation;
+use super::lru::{Lru, lock};
 
 /// How long a cached answer is trusted without looking at the file system.
 pub const REVALIDATE_AFTER: Duration = Duration::from_secs(1);
@@ -85,9 +85,9 @@ pub enum Lookup {
 pub struct FileCache {
     limits: CacheLimits,
     /// Small files' bytes, weighed in bytes.
-    memory: Mutex<Lru>,
+    memory: Mutex<Lru<Key, Cached>>,
     /// Larger files' descriptors, weighed one each.
-    open: Mutex<Lru>,
+    open: Mutex<Lru<Key, Cached>>,
 }
 
 impl FileCache {
@@ -120,6 +120,7 @@ impl FileCache {
 
     /// Stores (or refreshes) an entry checked at `now`.
     pub fn insert(&self, key: Key, cached: Cached, now: Instant) {
+        // An entry may move between kinds when its file grows or shrinks.
         self.remove(&key);
         match &cached.content {
             Content::Bytes(bytes) => {
@@ -138,95 +139,12 @@ impl FileCache {
 
     /// Bytes held in memory.
     pub fn bytes_held(&self) -> usize {
-        lock(&self.memory).used
+        lock(&self.memory).used()
     }
 
     /// Descriptors held open.
     pub fn files_held(&self) -> usize {
-        lock(&self.open).used
-    }
-}
-
-fn lock(lru: &Mutex<Lru>) -> MutexGuard<'_, Lru> {
-    // A panic while holding the lock cannot leave an LRU inconsistent in a way
-    // that matters to a cache: recover the guard.
-    lru.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-struct Slot {
-    cached: Cached,
-    weight: usize,
-    checked: Instant,
-    /// Position in the recency order.
-    tick: u64,
-}
-
-/// A least-recently-used map whose entries have weights and whose total weight
-/// is bounded.
-struct Lru {
-    capacity: usize,
-    used: usize,
-    slots: HashMap<Key, Slot>,
-    /// Recency order: the smallest tick is the least recently used.
-    order: BTreeMap<u64, Key>,
-    next_tick: u64,
-}
-
-impl Lru {
-    fn new(capacity: usize) -> Lru {
-        Lru {
-            capacity,
-            used: 0,
-            slots: HashMap::new(),
-            order: BTreeMap::new(),
-            next_tick: 0,
-        }
-    }
-
-    /// The entry and when it was checked, moved to the recent end.
-    fn touch(&mut self, key: &Key) -> Option<(Cached, Instant)> {
-        let slot = self.slots.get_mut(key)?;
-        // Reuse the key the order held rather than cloning one.
-        if let Some(owned) = self.order.remove(&slot.tick) {
-            slot.tick = self.next_tick;
-            self.order.insert(slot.tick, owned);
-        }
-        self.next_tick += 1;
-        Some((slot.cached.clone(), slot.checked))
-    }
-
-    fn insert(&mut self, key: Key, cached: Cached, weight: usize, now: Instant) {
-        if weight > self.capacity {
-            return;
-        }
-        while self.used + weight > self.capacity {
-            let Some((_, oldest)) = self.order.pop_first() else {
-                break;
-            };
-            if let Some(evicted) = self.slots.remove(&oldest) {
-                self.used -= evicted.weight;
-            }
-        }
-        let tick = self.next_tick;
-        self.next_tick += 1;
-        self.order.insert(tick, key.clone());
-        self.used += weight;
-        self.slots.insert(
-            key,
-            Slot {
-                cached,
-                weight,
-                checked: now,
-                tick,
-            },
-        );
-    }
-
-    fn remove(&mut self, key: &Key) {
-        if let Some(old) = self.slots.remove(key) {
-            self.order.remove(&old.tick);
-            self.used -= old.weight;
-        }
+        lock(&self.open).used()
     }
 }
 

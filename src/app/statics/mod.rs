@@ -15,6 +15,7 @@
 pub mod cache;
 pub mod conditional;
 pub mod listing;
+mod lru;
 pub mod range;
 pub mod resolve;
 
@@ -31,6 +32,7 @@ use super::url;
 use crate::http::{Chunk, Method, RequestHead, Response, StatusCode};
 use cache::{CacheLimits, Cached, Content, FileCache, Key, Lookup};
 use conditional::{Precondition, Validators};
+use listing::Listings;
 use range::RangeAnswer;
 use resolve::{Resolved, Visibility};
 
@@ -41,6 +43,8 @@ pub struct StaticConfig {
     pub root: PathBuf,
     /// Answer directories without an index with an HTML listing.
     pub listing: bool,
+    /// Most entries one listing shows.
+    pub listing_max_entries: usize,
     pub visibility: Visibility,
     pub cache: CacheLimits,
 }
@@ -84,12 +88,14 @@ impl Content {
 pub struct StaticSite {
     config: StaticConfig,
     cache: FileCache,
+    listings: Listings,
 }
 
 impl StaticSite {
     pub fn new(config: StaticConfig) -> StaticSite {
         StaticSite {
             cache: FileCache::new(config.cache),
+            listings: Listings::new(config.listing_max_entries, config.cache.total_bytes),
             config,
         }
     }
@@ -226,11 +232,17 @@ impl StaticSite {
     }
 
     fn listing(&self, dir: &Path, url_path: &str) -> Response {
-        match listing::render(&self.config.root, dir, url_path, self.config.visibility) {
+        let page = self
+            .listings
+            .page(&self.config.root, dir, url_path, self.config.visibility);
+        match page {
             Ok(html) => Response::new(StatusCode::OK)
                 .with_header("Content-Type", "text/html; charset=utf-8")
                 .with_header("Content-Security-Policy", listing::CONTENT_SECURITY_POLICY)
-                .with_body(html.into_bytes()),
+                .with_body(Chunk::Shared {
+                    range: 0..html.len(),
+                    data: html,
+                }),
             Err(error) => Response::error(open_error_status(&error)),
         }
     }
