@@ -3,7 +3,7 @@
 //! Every mistake a user can make here (a bad flag, a missing folder, a size that
 //! does not parse) is reported before the server starts, with a non-zero exit.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -29,9 +29,10 @@ pub struct Cli {
     /// Folder to serve as a static site (without it, `/` answers an empty 200).
     pub root: Option<PathBuf>,
 
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    pub bind: IpAddr,
+    /// Address to listen on: an IP address, `[::1]`, or a name (every address
+    /// it resolves to is bound).
+    #[arg(long, default_value = "127.0.0.1", value_parser = parse_bind, value_name = "ADDR")]
+    pub bind: BindAddresses,
 
     /// Port to listen on; 0 picks a free one (the log says which).
     #[arg(short, long, default_value_t = 4221)]
@@ -100,22 +101,23 @@ pub struct Cli {
     pub max_body_bytes: u64,
 
     /// Time allowed for a whole request head, from its first byte (→ 408).
-    #[arg(long, default_value = "10", value_parser = parse_duration, value_name = "SECS")]
+    #[arg(long, default_value = "10", value_parser = parse_timeout, value_name = "SECS")]
     pub header_timeout: Duration,
 
     /// Time an idle keep-alive connection is kept between requests.
-    #[arg(long, default_value = "15", value_parser = parse_duration, value_name = "SECS")]
+    #[arg(long, default_value = "15", value_parser = parse_timeout, value_name = "SECS")]
     pub keep_alive_timeout: Duration,
 
     /// Longest pause inside a request body (→ 408).
-    #[arg(long, default_value = "30", value_parser = parse_duration, value_name = "SECS")]
+    #[arg(long, default_value = "30", value_parser = parse_timeout, value_name = "SECS")]
     pub body_timeout: Duration,
 
     /// Longest pause in a client's reading of a response before it is dropped.
-    #[arg(long, default_value = "30", value_parser = parse_duration, value_name = "SECS")]
+    #[arg(long, default_value = "30", value_parser = parse_timeout, value_name = "SECS")]
     pub send_timeout: Duration,
 
-    /// Time in-flight responses get to finish after SIGTERM or SIGINT.
+    /// Time in-flight responses get to finish after SIGTERM or SIGINT (0 drops
+    /// them at once).
     #[arg(long, default_value = "10", value_parser = parse_duration, value_name = "SECS")]
     pub shutdown_timeout: Duration,
 
@@ -141,6 +143,10 @@ pub struct Cli {
     pub quiet: bool,
 }
 
+/// The addresses `--bind` names, in the order the resolver gave them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindAddresses(pub Vec<IpAddr>);
+
 /// The `--model` values.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModelArg {
@@ -153,20 +159,21 @@ impl Cli {
     /// Checks the arguments against the system and builds the configuration.
     pub fn into_config(self) -> Result<Config, String> {
         let mut config = Config {
-            bind: self.bind,
+            bind: self.bind.0,
             port: self.port,
             max_connections: self.max_connections,
             shutdown_timeout: self.shutdown_timeout,
             ..Config::default()
         };
-        if self.max_connections == 0 {
-            return Err("--max-connections must be at least 1".into());
-        }
-        if self.threads == 0 || self.workers == 0 {
-            return Err("--threads and --workers must be at least 1".into());
-        }
-        if self.listing_max_entries == 0 {
-            return Err("--listing-max-entries must be at least 1".into());
+        for (value, flag) in [
+            (self.max_connections, "--max-connections"),
+            (self.threads, "--threads"),
+            (self.workers, "--workers"),
+            (self.listing_max_entries, "--listing-max-entries"),
+        ] {
+            if value == 0 {
+                return Err(format!("{flag} must be at least 1"));
+            }
         }
         config.model = match self.model {
             ModelArg::Loop => Model::Loop,
@@ -266,6 +273,59 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{text}` is not a size (try 4096, 8K, 64M)"))
 }
 
+/// `--bind`: `127.0.0.1`, `::1`, `[::1]`, or a name such as `localhost`,
+/// which binds every address it resolves to (as nginx's `listen` does).
+pub fn parse_bind(text: &str) -> Result<BindAddresses, String> {
+    let text = text.trim();
+    if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        return inner
+            .parse::<Ipv6Addr>()
+            .map(|ip| BindAddresses(vec![IpAddr::V6(ip)]))
+            .map_err(|_| format!("`{text}` is not an IPv6 address"));
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(BindAddresses(vec![ip]));
+    }
+    // Checked before any lookup, so a typo never waits on a resolver.
+    let is_name = !text.is_empty()
+        && text.len() <= 253
+        && text.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if !is_name {
+        return Err(format!(
+            "`{text}` is not an address or a host name (try 127.0.0.1, [::1], localhost)"
+        ));
+    }
+    let resolved = (text, 0)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve `{text}`: {e}"))?;
+    let mut addresses: Vec<IpAddr> = Vec::new();
+    for address in resolved {
+        if !addresses.contains(&address.ip()) {
+            addresses.push(address.ip());
+        }
+    }
+    if addresses.is_empty() {
+        return Err(format!("`{text}` resolves to no address"));
+    }
+    Ok(BindAddresses(addresses))
+}
+
+/// A timeout: a duration that is not zero (a zero timeout would close every
+/// connection at once).
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        Duration::ZERO => Err(format!("`{text}`: a timeout must be longer than zero")),
+        duration => Ok(duration),
+    }
+}
+
 /// `10`, `0.5`, `250ms`, `2s`, `1m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -308,6 +368,29 @@ mod tests {
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
         assert!(parse_duration("-1").is_err());
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn timeouts_are_never_zero() {
+        assert_eq!(parse_timeout("0.5"), Ok(Duration::from_millis(500)));
+        for zero in ["0", "0s", "0ms", "0.0"] {
+            assert!(parse_timeout(zero).is_err(), "{zero}");
+        }
+    }
+
+    #[test]
+    fn bind_takes_addresses_brackets_and_names() {
+        let one = |ip: &str| Ok(BindAddresses(vec![ip.parse().unwrap()]));
+        assert_eq!(parse_bind("127.0.0.1"), one("127.0.0.1"));
+        assert_eq!(parse_bind("::1"), one("::1"));
+        assert_eq!(parse_bind("[::1]"), one("::1"));
+        assert_eq!(parse_bind(" 0.0.0.0 "), one("0.0.0.0"));
+        let localhost = parse_bind("localhost").unwrap();
+        assert!(!localhost.0.is_empty());
+        assert!(localhost.0.iter().all(IpAddr::is_loopback), "{localhost:?}");
+        for bad in ["[127.0.0.1]", "[::1", "bad host", "a..b", "", "-1"] {
+            assert!(parse_bind(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -32,7 +32,8 @@ pub enum LogTarget {
 
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub bind: IpAddr,
+    /// Addresses to listen on (a name given to `--bind` may resolve to several).
+    pub bind: Vec<IpAddr>,
     /// 0 asks the system for a free port; the log says which one it gave.
     pub port: u16,
     pub app: AppConfig,
@@ -53,7 +54,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            bind: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
             port: 4221,
             app: AppConfig {
                 builtins: true,

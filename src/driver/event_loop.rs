@@ -47,8 +47,10 @@ use crate::http::date::DateCache;
 use crate::http::{Now, Settings};
 use crate::session::Session;
 
-const LISTENER: Token = Token(usize::MAX - 1);
-const SIGNALS: Token = Token(usize::MAX - 2);
+const SIGNALS: Token = Token(usize::MAX);
+/// Listener `i` (one per bound address) has token `FIRST_LISTENER - i`; slab
+/// keys count up from 0, so the two never meet.
+const FIRST_LISTENER: usize = usize::MAX - 1;
 
 /// Reads one connection may do in one turn before others get theirs.
 const READS_PER_TURN: usize = 16;
@@ -84,8 +86,8 @@ struct Conn {
 
 pub struct EventLoop {
     poll: Poll,
-    /// `None` once a shutdown has begun.
-    listener: Option<TcpListener>,
+    /// One per bound address; empty once a shutdown has begun.
+    listeners: Vec<TcpListener>,
     signals: Option<Signals>,
     conns: Slab<Conn>,
     app: Arc<App>,
@@ -111,14 +113,21 @@ pub struct EventLoop {
 
 impl EventLoop {
     pub fn new(
-        listener: std::net::TcpListener,
+        listeners: Vec<std::net::TcpListener>,
         app: Arc<App>,
         config: LoopConfig,
     ) -> io::Result<EventLoop> {
         let poll = Poll::new()?;
-        let mut listener = TcpListener::from_std(listener);
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let mut registered = Vec::with_capacity(listeners.len());
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let mut listener = TcpListener::from_std(listener);
+            poll.registry().register(
+                &mut listener,
+                Token(FIRST_LISTENER - i),
+                Interest::READABLE,
+            )?;
+            registered.push(listener);
+        }
         let signals = if config.handle_signals {
             let mut signals = Signals::new([SIGINT, SIGTERM])?;
             poll.registry()
@@ -137,7 +146,7 @@ impl EventLoop {
             wall,
             access_log,
             poll,
-            listener: Some(listener),
+            listeners: registered,
             signals,
             conns: Slab::with_capacity(config.max_connections.min(4096)),
             app,
@@ -171,12 +180,14 @@ impl EventLoop {
 
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(now),
                     SIGNALS => {
                         if self.on_signals(now) {
                             log::info!("second signal: exiting now");
                             return Ok(());
                         }
+                    }
+                    Token(token) if token > FIRST_LISTENER - self.listeners.len() => {
+                        self.accept(FIRST_LISTENER - token, now);
                     }
                     Token(key) => {
                         let Some(conn) = self.conns.get_mut(key) else {
@@ -212,7 +223,7 @@ impl EventLoop {
             self.expire_timers(now);
             if self.accept_paused_until.is_some_and(|until| now >= until) {
                 self.accept_paused_until = None;
-                self.accept(now);
+                self.accept_everywhere(now);
             }
             if let Some(log) = self.access_log.as_mut() {
                 log.flush();
@@ -250,14 +261,22 @@ impl EventLoop {
         Some(wait + Duration::from_micros(999))
     }
 
-    /// Accepts until the listener says `WouldBlock`, or the cap is reached.
-    fn accept(&mut self, now: Instant) {
+    /// Accepts on every listener: after a pause, or when the cap lifts, none of
+    /// them will tell us again about the connections already waiting.
+    fn accept_everywhere(&mut self, now: Instant) {
+        for index in 0..self.listeners.len() {
+            self.accept(index, now);
+        }
+    }
+
+    /// Accepts on listener `index` until it says `WouldBlock`, or the cap is reached.
+    fn accept(&mut self, index: usize, now: Instant) {
         let mut failures = 0;
         loop {
             if self.accept_paused_until.is_some() {
                 return;
             }
-            let Some(listener) = self.listener.as_ref() else {
+            let Some(listener) = self.listeners.get(index) else {
                 return; // shutting down
             };
             if self.conns.len() >= self.config.max_connections {
@@ -534,7 +553,7 @@ impl EventLoop {
         drop(conn);
         if self.accept_at_cap {
             self.accept_at_cap = false;
-            self.accept(now);
+            self.accept_everywhere(now);
         }
     }
 
@@ -556,7 +575,7 @@ impl EventLoop {
             self.config.shutdown_timeout
         );
         self.shutdown_deadline = Some(now + self.config.shutdown_timeout);
-        if let Some(mut listener) = self.listener.take() {
+        for mut listener in std::mem::take(&mut self.listeners) {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         let keys: Vec<usize> = self.conns.iter().map(|(key, _)| key).collect();

@@ -26,14 +26,25 @@ pub fn is_resource_exhaustion(error: &io::Error) -> bool {
     )
 }
 
-/// Binds a non-blocking listener. With `reuse_port`, several listeners (one per
-/// worker loop) can share the address and the kernel spreads connections
-/// across them.
-pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+/// How a listening socket is set up.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BindOptions {
+    /// Several listeners (one per worker loop) share the address, and the
+    /// kernel spreads connections across them.
+    pub reuse_port: bool,
+    /// An IPv6 listener takes IPv6 only (so `::` can sit beside `0.0.0.0`).
+    pub v6_only: bool,
+}
+
+/// Binds a non-blocking listener.
+pub fn bind(addr: SocketAddr, options: BindOptions) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
-    if reuse_port {
+    if options.reuse_port {
         socket.set_reuse_port(true)?;
+    }
+    if addr.is_ipv6() {
+        socket.set_only_v6(options.v6_only)?;
     }
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;

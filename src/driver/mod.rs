@@ -19,7 +19,7 @@ pub mod timers;
 pub mod transmit;
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use crate::access_log::AccessLog;
@@ -31,18 +31,23 @@ use threaded::{Dispatch, ThreadedConfig};
 /// Binds the configured address, says where it listens, and serves until a
 /// graceful shutdown completes.
 pub fn run(config: Config) -> io::Result<()> {
-    let addr = SocketAddr::new(config.bind, config.port);
     let workers = if config.model == Model::Loop {
         config.workers.max(1)
     } else {
         1
     };
-    let listeners = bind_all(addr, workers)?;
+    let mut listeners = bind_all(&config.bind, config.port, workers)?;
     // Said once everything is ready to serve (the loops exist, the log is open).
-    let local = listeners[0].local_addr()?;
+    let urls: Vec<String> = listeners
+        .first()
+        .into_iter()
+        .flatten()
+        .map(|l| l.local_addr().map(|a| format!("http://{a}")))
+        .collect::<io::Result<_>>()?;
     let ready = || {
         log::info!(
-            "listening on http://{local} ({})",
+            "listening on {} ({})",
+            urls.join(" and "),
             describe_model(&config, workers)
         )
     };
@@ -68,12 +73,9 @@ pub fn run(config: Config) -> io::Result<()> {
                 registry: Arc::default(),
                 access_log,
             });
-            let listener = listeners
-                .into_iter()
-                .next()
-                .ok_or_else(|| io::Error::other("no listener"))?;
+            let listeners = listeners.pop().unwrap_or_default();
             threaded::run(
-                listener,
+                listeners,
                 shared,
                 ThreadedConfig {
                     dispatch,
@@ -86,19 +88,41 @@ pub fn run(config: Config) -> io::Result<()> {
     }
 }
 
-/// One listener, or one per worker loop sharing the address through
-/// `SO_REUSEPORT`. With port 0 the first one picks the port and the others
-/// join it.
-fn bind_all(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
-    let reuse_port = count > 1;
-    let first = listener::bind(addr, reuse_port)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    let shared_addr = first.local_addr()?;
-    let mut listeners = vec![first];
-    for _ in 1..count {
-        listeners.push(listener::bind(shared_addr, true)?);
+/// For each of `workers` loops, one listener per address; with several
+/// workers they share each address through `SO_REUSEPORT`. With port 0 the
+/// first address picks the port and every other listener joins it.
+fn bind_all(
+    addresses: &[IpAddr],
+    port: u16,
+    workers: usize,
+) -> io::Result<Vec<Vec<std::net::TcpListener>>> {
+    let options = listener::BindOptions {
+        reuse_port: workers > 1,
+        // `::` alone takes IPv4 too; beside other addresses it must not.
+        v6_only: addresses.len() > 1,
+    };
+    let mut port = port;
+    let mut first_worker = Vec::with_capacity(addresses.len());
+    for &ip in addresses {
+        let addr = SocketAddr::new(ip, port);
+        let bound = listener::bind(addr, options)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        port = bound.local_addr()?.port();
+        first_worker.push(bound);
     }
-    Ok(listeners)
+    let shared: Vec<SocketAddr> = first_worker
+        .iter()
+        .map(std::net::TcpListener::local_addr)
+        .collect::<io::Result<_>>()?;
+    let mut all = vec![first_worker];
+    for _ in 1..workers {
+        let worker = shared
+            .iter()
+            .map(|&addr| listener::bind(addr, options))
+            .collect::<io::Result<_>>()?;
+        all.push(worker);
+    }
+    Ok(all)
 }
 
 fn describe_model(config: &Config, workers: usize) -> String {
@@ -110,11 +134,11 @@ fn describe_model(config: &Config, workers: usize) -> String {
     }
 }
 
-/// Runs one loop per listener: the last on this thread, the others on threads
+/// Runs one loop per worker: the last on this thread, the others on threads
 /// of their own. Each has its own application (and so its own cache): they
 /// share nothing.
 fn run_loops(
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Vec<Vec<std::net::TcpListener>>,
     config: &Config,
     ready: impl FnOnce(),
 ) -> io::Result<()> {

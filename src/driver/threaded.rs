@@ -27,9 +27,10 @@ use super::blocking::{self, Shared};
 use super::listener::{ACCEPT_BACKOFF, is_resource_exhaustion};
 use super::registry::Registered;
 
-const LISTENER: Token = Token(0);
-const SIGNALS: Token = Token(1);
-const WAKER: Token = Token(2);
+const SIGNALS: Token = Token(0);
+const WAKER: Token = Token(1);
+/// Listener `i` (one per bound address) has token `FIRST_LISTENER + i`.
+const FIRST_LISTENER: usize = 2;
 
 /// Stack for a connection thread. Deflate (for gzip) in a debug build needs
 /// more than 256 KiB; 1 MiB leaves room, and pages never touched cost nothing.
@@ -79,16 +80,17 @@ impl Queue {
 
 /// Accepts and dispatches until a graceful shutdown completes.
 pub fn run(
-    listener: std::net::TcpListener,
+    listeners: Vec<std::net::TcpListener>,
     shared: Arc<Shared>,
     config: ThreadedConfig,
     ready: impl FnOnce(),
 ) -> io::Result<()> {
     let mut poll = Poll::new()?;
-    let mut listener = Some(TcpListener::from_std(listener));
-    if let Some(listener) = listener.as_mut() {
+    let mut listeners: Vec<TcpListener> =
+        listeners.into_iter().map(TcpListener::from_std).collect();
+    for (i, listener) in listeners.iter_mut().enumerate() {
         poll.registry()
-            .register(listener, LISTENER, Interest::READABLE)?;
+            .register(listener, Token(FIRST_LISTENER + i), Interest::READABLE)?;
     }
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
     poll.registry()
@@ -142,7 +144,7 @@ pub fn run(
                     shared.registry.len(),
                     config.shutdown_timeout
                 );
-                if let Some(mut closing) = listener.take() {
+                for mut closing in std::mem::take(&mut listeners) {
                     let _ = poll.registry().deregister(&mut closing);
                 }
                 shared.registry.begin_drain();
@@ -168,33 +170,32 @@ pub fn run(
             continue;
         }
         paused_until = None;
-        // Accept until WouldBlock or the cap; a closing connection wakes us
-        // (through the waker) to try again.
-        let Some(listener) = listener.as_ref() else {
-            continue;
-        };
-        while shared.registry.len() < config.max_connections {
-            match listener.accept() {
-                Ok((socket, peer)) => {
-                    next_id += 1;
-                    if let Err(e) =
-                        dispatch(socket, peer, next_id, &shared, &queue, config.dispatch)
-                    {
-                        log::warn!(
-                            "cannot serve {peer}: {e}; pausing accepts for {ACCEPT_BACKOFF:?}"
-                        );
-                        paused_until = Some(now + ACCEPT_BACKOFF);
-                        break;
+        // Accept on every listener until WouldBlock or the cap; a closing
+        // connection wakes us (through the waker) to try again.
+        'accepting: for listener in &listeners {
+            while shared.registry.len() < config.max_connections {
+                match listener.accept() {
+                    Ok((socket, peer)) => {
+                        next_id += 1;
+                        if let Err(e) =
+                            dispatch(socket, peer, next_id, &shared, &queue, config.dispatch)
+                        {
+                            log::warn!(
+                                "cannot serve {peer}: {e}; pausing accepts for {ACCEPT_BACKOFF:?}"
+                            );
+                            paused_until = Some(now + ACCEPT_BACKOFF);
+                            break 'accepting;
+                        }
                     }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if is_resource_exhaustion(&e) => {
+                        log::warn!("accept: {e}; pausing for {ACCEPT_BACKOFF:?}");
+                        paused_until = Some(now + ACCEPT_BACKOFF);
+                        break 'accepting;
+                    }
+                    Err(e) => log::debug!("accept: {e}"),
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_resource_exhaustion(&e) => {
-                    log::warn!("accept: {e}; pausing for {ACCEPT_BACKOFF:?}");
-                    paused_until = Some(now + ACCEPT_BACKOFF);
-                    break;
-                }
-                Err(e) => log::debug!("accept: {e}"),
             }
         }
     }
