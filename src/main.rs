@@ -10,6 +10,7 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(cli.log_filter()))
         .format_timestamp_millis()
         .init();
+    oneloop::driver::contain::log_panics();
 
     let config = match cli.into_config() {
         Ok(config) => config,

@@ -11,6 +11,8 @@
 
 pub mod builtins;
 pub mod encoding;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod files;
 pub mod methods;
 pub mod statics;
@@ -73,6 +75,10 @@ impl App {
 
     /// Answers a request, or asks for its body.
     pub fn handle(&self, request: &RequestHead) -> Reply {
+        #[cfg(feature = "fault-injection")]
+        if let Some(reply) = fault::inject(request) {
+            return reply;
+        }
         if request.method() == Method::Other {
             return Reply::Respond(Response::error(StatusCode::NOT_IMPLEMENTED));
         }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::contain;
 use super::registry::{Registered, Registry};
 use super::transmit::write_once;
 use crate::access_log::AccessLog;
@@ -70,41 +71,76 @@ struct BlockingConnection {
     draining: bool,
 }
 
+/// Whether a connection goes on after one step.
+enum Step {
+    Continue,
+    Closed,
+}
+
 impl BlockingConnection {
+    /// Steps the connection to its end, each step inside the panic boundary:
+    /// a bug costs this connection (answered 500 if it still can be), never
+    /// the thread, so a pool keeps every one of its threads.
     fn run(&mut self, shared: &Shared, registration: &Registered) {
+        let mut panicked = false;
         loop {
-            if !self.draining && shared.registry.draining.load(Ordering::SeqCst) {
-                self.draining = true;
-                self.session.conn_mut().drain();
-            }
-            self.with_clock(|session, now| session.process(&shared.app, now));
-            self.write_all_queued(shared);
-            if self.session.conn_mut().take_shutdown_request() {
-                let _ = self.stream.shutdown(Shutdown::Write);
-            }
-            self.log_delivered(shared);
-            if self.session.conn().is_closed() {
-                break;
-            }
-            if self.session.conn().wants_read() {
-                let idle = self.session.conn().state() == crate::http::State::Idle;
-                registration.set_idle(idle);
-                // Checked after marking ourselves idle: a shutdown that began
-                // in between either sees us idle and wakes us, or is seen here.
-                if idle && !self.draining && shared.registry.draining.load(Ordering::SeqCst) {
+            match contain::catch(|| self.step(shared, registration)) {
+                Ok(Step::Continue) => {}
+                Ok(Step::Closed) => break,
+                Err(message) => {
                     registration.set_idle(false);
-                    continue;
+                    if panicked {
+                        log::error!("#{}: dropped after a second panic ({message})", self.id);
+                        return;
+                    }
+                    panicked = true;
+                    let line = self.session.request_line();
+                    contain::report(self.id, line.as_deref(), &message);
+                    let recovered = contain::catch(|| {
+                        self.with_clock(|session, now| session.recover_from_panic(now));
+                    });
+                    if recovered.is_err() {
+                        return;
+                    }
                 }
-                self.read_once();
-                registration.set_idle(false);
-            } else if !self.session.conn().has_output() {
-                // Nothing to read, nothing to write, not closed: only time can
-                // move it (a deadline). Wait for it rather than spin.
-                self.sleep_until_deadline();
             }
         }
         self.log_delivered(shared);
         log::trace!("#{}: closed ({})", self.id, self.peer);
+    }
+
+    /// Answers what is buffered, writes it all, then waits for input or a deadline.
+    fn step(&mut self, shared: &Shared, registration: &Registered) -> Step {
+        if !self.draining && shared.registry.draining.load(Ordering::SeqCst) {
+            self.draining = true;
+            self.session.conn_mut().drain();
+        }
+        self.with_clock(|session, now| session.process(&shared.app, now));
+        self.write_all_queued(shared);
+        if self.session.conn_mut().take_shutdown_request() {
+            let _ = self.stream.shutdown(Shutdown::Write);
+        }
+        self.log_delivered(shared);
+        if self.session.conn().is_closed() {
+            return Step::Closed;
+        }
+        if self.session.conn().wants_read() {
+            let idle = self.session.conn().state() == crate::http::State::Idle;
+            registration.set_idle(idle);
+            // Checked after marking ourselves idle: a shutdown that began
+            // in between either sees us idle and wakes us, or is seen here.
+            if idle && !self.draining && shared.registry.draining.load(Ordering::SeqCst) {
+                registration.set_idle(false);
+                return Step::Continue;
+            }
+            self.read_once();
+            registration.set_idle(false);
+        } else if !self.session.conn().has_output() {
+            // Nothing to read, nothing to write, not closed: only time can
+            // move it (a deadline). Wait for it rather than spin.
+            self.sleep_until_deadline();
+        }
+        Step::Continue
     }
 
     fn with_clock<T>(&mut self, f: impl FnOnce(&mut Session, Now<'_>) -> T) -> T {

@@ -37,6 +37,7 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use super::buffers::BufferPool;
+use super::contain;
 use super::listener::{ACCEPT_BACKOFF, is_resource_exhaustion};
 use super::timers::{TimerOwner, Timers};
 use super::transmit::write_once;
@@ -82,6 +83,10 @@ struct Conn {
     interest: Interest,
     /// The deadline this connection has a timer armed for.
     timer: Option<Instant>,
+    /// Its timer fired: its next turn starts by handing the session the time.
+    timer_fired: bool,
+    /// A bug panicked in this connection's work; it is answering 500 and closing.
+    panicked: bool,
 }
 
 pub struct EventLoop {
@@ -187,7 +192,11 @@ impl EventLoop {
                         }
                     }
                     Token(token) if token > FIRST_LISTENER - self.listeners.len() => {
-                        self.accept(FIRST_LISTENER - token, now);
+                        if let Err(message) =
+                            contain::catch(|| self.accept(FIRST_LISTENER - token, now))
+                        {
+                            log::error!("bug while accepting: {message}");
+                        }
                     }
                     Token(key) => {
                         let Some(conn) = self.conns.get_mut(key) else {
@@ -338,13 +347,24 @@ impl EventLoop {
             writable: true,
             interest: Interest::READABLE,
             timer: None,
+            timer_fired: false,
+            panicked: false,
         });
         self.arm_timer(key);
     }
 
-    /// Moves one connection as far as it can go: answer what is buffered, write
-    /// until `WouldBlock`, read until `WouldBlock`, and again while that helps.
+    /// Drives one connection inside the panic boundary: a bug in its work costs
+    /// that connection, never the loop and the connections it holds.
     fn drive(&mut self, key: usize, now: Instant) {
+        if let Err(message) = contain::catch(|| self.turn(key, now)) {
+            self.contain(key, &message, now);
+        }
+    }
+
+    /// After a panic in a connection's turn: log it, let the session answer
+    /// 500 if it still can, and drive it to its close. A second panic on the
+    /// same connection drops it on the spot.
+    fn contain(&mut self, key: usize, message: &str, now: Instant) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -352,6 +372,34 @@ impl EventLoop {
             instant: now,
             date: self.dates.as_str(),
         };
+        let recovered = !conn.panicked && {
+            conn.panicked = true;
+            contain::report(key, conn.session.request_line().as_deref(), message);
+            contain::catch(|| conn.session.recover_from_panic(clock)).is_ok()
+        };
+        if recovered {
+            self.drive(key, now);
+        } else {
+            log::error!("#{key}: dropped after a second panic ({message})");
+            if contain::catch(|| self.close(key, now)).is_err() {
+                self.conns.try_remove(key);
+            }
+        }
+    }
+
+    /// Moves one connection as far as it can go: answer what is buffered, write
+    /// until `WouldBlock`, read until `WouldBlock`, and again while that helps.
+    fn turn(&mut self, key: usize, now: Instant) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let clock = Now {
+            instant: now,
+            date: self.dates.as_str(),
+        };
+        if std::mem::take(&mut conn.timer_fired) {
+            conn.session.conn_mut().handle_timeout(clock);
+        }
         let mut reads = 0;
         let mut written = 0;
         let mut out_of_turn = false;
@@ -517,14 +565,10 @@ impl EventLoop {
                 continue; // superseded
             }
             conn.timer = None;
-            let clock = Now {
-                instant: now,
-                date: self.dates.as_str(),
-            };
+            conn.timer_fired = true;
             log::trace!("#{}: timer", owner.key);
-            conn.session.conn_mut().handle_timeout(clock);
-            // Whatever happened (a 408 to send, a close, a later deadline to
-            // arm), driving the connection takes it from here.
+            // Whatever the deadline means (a 408 to send, a close, a later
+            // deadline to arm), the connection's turn takes it from here.
             self.drive(owner.key, now);
         }
     }

@@ -10,6 +10,7 @@
 
 pub mod blocking;
 pub mod buffers;
+pub mod contain;
 pub mod event_loop;
 pub mod listener;
 pub mod registry;

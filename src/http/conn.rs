@@ -774,6 +774,26 @@ impl Connection {
         }
     }
 
+    /// A bug (a panic) interrupted the work on this connection: the request in
+    /// hand, if it has no answer yet, gets `500` (after any responses queued
+    /// before it) and the connection closes; if its answer was already queued,
+    /// or no request is in hand, the connection closes at once.
+    pub fn fail_internal(&mut self, now: Now<'_>) {
+        let unanswered = self.exchange.as_ref().is_some_and(|e| !e.answered);
+        let can_answer = matches!(
+            self.state,
+            State::AwaitingAnswer | State::ReadingBody | State::DiscardingBody
+        );
+        if unanswered && can_answer {
+            self.respond(
+                Response::error(StatusCode::INTERNAL_SERVER_ERROR).closing(),
+                now,
+            );
+        } else {
+            self.abort();
+        }
+    }
+
     /// Closes at once, dropping whatever was queued.
     pub fn abort(&mut self) {
         self.exchange = None;
