@@ -26,9 +26,9 @@ bench:
 bench-quick:
 	$(CARGO) run --release -p oneloop-bench -- --quick
 
-## fuzz: ten minutes on the connection fuzz target (needs cargo-fuzz)
+## fuzz: ten minutes on the structured product fuzz target (needs cargo-fuzz)
 fuzz:
-	cd fuzz && $(CARGO) fuzz run -s none connection corpus/connection seeds/connection -- -max_total_time=600
+	cd fuzz && $(CARGO) fuzz run -s none session_requests corpus/session_requests seeds/session_requests -- -max_total_time=600
 
 ## release: build the optimised binary (target/release/oneloop)
 release:

@@ -11,6 +11,8 @@
 //!   [`driver::event_loop`], the mio loop.
 //! - [`config`] and [`cli`]: every knob, its default, and the command line.
 //! - [`access_log`], [`timefmt`]: the Combined Log Format and the dates it needs.
+//! - `testkit` (feature `harness`): the product driven in-process, for the
+//!   fuzz targets and the property tests.
 
 pub mod access_log;
 pub mod app;
@@ -19,4 +21,6 @@ pub mod config;
 pub mod driver;
 pub mod http;
 pub mod session;
+#[cfg(any(test, feature = "harness"))]
+pub mod testkit;
 pub mod timefmt;

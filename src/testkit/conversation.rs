@@ -1,0 +1,773 @@
+//! Requests with a structure, built from arbitrary bytes (the `arbitrary`
+//! crate): the generator behind the `session_requests` fuzz target and the
+//! property test in `make test`.
+//!
+//! Raw bytes rarely get past a request line, so most of what the application
+//! does would go unexercised. A [`Conversation`] is requests whose parts are
+//! chosen: a method (known, unknown, lowercase, raw bytes), a target built from
+//! the fixture site's names, arbitrary Unicode, raw bytes and percent-escapes
+//! (well formed and not), a set of the headers the server reads (Host, Range,
+//! the If-* family, Accept-Encoding, Content-Length, Transfer-Encoding,
+//! Expect, Connection, User-Agent, Referer, or any name) with values that are
+//! meaningful, arbitrary text or raw bytes, and a body framed as declared,
+//! misframed, or chunked (well or badly).
+
+use arbitrary::{Arbitrary, Unstructured};
+
+/// Requests sent back to back on one connection, and where the client's writes
+/// are cut.
+#[derive(Clone, Debug)]
+pub struct Conversation {
+    pub requests: Vec<Request>,
+    pub cuts: Vec<u16>,
+}
+
+impl<'a> Arbitrary<'a> for Conversation {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let count = u.int_in_range(1..=8)?;
+        let requests = (0..count)
+            .map(|_| Request::arbitrary(u))
+            .collect::<arbitrary::Result<_>>()?;
+        Ok(Conversation {
+            requests,
+            cuts: u.arbitrary()?,
+        })
+    }
+}
+
+impl Conversation {
+    /// The bytes a client would send.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for request in &self.requests {
+            request.write(&mut out);
+        }
+        out
+    }
+
+    pub fn cuts(&self) -> Vec<usize> {
+        self.cuts.iter().map(|&c| usize::from(c)).collect()
+    }
+}
+
+/// Picks an index with the given weights. When the input runs out the
+/// first (the most ordinary choice) comes back, so short inputs still make
+/// real requests.
+fn pick(u: &mut Unstructured<'_>, weights: &[u32]) -> arbitrary::Result<usize> {
+    let total: u32 = weights.iter().sum();
+    let mut roll = u.int_in_range(0..=total.saturating_sub(1))?;
+    for (index, &weight) in weights.iter().enumerate() {
+        if roll < weight {
+            return Ok(index);
+        }
+        roll -= weight;
+    }
+    Ok(0)
+}
+
+/// Arbitrary Unicode with no space, control character, `?` or `#`: text that
+/// stays inside one part of a request line.
+fn safe_text(u: &mut Unstructured<'_>) -> arbitrary::Result<String> {
+    let text: String = u.arbitrary()?;
+    Ok(text
+        .chars()
+        .filter(|c| !c.is_control() && !c.is_whitespace() && !matches!(c, '?' | '#'))
+        .take(48)
+        .collect())
+}
+
+#[derive(Clone, Debug)]
+pub struct Request {
+    method: MethodChoice,
+    target: Target,
+    version: VersionChoice,
+    host: HostChoice,
+    headers: Vec<Header>,
+    body: BodyChoice,
+}
+
+impl<'a> Arbitrary<'a> for Request {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let header_count = pick(u, &[4, 4, 3, 2, 1])?;
+        Ok(Request {
+            method: MethodChoice::arbitrary(u)?,
+            target: Target::arbitrary(u)?,
+            version: VersionChoice::arbitrary(u)?,
+            host: HostChoice::arbitrary(u)?,
+            headers: (0..header_count)
+                .map(|_| Header::arbitrary(u))
+                .collect::<arbitrary::Result<_>>()?,
+            body: BodyChoice::arbitrary(u)?,
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+enum MethodChoice {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Options,
+    Trace,
+    Connect,
+    Patch,
+    Unknown,
+    Lowercase,
+    Raw(Vec<u8>),
+}
+
+impl<'a> Arbitrary<'a> for MethodChoice {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        use MethodChoice::*;
+        Ok(match pick(u, &[12, 3, 6, 1, 1, 1, 1, 1, 1, 1, 1, 1])? {
+            0 => Get,
+            1 => Head,
+            2 => Post,
+            3 => Put,
+            4 => Delete,
+            5 => Options,
+            6 => Trace,
+            7 => Connect,
+            8 => Patch,
+            9 => Unknown,
+            10 => Lowercase,
+            _ => Raw(u.arbitrary()?),
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Target {
+    form: Form,
+    path: PathChoice,
+    query: Option<Vec<Piece>>,
+}
+
+impl<'a> Arbitrary<'a> for Target {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let form = match pick(u, &[20, 2, 1])? {
+            0 => Form::Origin,
+            1 => Form::Absolute {
+                https: u.arbitrary()?,
+                authority: Authority::arbitrary(u)?,
+            },
+            _ => Form::Asterisk,
+        };
+        let path = match pick(u, &[3, 2])? {
+            0 => PathChoice::Route(Route::arbitrary(u)?),
+            _ => {
+                let count = u.int_in_range(0..=8)?;
+                PathChoice::Pieces(
+                    (0..count)
+                        .map(|_| Piece::arbitrary(u))
+                        .collect::<arbitrary::Result<_>>()?,
+                )
+            }
+        };
+        let query = match pick(u, &[4, 1])? {
+            0 => None,
+            _ => Some(vec![Piece::arbitrary(u)?, Piece::arbitrary(u)?]),
+        };
+        Ok(Target { form, path, query })
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Form {
+    Origin,
+    Absolute { https: bool, authority: Authority },
+    Asterisk,
+}
+
+#[derive(Arbitrary, Clone, Debug)]
+enum Authority {
+    Plain,
+    WithPort(u16),
+    Literal,
+    Text(String),
+    Raw(Vec<u8>),
+}
+
+#[derive(Clone, Debug)]
+enum PathChoice {
+    /// A whole path the site or the router answers to.
+    Route(Route),
+    /// A path assembled from pieces.
+    Pieces(Vec<Piece>),
+}
+
+/// Whole paths that reach each part of the application.
+#[derive(Clone, Debug)]
+enum Route {
+    Root,
+    File(Name),
+    Echo(String),
+    UserAgent,
+    Stored,
+    NewFile(String),
+    Traversal,
+    EncodedTraversal,
+}
+
+impl<'a> Arbitrary<'a> for Route {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match pick(u, &[2, 8, 3, 1, 2, 2, 1, 1])? {
+            0 => Route::Root,
+            1 => Route::File(Name::arbitrary(u)?),
+            2 => Route::Echo(safe_text(u)?),
+            3 => Route::UserAgent,
+            4 => Route::Stored,
+            5 => Route::NewFile(safe_text(u)?),
+            6 => Route::Traversal,
+            _ => Route::EncodedTraversal,
+        })
+    }
+}
+
+/// One piece of a path: the separator, a name the site has, or anything.
+#[derive(Clone, Debug)]
+enum Piece {
+    Slash,
+    Dot,
+    DotDot,
+    Name(Name),
+    SafeText(String),
+    Text(String),
+    Raw(Vec<u8>),
+    /// `%XX`.
+    Escape(u8),
+    /// `%` and one byte: rarely a valid escape.
+    StrayPercent(u8),
+}
+
+impl<'a> Arbitrary<'a> for Piece {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match pick(u, &[4, 1, 1, 5, 3, 1, 1, 2, 1])? {
+            0 => Piece::Slash,
+            1 => Piece::Dot,
+            2 => Piece::DotDot,
+            3 => Piece::Name(Name::arbitrary(u)?),
+            4 => Piece::SafeText(safe_text(u)?),
+            5 => Piece::Text(u.arbitrary()?),
+            6 => Piece::Raw(u.arbitrary()?),
+            7 => Piece::Escape(u.arbitrary()?),
+            _ => Piece::StrayPercent(u.arbitrary()?),
+        })
+    }
+}
+
+/// The names the fixture site and the router answer to.
+#[derive(Arbitrary, Clone, Copy, Debug)]
+enum Name {
+    Index,
+    Resume,
+    ResumeEncoded,
+    Spaced,
+    Style,
+    Big,
+    Docs,
+    DocsSlash,
+    DocsLink,
+    Empty,
+    Listed,
+    InLink,
+    OutLink,
+    Env,
+    Echo,
+    UserAgent,
+    Files,
+    Stored,
+}
+
+impl Name {
+    fn as_str(self) -> &'static str {
+        match self {
+            Name::Index => "index.html",
+            Name::Resume => "r\u{e9}sum\u{e9}.txt",
+            Name::ResumeEncoded => "r%C3%A9sum%C3%A9.txt",
+            Name::Spaced => "a%20b.txt",
+            Name::Style => "style.css",
+            Name::Big => "big.bin",
+            Name::Docs => "docs",
+            Name::DocsSlash => "docs/",
+            Name::DocsLink => "docs-link/guide.txt",
+            Name::Empty => "empty/",
+            Name::Listed => "listed/",
+            Name::InLink => "in-link.css",
+            Name::OutLink => "out-link.txt",
+            Name::Env => ".env",
+            Name::Echo => "echo",
+            Name::UserAgent => "user-agent",
+            Name::Files => "files",
+            Name::Stored => "stored.txt",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum VersionChoice {
+    Http11,
+    Http10,
+    Http20,
+    Raw(Vec<u8>),
+}
+
+impl<'a> Arbitrary<'a> for VersionChoice {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match pick(u, &[24, 3, 1, 1])? {
+            0 => VersionChoice::Http11,
+            1 => VersionChoice::Http10,
+            2 => VersionChoice::Http20,
+            _ => VersionChoice::Raw(u.arbitrary()?),
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+enum HostChoice {
+    Valid,
+    Missing,
+    Twice,
+    Value(Vec<ValuePiece>),
+}
+
+impl<'a> Arbitrary<'a> for HostChoice {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match pick(u, &[24, 1, 1, 2])? {
+            0 => HostChoice::Valid,
+            1 => HostChoice::Missing,
+            2 => HostChoice::Twice,
+            _ => HostChoice::Value(vec![ValuePiece::arbitrary(u)?]),
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Header {
+    name: HeaderName,
+    value: Vec<ValuePiece>,
+}
+
+impl<'a> Arbitrary<'a> for Header {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let count = 1 + pick(u, &[4, 2, 1])?;
+        Ok(Header {
+            name: HeaderName::arbitrary(u)?,
+            value: (0..count)
+                .map(|_| ValuePiece::arbitrary(u))
+                .collect::<arbitrary::Result<_>>()?,
+        })
+    }
+}
+
+/// The fields the server reads; the framing ones (Content-Length,
+/// Transfer-Encoding) come mostly from the body's own framing, and only
+/// rarely from here, where they collide with it.
+#[derive(Clone, Debug)]
+enum HeaderName {
+    Range,
+    IfNoneMatch,
+    IfModifiedSince,
+    IfMatch,
+    IfUnmodifiedSince,
+    IfRange,
+    AcceptEncoding,
+    ContentLength,
+    TransferEncoding,
+    Expect,
+    Connection,
+    UserAgent,
+    Referer,
+    Raw(Vec<u8>),
+}
+
+impl<'a> Arbitrary<'a> for HeaderName {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        use HeaderName::*;
+        Ok(
+            match pick(u, &[3, 2, 2, 1, 1, 2, 3, 1, 1, 1, 2, 2, 1, 1])? {
+                0 => Range,
+                1 => IfNoneMatch,
+                2 => IfModifiedSince,
+                3 => IfMatch,
+                4 => IfUnmodifiedSince,
+                5 => IfRange,
+                6 => AcceptEncoding,
+                7 => ContentLength,
+                8 => TransferEncoding,
+                9 => Expect,
+                10 => Connection,
+                11 => UserAgent,
+                12 => Referer,
+                _ => Raw(u.arbitrary()?),
+            },
+        )
+    }
+}
+
+#[derive(Clone, Debug)]
+enum ValuePiece {
+    Known(Known),
+    SafeText(String),
+    Text(String),
+    Raw(Vec<u8>),
+}
+
+impl<'a> Arbitrary<'a> for ValuePiece {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match pick(u, &[10, 4, 1, 1])? {
+            0 => ValuePiece::Known(Known::arbitrary(u)?),
+            1 => ValuePiece::SafeText(safe_text(u)?),
+            2 => ValuePiece::Text(u.arbitrary()?),
+            _ => ValuePiece::Raw(u.arbitrary()?),
+        })
+    }
+}
+
+/// Values the server gives a meaning to.
+#[derive(Arbitrary, Clone, Copy, Debug)]
+enum Known {
+    Range(u16, u16),
+    SuffixRange(u16),
+    OpenRange(u16),
+    Comma,
+    Gzip,
+    Brotli,
+    Star,
+    ZeroWeight,
+    Chunked,
+    Close,
+    KeepAlive,
+    Continue,
+    EntityTag,
+    WeakTag,
+    Date,
+    Number(u32),
+}
+
+#[derive(Clone, Debug)]
+enum BodyChoice {
+    None,
+    /// The bytes, with a Content-Length that says so.
+    Declared(Vec<u8>),
+    /// The bytes, with a Content-Length that may not.
+    Misdeclared {
+        bytes: Vec<u8>,
+        declared: u16,
+    },
+    /// Chunks, an optional extension on each size line, optional trailers.
+    Chunked {
+        chunks: Vec<Vec<u8>>,
+        extension: Option<String>,
+        trailer: Option<(String, String)>,
+    },
+    /// `Transfer-Encoding: chunked` and then whatever.
+    BadChunked(Vec<u8>),
+}
+
+impl<'a> Arbitrary<'a> for BodyChoice {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match pick(u, &[10, 4, 1, 3, 1])? {
+            0 => BodyChoice::None,
+            1 => BodyChoice::Declared(u.arbitrary()?),
+            2 => BodyChoice::Misdeclared {
+                bytes: u.arbitrary()?,
+                declared: u.arbitrary()?,
+            },
+            3 => BodyChoice::Chunked {
+                chunks: u.arbitrary()?,
+                extension: u.arbitrary()?,
+                trailer: u.arbitrary()?,
+            },
+            _ => BodyChoice::BadChunked(u.arbitrary()?),
+        })
+    }
+}
+
+impl Request {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.method.token());
+        out.push(b' ');
+        self.target.write(out);
+        out.push(b' ');
+        self.version.write(out);
+        out.extend_from_slice(b"\r\n");
+        match &self.host {
+            HostChoice::Valid => out.extend_from_slice(b"Host: example.org\r\n"),
+            HostChoice::Missing => {}
+            HostChoice::Twice => out.extend_from_slice(b"Host: a.example\r\nHost: b.example\r\n"),
+            HostChoice::Value(value) => write_field(out, b"Host", value),
+        }
+        for header in &self.headers {
+            write_field(out, header.name.bytes(), &header.value);
+        }
+        self.body.write(out);
+    }
+}
+
+impl MethodChoice {
+    fn token(&self) -> &[u8] {
+        match self {
+            MethodChoice::Get => b"GET",
+            MethodChoice::Head => b"HEAD",
+            MethodChoice::Post => b"POST",
+            MethodChoice::Put => b"PUT",
+            MethodChoice::Delete => b"DELETE",
+            MethodChoice::Options => b"OPTIONS",
+            MethodChoice::Trace => b"TRACE",
+            MethodChoice::Connect => b"CONNECT",
+            MethodChoice::Patch => b"PATCH",
+            MethodChoice::Unknown => b"BREW",
+            MethodChoice::Lowercase => b"get",
+            MethodChoice::Raw(bytes) => bytes,
+        }
+    }
+}
+
+impl Target {
+    fn write(&self, out: &mut Vec<u8>) {
+        match &self.form {
+            Form::Asterisk => {
+                out.push(b'*');
+                return;
+            }
+            Form::Origin => {}
+            Form::Absolute { https, authority } => {
+                out.extend_from_slice(if *https { b"https://" } else { b"http://" });
+                authority.write(out);
+            }
+        }
+        out.push(b'/');
+        match &self.path {
+            PathChoice::Route(route) => route.write(out),
+            PathChoice::Pieces(pieces) => {
+                for piece in pieces {
+                    piece.write(out);
+                }
+            }
+        }
+        if let Some(query) = &self.query {
+            out.push(b'?');
+            for piece in query {
+                piece.write(out);
+            }
+        }
+    }
+}
+
+impl Authority {
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Authority::Plain => out.extend_from_slice(b"example.org"),
+            Authority::WithPort(port) => {
+                out.extend_from_slice(format!("example.org:{port}").as_bytes())
+            }
+            Authority::Literal => out.extend_from_slice(b"[::1]:4221"),
+            Authority::Text(text) => out.extend_from_slice(text.as_bytes()),
+            Authority::Raw(bytes) => out.extend_from_slice(bytes),
+        }
+    }
+}
+
+impl Route {
+    fn write(&self, out: &mut Vec<u8>) {
+        let path = match self {
+            Route::Root => String::new(),
+            Route::File(name) => name.as_str().to_owned(),
+            Route::Echo(text) => format!("echo/{text}"),
+            Route::UserAgent => "user-agent".to_owned(),
+            Route::Stored => "files/stored.txt".to_owned(),
+            Route::NewFile(name) => format!("files/{name}"),
+            Route::Traversal => "docs/../../outside/secret.txt".to_owned(),
+            Route::EncodedTraversal => "%2e%2e/outside%2Fsecret.txt".to_owned(),
+        };
+        out.extend_from_slice(path.as_bytes());
+    }
+}
+
+impl Piece {
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Piece::Slash => out.push(b'/'),
+            Piece::Dot => out.push(b'.'),
+            Piece::DotDot => out.extend_from_slice(b".."),
+            Piece::Name(name) => out.extend_from_slice(name.as_str().as_bytes()),
+            Piece::SafeText(text) | Piece::Text(text) => out.extend_from_slice(text.as_bytes()),
+            Piece::Raw(bytes) => out.extend_from_slice(bytes),
+            Piece::Escape(byte) => out.extend_from_slice(format!("%{byte:02X}").as_bytes()),
+            Piece::StrayPercent(byte) => out.extend_from_slice(&[b'%', *byte]),
+        }
+    }
+}
+
+impl VersionChoice {
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            VersionChoice::Http11 => out.extend_from_slice(b"HTTP/1.1"),
+            VersionChoice::Http10 => out.extend_from_slice(b"HTTP/1.0"),
+            VersionChoice::Http20 => out.extend_from_slice(b"HTTP/2.0"),
+            VersionChoice::Raw(bytes) => out.extend_from_slice(bytes),
+        }
+    }
+}
+
+impl HeaderName {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            HeaderName::Range => b"Range",
+            HeaderName::IfNoneMatch => b"If-None-Match",
+            HeaderName::IfModifiedSince => b"If-Modified-Since",
+            HeaderName::IfMatch => b"If-Match",
+            HeaderName::IfUnmodifiedSince => b"If-Unmodified-Since",
+            HeaderName::IfRange => b"If-Range",
+            HeaderName::AcceptEncoding => b"Accept-Encoding",
+            HeaderName::ContentLength => b"Content-Length",
+            HeaderName::TransferEncoding => b"Transfer-Encoding",
+            HeaderName::Expect => b"Expect",
+            HeaderName::Connection => b"Connection",
+            HeaderName::UserAgent => b"User-Agent",
+            HeaderName::Referer => b"Referer",
+            HeaderName::Raw(bytes) => bytes,
+        }
+    }
+}
+
+fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[ValuePiece]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    for piece in value {
+        match piece {
+            ValuePiece::Known(known) => known.write(out),
+            ValuePiece::SafeText(text) | ValuePiece::Text(text) => {
+                out.extend_from_slice(text.as_bytes());
+            }
+            ValuePiece::Raw(bytes) => out.extend_from_slice(bytes),
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+impl Known {
+    fn write(self, out: &mut Vec<u8>) {
+        let text = match self {
+            Known::Range(first, last) => format!("bytes={first}-{last}"),
+            Known::SuffixRange(n) => format!("bytes=-{n}"),
+            Known::OpenRange(first) => format!("bytes={first}-"),
+            Known::Comma => ", ".to_owned(),
+            Known::Gzip => "gzip".to_owned(),
+            Known::Brotli => "br".to_owned(),
+            Known::Star => "*".to_owned(),
+            Known::ZeroWeight => ";q=0".to_owned(),
+            Known::Chunked => "chunked".to_owned(),
+            Known::Close => "close".to_owned(),
+            Known::KeepAlive => "keep-alive".to_owned(),
+            Known::Continue => "100-continue".to_owned(),
+            Known::EntityTag => "\"x\"".to_owned(),
+            Known::WeakTag => "W/\"x\"".to_owned(),
+            Known::Date => "Sat, 21 Nov 2026 00:00:00 GMT".to_owned(),
+            Known::Number(n) => n.to_string(),
+        };
+        out.extend_from_slice(text.as_bytes());
+    }
+}
+
+impl BodyChoice {
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            BodyChoice::None => out.extend_from_slice(b"\r\n"),
+            BodyChoice::Declared(bytes) => {
+                out.extend_from_slice(
+                    format!("Content-Length: {}\r\n\r\n", bytes.len()).as_bytes(),
+                );
+                out.extend_from_slice(bytes);
+            }
+            BodyChoice::Misdeclared { bytes, declared } => {
+                out.extend_from_slice(format!("Content-Length: {declared}\r\n\r\n").as_bytes());
+                out.extend_from_slice(bytes);
+            }
+            BodyChoice::Chunked {
+                chunks,
+                extension,
+                trailer,
+            } => {
+                out.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+                let extension = extension
+                    .as_deref()
+                    .map(|e| format!(";{e}"))
+                    .unwrap_or_default();
+                for chunk in chunks.iter().filter(|c| !c.is_empty()) {
+                    out.extend_from_slice(format!("{:x}{extension}\r\n", chunk.len()).as_bytes());
+                    out.extend_from_slice(chunk);
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(b"0\r\n");
+                if let Some((name, value)) = trailer {
+                    out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+                }
+                out.extend_from_slice(b"\r\n");
+            }
+            BodyChoice::BadChunked(bytes) => {
+                out.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+                out.extend_from_slice(bytes);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_requests_from_any_bytes() {
+        let mut seen_valid = 0;
+        for seed in 0..200u32 {
+            let bytes: Vec<u8> = (0..256u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed * 97) >> 13) as u8)
+                .collect();
+            let Ok(conversation) = Conversation::arbitrary(&mut Unstructured::new(&bytes)) else {
+                continue;
+            };
+            let wire = conversation.to_bytes();
+            if wire.starts_with(b"GET /") || wire.starts_with(b"HEAD /") {
+                seen_valid += 1;
+            }
+        }
+        assert!(
+            seen_valid > 0,
+            "some conversations start like real requests"
+        );
+    }
+
+    #[test]
+    fn a_chosen_request_serializes_as_expected() {
+        let request = Request {
+            method: MethodChoice::Get,
+            target: Target {
+                form: Form::Origin,
+                path: PathChoice::Pieces(vec![Piece::Name(Name::Resume)]),
+                query: Some(vec![Piece::Text("q=1".into())]),
+            },
+            version: VersionChoice::Http11,
+            host: HostChoice::Valid,
+            headers: vec![Header {
+                name: HeaderName::Range,
+                value: vec![ValuePiece::Known(Known::Range(0, 4))],
+            }],
+            body: BodyChoice::Chunked {
+                chunks: vec![b"abc".to_vec()],
+                extension: None,
+                trailer: None,
+            },
+        };
+        let mut out = Vec::new();
+        request.write(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /r\u{e9}sum\u{e9}.txt?q=1 HTTP/1.1\r\nHost: example.org\r\nRange: bytes=0-4\r\n\
+             Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        );
+    }
+}

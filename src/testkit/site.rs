@@ -1,0 +1,126 @@
+//! A real temporary site and the real application over it.
+
+use std::io;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use crate::app::statics::StaticConfig;
+use crate::app::statics::cache::CacheLimits;
+use crate::app::statics::resolve::Visibility;
+use crate::app::{App, AppConfig};
+
+/// Files kept in memory are at most this big here, so `big.bin` goes out as a
+/// file range, as large files do in production.
+pub const CACHE_FILE_BYTES: usize = 4096;
+
+/// Listings here show at most this many entries, so `listed/` is cut.
+pub const LISTING_MAX_ENTRIES: usize = 4;
+
+/// The contents of the store when a conversation begins.
+const STORED: &[(&str, &[u8])] = &[("stored.txt", b"stored bytes\n")];
+
+/// A temporary ROOT, a folder outside it, and a `/files/` store, with the
+/// application that serves them.
+pub struct FixtureSite {
+    // Removed when the site is dropped.
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub store: PathBuf,
+    pub app: App,
+}
+
+impl FixtureSite {
+    pub fn new() -> io::Result<FixtureSite> {
+        let dir = tempfile::Builder::new().prefix("oneloop-site-").tempdir()?;
+        let base = dir.path().canonicalize()?;
+        let root = base.join("root");
+        let store = base.join("store");
+        let outside = base.join("outside");
+        for folder in [
+            &root.join("docs"),
+            &root.join("empty"),
+            &root.join("listed/sub"),
+            &store,
+            &outside,
+        ] {
+            std::fs::create_dir_all(folder)?;
+        }
+        let files: &[(&str, &[u8])] = &[
+            ("index.html", b"<!doctype html><h1>home</h1>\n"),
+            (
+                "r\u{e9}sum\u{e9}.txt",
+                "UTF-8 name: r\u{e9}sum\u{e9}\n".as_bytes(),
+            ),
+            ("a b.txt", b"a name with a space\n"),
+            ("style.css", b"body { color: #222; background: #fafafa }\n"),
+            // The sidecars only need to exist and differ from the original.
+            ("style.css.gz", b"\x1f\x8b pretend gzip"),
+            ("style.css.br", b"pretend brotli"),
+            ("docs/index.html", b"<h1>docs</h1>\n"),
+            ("docs/guide.txt", b"a guide\n"),
+            ("listed/one.txt", b"1"),
+            ("listed/two.txt", b"22"),
+            ("listed/\u{e9}t\u{e9}.txt", b"333"),
+            ("listed/<b>&\"'.txt", b"4444"),
+            ("listed/five.txt", b"55555"),
+            (".env", b"SECRET=dotfile\n"),
+        ];
+        for (name, bytes) in files {
+            std::fs::write(root.join(name), bytes)?;
+        }
+        // Above the cache's per-file limit: served as a file range.
+        let big: Vec<u8> = (0..CACHE_FILE_BYTES * 2 + 7)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        std::fs::write(root.join("big.bin"), big)?;
+        std::fs::write(outside.join("secret.txt"), b"outside ROOT\n")?;
+        symlink(root.join("style.css"), root.join("in-link.css"))?;
+        symlink(outside.join("secret.txt"), root.join("out-link.txt"))?;
+        symlink(root.join("docs"), root.join("docs-link"))?;
+
+        let app = App::new(&AppConfig {
+            builtins: true,
+            files_dir: Some(store.clone()),
+            site: Some(StaticConfig {
+                root: root.clone(),
+                listing: true,
+                listing_max_entries: LISTING_MAX_ENTRIES,
+                visibility: Visibility::default(),
+                cache: CacheLimits {
+                    total_bytes: 64 * 1024,
+                    file_bytes: CACHE_FILE_BYTES,
+                    open_files: 4,
+                },
+            }),
+        });
+        let site = FixtureSite {
+            _dir: dir,
+            root,
+            store,
+            app,
+        };
+        site.reset_store()?;
+        Ok(site)
+    }
+
+    /// Puts the store back as it was, so that every conversation starts from
+    /// the same files whatever the one before it uploaded.
+    pub fn reset_store(&self) -> io::Result<()> {
+        for entry in std::fs::read_dir(&self.store)? {
+            let path = entry?.path();
+            remove(&path)?;
+        }
+        for (name, bytes) in STORED {
+            std::fs::write(self.store.join(name), bytes)?;
+        }
+        Ok(())
+    }
+}
+
+fn remove(path: &Path) -> io::Result<()> {
+    if path.symlink_metadata()?.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    }
+}

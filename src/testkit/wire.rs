@@ -1,0 +1,244 @@
+//! One real `Session` over the real application, driven the way a driver
+//! drives it, over a pretend socket and a fake clock.
+//!
+//! The client's bytes wait on a "wire" that the session reads only when it
+//! wants to; everything the session queues is taken at once (memory segments
+//! and file ranges alike, the latter read with `pread` as the fallback of
+//! `sendfile` would). After every step the bounds the core promises are
+//! checked: the input buffer within its limit, queued output within the
+//! backpressure threshold plus one response.
+
+use std::io::IoSlice;
+use std::os::unix::fs::FileExt;
+use std::time::Instant;
+
+use crate::app::App;
+use crate::http::buffer::READ_SIZE;
+use crate::http::output::Front;
+use crate::http::{Now, Settings, State};
+use crate::session::Session;
+
+use super::site::CACHE_FILE_BYTES;
+
+/// The `Date` every response carries here.
+pub const DATE: &str = "Sat, 21 Nov 2026 00:00:00 GMT";
+
+/// What a conversation left: every byte the server sent, and how it ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transcript {
+    pub output: Vec<u8>,
+    pub state: State,
+}
+
+impl Transcript {
+    /// The output with what is meant to differ between runs made equal:
+    /// multipart boundaries carry a counter.
+    pub fn normalized(&self) -> Vec<u8> {
+        const MARK: &[u8] = b"oneloop-";
+        const DIGITS: usize = 24;
+        let mut out = Vec::with_capacity(self.output.len());
+        let mut rest = self.output.as_slice();
+        while let Some(at) = rest.windows(MARK.len()).position(|w| w == MARK) {
+            let (before, from_mark) = rest.split_at(at);
+            out.extend_from_slice(before);
+            out.extend_from_slice(MARK);
+            let after = from_mark.get(MARK.len()..).unwrap_or_default();
+            let digits = after
+                .iter()
+                .take(DIGITS)
+                .take_while(|b| b.is_ascii_hexdigit())
+                .count();
+            if digits == DIGITS {
+                out.extend_from_slice(b"BOUNDARY");
+                rest = after.get(DIGITS..).unwrap_or_default();
+            } else {
+                rest = after;
+            }
+        }
+        out.extend_from_slice(rest);
+        out
+    }
+
+    /// The output as text, for failure messages.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.output).into_owned()
+    }
+}
+
+struct Wire<'a> {
+    app: &'a App,
+    session: Session,
+    settings: Settings,
+    clock: Instant,
+    /// Sent by the client, not yet read by the session.
+    pending: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl Wire<'_> {
+    fn now(&self) -> Now<'static> {
+        Now {
+            instant: self.clock,
+            date: DATE,
+        }
+    }
+
+    /// Moves bytes until nothing moves: the session answers, the client takes
+    /// the output, the session reads the wire.
+    fn pump(&mut self) {
+        loop {
+            self.process();
+            let drained = self.drain();
+            let read = self.read_pending();
+            if !drained && !read {
+                break;
+            }
+        }
+    }
+
+    fn process(&mut self) {
+        let now = self.now();
+        self.session.process(self.app, now);
+        self.check_bounds();
+    }
+
+    fn read_pending(&mut self) -> bool {
+        let mut read = false;
+        while !self.pending.is_empty() && self.session.conn().wants_read() {
+            let conn = self.session.conn_mut();
+            if !conn.has_buffer() {
+                conn.attach_buffer(vec![0; READ_SIZE]);
+            }
+            let room = conn.read_buffer();
+            let n = room.len().min(self.pending.len());
+            let (taken, _) = self.pending.split_at(n);
+            room.get_mut(..n).unwrap_or_default().copy_from_slice(taken);
+            self.pending.drain(..n);
+            self.session.conn_mut().received(n, self.clock);
+            read = true;
+            self.process();
+        }
+        read
+    }
+
+    fn drain(&mut self) -> bool {
+        let mut drained = false;
+        while self.session.conn().has_output() {
+            drained = true;
+            let mut slices = [IoSlice::new(&[]); 16];
+            let n = match self.session.conn().output().front(&mut slices) {
+                Front::Memory { count, .. } => {
+                    let before = self.out.len();
+                    for slice in slices.iter().take(count) {
+                        self.out.extend_from_slice(slice);
+                    }
+                    self.out.len() - before
+                }
+                Front::File { file, offset, len } => {
+                    let mut chunk = vec![0; len.min(64 * 1024) as usize];
+                    let read = file.read_at(&mut chunk, offset).unwrap_or(0);
+                    assert!(read > 0, "a file range the file does not have");
+                    self.out
+                        .extend_from_slice(chunk.get(..read).unwrap_or_default());
+                    read
+                }
+                Front::Empty => 0,
+            };
+            self.session.conn_mut().written(n, self.clock);
+            self.process();
+        }
+        drained
+    }
+
+    /// The memory bounds the core promises whatever the input.
+    fn check_bounds(&self) {
+        let limits = self.settings.limits;
+        let conn = self.session.conn();
+        let input_bound = limits.max_head_bytes.max(READ_SIZE);
+        assert!(
+            conn.buffered_input() <= input_bound,
+            "input buffer {} over its bound {input_bound}",
+            conn.buffered_input()
+        );
+        // Backpressure stops new requests once the threshold is passed, so at
+        // most one response goes past it. The largest one held in memory here
+        // is a cached file, an echoed head, or a listing (a few KiB).
+        let largest_response = CACHE_FILE_BYTES.max(limits.max_head_bytes) + 16 * 1024;
+        let output_bound = limits.max_queued_bytes + largest_response;
+        assert!(
+            conn.output().buffered_bytes() <= output_bound,
+            "queued output {} over {output_bound}",
+            conn.output().buffered_bytes()
+        );
+    }
+}
+
+/// Sends `input` to a new session over `app`, cut at `cuts` (taken modulo its
+/// length), then closes the client's side; returns what came back.
+pub fn converse(app: &App, input: &[u8], cuts: &[usize]) -> Transcript {
+    let settings = Settings::default();
+    let clock = Instant::now();
+    let mut wire = Wire {
+        app,
+        session: Session::new(7, settings, clock),
+        settings,
+        clock,
+        pending: Vec::new(),
+        out: Vec::new(),
+    };
+    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+    cuts.sort_unstable();
+    let mut start = 0;
+    for cut in cuts.into_iter().chain([input.len()]) {
+        let end = cut.max(start);
+        wire.pending
+            .extend_from_slice(input.get(start..end).unwrap_or_default());
+        wire.pump();
+        start = end;
+    }
+    wire.pump();
+    let clock = wire.clock;
+    wire.session.conn_mut().received_eof(clock);
+    wire.pump();
+    Transcript {
+        output: wire.out,
+        state: wire.session.conn().state(),
+    }
+}
+
+/// Where to cut `input`, from one seed byte: the first byte of a raw fuzz
+/// input says how the rest is split, so libFuzzer can mutate the splits too.
+pub fn seeded_cuts(seed: u8, input: &[u8]) -> Vec<usize> {
+    input
+        .iter()
+        .take(usize::from(seed % 16))
+        .map(|&b| usize::from(b) * 31 + usize::from(seed))
+        .collect()
+}
+
+/// The answer must not depend on how the input was split: whole, cut where
+/// `cuts` says, and (for short inputs) byte by byte, each from the same store.
+pub fn assert_split_invariant(site: &super::FixtureSite, input: &[u8], cuts: &[usize]) {
+    let run = |cuts: &[usize]| {
+        site.reset_store().expect("the store can be reset");
+        converse(&site.app, input, cuts)
+    };
+    let whole = run(&[]);
+    let check = |other: Transcript, how: &str| {
+        assert!(
+            whole.normalized() == other.normalized() && whole.state == other.state,
+            "the answer depends on how the input was split ({how}):\n\
+             input {:?}\nwhole ({:?}) {:?}\n{how} ({:?}) {:?}",
+            String::from_utf8_lossy(input),
+            whole.state,
+            whole.text(),
+            other.state,
+            other.text(),
+        );
+    };
+    check(run(cuts), "cut");
+    if input.len() < 512 {
+        let every_byte: Vec<usize> = (1..input.len()).collect();
+        check(run(&every_byte), "byte by byte");
+    }
+}

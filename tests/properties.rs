@@ -1,0 +1,90 @@
+//! The product under property tests, in-process: the real application over a
+//! real temporary site (`oneloop::testkit`), through the real `Session`.
+//!
+//! The same structure-aware generator as the `session_requests` fuzz target
+//! (fuzz/), fed from proptest's random bytes instead of libFuzzer's, so CI,
+//! which has no cargo-fuzz, still catches a request that panics or whose
+//! answer depends on how its bytes were split. Every input the fuzzers ever
+//! failed on (fuzz/regressions/) is replayed here too.
+
+use std::path::Path;
+
+use arbitrary::{Arbitrary, Unstructured};
+use oneloop::testkit::conversation::Conversation;
+use oneloop::testkit::{FixtureSite, assert_split_invariant, seeded_cuts};
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+
+/// Cases per property; together they add a few seconds to `make test`.
+const STRUCTURED_CASES: u32 = 3000;
+const RAW_CASES: u32 = 1000;
+
+fn runner(cases: u32) -> TestRunner {
+    TestRunner::new(Config {
+        cases,
+        // Failures print their input; none is written under the source tree.
+        failure_persistence: None,
+        ..Config::default()
+    })
+}
+
+#[test]
+fn structured_requests_never_panic_and_do_not_depend_on_splits() {
+    let site = FixtureSite::new().expect("a fixture site");
+    runner(STRUCTURED_CASES)
+        .run(&vec(any::<u8>(), 0..3072), |bytes| {
+            if let Ok(conversation) = Conversation::arbitrary(&mut Unstructured::new(&bytes)) {
+                assert_split_invariant(&site, &conversation.to_bytes(), &conversation.cuts());
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn raw_bytes_never_panic_and_do_not_depend_on_splits() {
+    let site = FixtureSite::new().expect("a fixture site");
+    runner(RAW_CASES)
+        .run(
+            &(vec(any::<u8>(), 0..2048), vec(any::<usize>(), 0..8)),
+            |(input, cuts)| {
+                assert_split_invariant(&site, &input, &cuts);
+                Ok(())
+            },
+        )
+        .unwrap();
+}
+
+/// Every input a product fuzz target ever failed on, replayed through the
+/// product: `session_bytes` inputs as they are, `session_requests` inputs
+/// through the generator.
+#[test]
+fn fuzz_regressions_stay_fixed() {
+    let site = FixtureSite::new().expect("a fixture site");
+    let regressions = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+    let mut replayed = 0;
+    for (target, structured) in [
+        ("connection", false),
+        ("session_bytes", false),
+        ("session_requests", true),
+    ] {
+        let Ok(entries) = std::fs::read_dir(regressions.join(target)) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.expect("a readable regressions folder").path();
+            let data = std::fs::read(&path).expect("a readable regression");
+            println!("replaying {}", path.display());
+            if structured {
+                if let Ok(c) = Conversation::arbitrary(&mut Unstructured::new(&data)) {
+                    assert_split_invariant(&site, &c.to_bytes(), &c.cuts());
+                }
+            } else if let Some((&seed, input)) = data.split_first() {
+                assert_split_invariant(&site, input, &seeded_cuts(seed, input));
+            }
+            replayed += 1;
+        }
+    }
+    println!("{replayed} fuzz regressions replayed");
+}
