@@ -359,13 +359,21 @@ fn raise_descriptor_limit() {
     }
 }
 
-/// `2026-11-21T07-04-05Z`, for folder names.
+/// `2026-11-21T07-04-05Z`, for folder names (from `date`, as the machine
+/// details come from the system's own tools).
 fn timestamp() -> String {
-    let c = oneloop::timefmt::Civil::from_system_time(SystemTime::now());
-    format!(
-        "{}-{:02}-{:02}T{:02}-{:02}-{:02}Z",
-        c.year, c.month, c.day, c.hour, c.minute, c.second
-    )
+    let output = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H-%M-%SZ"])
+        .output();
+    match output {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        _ => format!(
+            "unix-{}",
+            SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        ),
+    }
 }
 
 /// A path relative to `from` (a folder), for links in the report.
