@@ -38,6 +38,13 @@ every_model!(
     curl_ranges_conditionals_and_compression,
 );
 
+/// `bytes` gzip-compressed, as a precompressed sidecar holds them.
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
 /// A site under a temporary folder, with a secret next to it (outside ROOT).
 struct Site {
     _dir: tempfile::TempDir,
@@ -588,7 +595,7 @@ fn precompressed_sidecars_are_negotiated(model: Model) {
     let site = Site::new();
     let text = "body { color: red } /* padding */".repeat(20);
     std::fs::write(site.path("big.css"), &text).unwrap();
-    let gz = oneloop::app::encoding::gzip(text.as_bytes());
+    let gz = gzip(text.as_bytes());
     std::fs::write(site.path("big.css.gz"), &gz).unwrap();
     std::fs::write(site.path("big.css.br"), b"pretend-brotli").unwrap();
     let server = site.serve(model, &[]);
@@ -890,11 +897,7 @@ fn curl_ranges_conditionals_and_compression(model: Model) {
     let site = Site::new();
     let text = "compress me ".repeat(100);
     std::fs::write(site.path("page.txt"), &text).unwrap();
-    std::fs::write(
-        site.path("page.txt.gz"),
-        oneloop::app::encoding::gzip(text.as_bytes()),
-    )
-    .unwrap();
+    std::fs::write(site.path("page.txt.gz"), gzip(text.as_bytes())).unwrap();
     let server = site.serve(model, &[]);
     let curl = |args: &[&str]| {
         let out = Command::new("curl")
