@@ -1,24 +1,28 @@
-//! The access log: one line per response in the Combined Log Format,
+//! The access log: what it records of each exchange, and how it writes it.
 //!
 //! ```text
 //! 127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] "GET /a.gif HTTP/1.1" 200 2326 "http://ref/" "curl/8.0"
 //! ```
 //!
-//! written when the response has left (so the byte count is what was really
-//! sent, a response cut short included). Lines are gathered in memory and
-//! written once per loop turn, so the log never costs the loop a system call per
-//! request. Times are UTC. A failing log (full disk, closed pipe) is reported
-//! once and never stops the serving.
+//! - A [`Ledger`] is kept by each session while there is an access log. It
+//!   notes each answered request (its request line, referer, user agent and
+//!   status) under the exchange number the core gave it, and turns it into an
+//!   [`Entry`] when the core reports the response delivered, so the byte count
+//!   is what was really sent, a response cut short included. The protocol
+//!   core knows nothing of any of this.
+//! - An [`AccessLog`] writes entries in the Combined Log Format. Lines are
+//!   gathered in memory and written once per loop turn, so the log never costs
+//!   the loop a system call per request. Times are UTC. A failing log (full
+//!   disk, closed pipe) is reported once and never stops the serving.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::LogTarget;
-use crate::http::conn::Delivery;
-use crate::timefmt::Civil;
+use crate::http::{Delivered, RequestHead, StatusCode};
 
 /// Gathered lines are written early once they pass this size.
 const FLUSH_AT: usize = 64 * 1024;
@@ -27,20 +31,85 @@ const FLUSH_AT: usize = 64 * 1024;
 /// worker loop has its own).
 static FAILURE_REPORTED: AtomicBool = AtomicBool::new(false);
 
+/// One line of the access log, but for the client's address and the time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub request_line: String,
+    pub referer: Option<String>,
+    pub user_agent: Option<String>,
+    pub status: StatusCode,
+    /// Body bytes that left (fewer than the body's length if it was cut short).
+    pub body_bytes: u64,
+}
+
+/// The entries of one connection's exchanges, from their answer to their
+/// delivery.
+#[derive(Debug, Default)]
+pub(crate) struct Ledger {
+    /// Answered, not yet delivered: in the order they were queued, which is the
+    /// order they are delivered in.
+    answered: VecDeque<(u64, Entry)>,
+    delivered: Vec<Entry>,
+}
+
+impl Ledger {
+    /// Notes that `exchange` was answered with `status`. The request is quoted
+    /// from its head, or, for a request the application never saw, from the
+    /// text the core kept of it.
+    pub(crate) fn answered(
+        &mut self,
+        exchange: u64,
+        head: Option<&RequestHead>,
+        unseen_request: Option<String>,
+        status: StatusCode,
+    ) {
+        let field = |name| {
+            head.and_then(|h| h.header(name))
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        let request_line = unseen_request
+            .or_else(|| head.map(RequestHead::request_line))
+            .unwrap_or_default();
+        let entry = Entry {
+            request_line,
+            referer: field("referer"),
+            user_agent: field("user-agent"),
+            status,
+            body_bytes: 0,
+        };
+        self.answered.push_back((exchange, entry));
+    }
+
+    /// The core reports a response gone (or cut short).
+    pub(crate) fn delivered(&mut self, delivery: Delivered) {
+        let position = self
+            .answered
+            .iter()
+            .position(|(exchange, _)| *exchange == delivery.exchange);
+        if let Some((_, mut entry)) = position.and_then(|at| self.answered.remove(at)) {
+            entry.body_bytes = delivery.body_bytes;
+            self.delivered.push(entry);
+        }
+    }
+
+    /// The entries delivered since the last call.
+    pub(crate) fn take(&mut self) -> Vec<Entry> {
+        std::mem::take(&mut self.delivered)
+    }
+}
+
 enum Sink {
     Stdout,
     File(File),
 }
 
-pub struct AccessLog {
+pub(crate) struct AccessLog {
     sink: Sink,
     pending: Vec<u8>,
-    /// The formatted time, and the second it is for.
-    time: (u64, String),
 }
 
 impl AccessLog {
-    pub fn open(target: &LogTarget) -> io::Result<AccessLog> {
+    pub(crate) fn open(target: &LogTarget) -> io::Result<AccessLog> {
         let sink = match target {
             LogTarget::Stdout => Sink::Stdout,
             LogTarget::File(path) => Sink::File(
@@ -56,31 +125,23 @@ impl AccessLog {
         Ok(AccessLog {
             sink,
             pending: Vec::with_capacity(4096),
-            time: (u64::MAX, String::new()),
         })
     }
 
-    /// Adds a line for each delivered response from `client`.
-    pub fn record(&mut self, client: IpAddr, deliveries: Vec<Delivery>, now: SystemTime) {
-        for delivery in deliveries {
-            let Some(exchange) = delivery.record else {
-                continue;
-            };
-            let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            if self.time.0 != second {
-                self.time = (second, Civil::from_system_time(now).common_log());
-            }
-            let bytes = match delivery.body_bytes {
+    /// Adds a line for each entry of `client`, at `time` (the Common Log
+    /// Format's `10/Oct/2000:13:55:36 +0000`, from the driver's clock).
+    pub(crate) fn record(&mut self, client: IpAddr, entries: Vec<Entry>, time: &str) {
+        for entry in entries {
+            let bytes = match entry.body_bytes {
                 0 => "-".to_string(),
                 n => n.to_string(),
             };
             let line = format!(
-                "{client} - - [{}] \"{}\" {} {bytes} \"{}\" \"{}\"\n",
-                self.time.1,
-                escape(&exchange.request_line),
-                exchange.status.as_u16(),
-                escape(exchange.referer.as_deref().unwrap_or("-")),
-                escape(exchange.user_agent.as_deref().unwrap_or("-")),
+                "{client} - - [{time}] \"{}\" {} {bytes} \"{}\" \"{}\"\n",
+                escape(&entry.request_line),
+                entry.status.as_u16(),
+                escape(entry.referer.as_deref().unwrap_or("-")),
+                escape(entry.user_agent.as_deref().unwrap_or("-")),
             );
             self.pending.extend_from_slice(line.as_bytes());
         }
@@ -90,7 +151,7 @@ impl AccessLog {
     }
 
     /// Writes the gathered lines.
-    pub fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         if self.pending.is_empty() {
             return;
         }
@@ -135,28 +196,25 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::StatusCode;
-    use crate::http::conn::ExchangeRecord;
-    use crate::http::output::Delivered;
-    use std::time::Duration;
+    use crate::http::test_head as head;
 
     #[test]
     fn writes_combined_log_format() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("access.log");
         let mut log = AccessLog::open(&LogTarget::File(path.clone())).unwrap();
-        let delivery = Delivered {
-            record: Some(Box::new(ExchangeRecord {
-                request_line: "GET /a\"b HTTP/1.1".into(),
-                referer: None,
-                user_agent: Some("evil\nagent".into()),
-                status: StatusCode::OK,
-            })),
+        let entry = Entry {
+            request_line: "GET /a\"b HTTP/1.1".into(),
+            referer: None,
+            user_agent: Some("evil\nagent".into()),
+            status: StatusCode::OK,
             body_bytes: 2326,
-            complete: true,
         };
-        let t = UNIX_EPOCH + Duration::from_secs(971_186_136);
-        log.record("127.0.0.1".parse().unwrap(), vec![delivery], t);
+        log.record(
+            "127.0.0.1".parse().unwrap(),
+            vec![entry],
+            "10/Oct/2000:13:55:36 +0000",
+        );
         log.flush();
         let text = std::fs::read_to_string(path).unwrap();
         assert_eq!(
@@ -170,6 +228,35 @@ mod tests {
         assert_eq!(
             escape("a\"b\\c\r\nd\u{e9}"),
             "a\\\"b\\\\c\\x0D\\x0Ad\\xC3\\xA9"
+        );
+    }
+
+    #[test]
+    fn entries_are_made_when_their_response_has_gone() {
+        let mut ledger = Ledger::default();
+        let request =
+            head("GET /x HTTP/1.1\r\nHost: a\r\nReferer: http://r/\r\nUser-Agent: t\r\n\r\n");
+        ledger.answered(1, Some(&request), None, StatusCode::OK);
+        ledger.answered(2, None, Some("BREW /pot".into()), StatusCode::BAD_REQUEST);
+        assert!(ledger.take().is_empty(), "nothing has left yet");
+        let delivered = |exchange, body_bytes, complete| Delivered {
+            exchange,
+            body_bytes,
+            complete,
+        };
+        ledger.delivered(delivered(1, 10, true));
+        ledger.delivered(delivered(2, 3, false));
+        let entries = ledger.take();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].request_line, "GET /x HTTP/1.1");
+        assert_eq!(entries[0].referer.as_deref(), Some("http://r/"));
+        assert_eq!(entries[0].user_agent.as_deref(), Some("t"));
+        assert_eq!(entries[0].body_bytes, 10);
+        assert_eq!(entries[1].request_line, "BREW /pot");
+        assert_eq!(entries[1].status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            entries[1].body_bytes, 3,
+            "what left of a response cut short"
         );
     }
 }

@@ -9,12 +9,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::app::statics::StaticConfig;
-use crate::app::statics::cache::CacheLimits;
-use crate::app::statics::listing::DEFAULT_MAX_ENTRIES;
-use crate::app::statics::resolve::Visibility;
+use crate::app::{CacheLimits, DEFAULT_MAX_ENTRIES, StaticConfig, Visibility};
 use crate::config::{Config, LogTarget, Model};
-use crate::http::limits::MAX_HEADERS_CEILING;
+use crate::http::MAX_HEADERS_CEILING;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -123,8 +120,8 @@ pub struct Cli {
 
     /// How connections are served: one readiness loop, a thread per connection,
     /// or a fixed pool of threads (the last two for comparison).
-    #[arg(long, value_enum, default_value_t = ModelArg::Loop)]
-    pub model: ModelArg,
+    #[arg(long, value_enum, default_value_t = Model::Loop)]
+    pub model: Model,
 
     /// Threads in the pool model.
     #[arg(long, default_value_t = 64, value_name = "N")]
@@ -147,14 +144,6 @@ pub struct Cli {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BindAddresses(pub Vec<IpAddr>);
 
-/// The `--model` values.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ModelArg {
-    Loop,
-    Threads,
-    Pool,
-}
-
 impl Cli {
     /// Checks the arguments against the system and builds the configuration.
     pub fn into_config(self) -> Result<Config, String> {
@@ -175,11 +164,7 @@ impl Cli {
                 return Err(format!("{flag} must be at least 1"));
             }
         }
-        config.model = match self.model {
-            ModelArg::Loop => Model::Loop,
-            ModelArg::Threads => Model::Threads,
-            ModelArg::Pool => Model::Pool,
-        };
+        config.model = self.model;
         config.threads = self.threads;
         config.workers = self.workers;
         if let Some(dir) = self.directory {
@@ -209,7 +194,6 @@ impl Cli {
                 LogTarget::File(path)
             }
         });
-        config.http.record_exchanges = config.access_log.is_some();
 
         let limits = &mut config.http.limits;
         limits.max_request_line = usize_of(self.max_request_line, "--max-request-line")?;
@@ -258,7 +242,7 @@ fn usize_of(value: u64, flag: &str) -> Result<usize, String> {
 }
 
 /// `4096`, `8K`, `64M`, `1G` (binary multiples).
-pub fn parse_size(text: &str) -> Result<u64, String> {
+fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let (digits, multiplier) = match text.char_indices().last() {
         Some((i, 'k' | 'K')) => (&text[..i], 1 << 10),
@@ -275,7 +259,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 /// `--bind`: `127.0.0.1`, `::1`, `[::1]`, or a name such as `localhost`,
 /// which binds every address it resolves to (as nginx's `listen` does).
-pub fn parse_bind(text: &str) -> Result<BindAddresses, String> {
+fn parse_bind(text: &str) -> Result<BindAddresses, String> {
     let text = text.trim();
     if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
         return inner
@@ -319,7 +303,7 @@ pub fn parse_bind(text: &str) -> Result<BindAddresses, String> {
 
 /// A timeout: a duration that is not zero (a zero timeout would close every
 /// connection at once).
-pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+fn parse_timeout(text: &str) -> Result<Duration, String> {
     match parse_duration(text)? {
         Duration::ZERO => Err(format!("`{text}`: a timeout must be longer than zero")),
         duration => Ok(duration),
@@ -327,7 +311,7 @@ pub fn parse_timeout(text: &str) -> Result<Duration, String> {
 }
 
 /// `10`, `0.5`, `250ms`, `2s`, `1m`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = if let Some(n) = text.strip_suffix("ms") {
         (n, 0.001)

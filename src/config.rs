@@ -11,8 +11,9 @@ use std::time::Duration;
 use crate::app::AppConfig;
 use crate::http::Settings;
 
-/// How connections are driven. Every model runs the same core and application.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// How connections are driven (`--model`). Every model runs the same core and
+/// application.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Model {
     /// One mio readiness loop per worker (the default, and the point of oneloop).
     #[default]

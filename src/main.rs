@@ -3,14 +3,14 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use oneloop::cli::Cli;
+use oneloop::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(cli.log_filter()))
         .format_timestamp_millis()
         .init();
-    oneloop::driver::contain::log_panics();
+    oneloop::log_panics();
 
     let config = match cli.into_config() {
         Ok(config) => config,
@@ -19,7 +19,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match oneloop::driver::run(config) {
+    match oneloop::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("oneloop: {error}");

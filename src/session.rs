@@ -1,55 +1,230 @@
-//! The seam: one connection's protocol core joined to the application.
+//! The seam: everything a driver may do with a connection, and nothing more.
 //!
-//! Every driver (the mio loop, thread-per-connection, the pool) owns one `Session`
-//! per socket, moves bytes between the socket and [`Session::conn_mut`], and calls
-//! [`Session::process`] whenever input arrived, output drained or a timer fired.
-//! `process` is the only place where requests meet the application, so the models
-//! differ in how they wait for sockets and in nothing else.
+//! A driver (the mio loop, a blocking thread) holds one [`Session`] per socket
+//! and speaks to it in a few verbs:
+//!
+//! | the driver | the session |
+//! |---|---|
+//! | lends a buffer, reads into [`read_buffer`](Session::read_buffer) | [`received`](Session::received) `n` bytes, or [`received_eof`](Session::received_eof) |
+//! | writes what [`front`](Session::front) shows (writev or sendfile) | [`written`](Session::written) `n` bytes |
+//! | sleeps until [`deadline`](Session::deadline) | [`on_deadline`](Session::on_deadline) |
+//! | shuts its sending side when [`take_shutdown_request`](Session::take_shutdown_request) says so; closes the socket when [`is_closed`](Session::is_closed) | |
+//! | asks [`wants_read`](Session::wants_read), [`has_output`](Session::has_output), [`is_idle`](Session::is_idle) | |
+//! | begins a graceful shutdown | [`drain`](Session::drain) |
+//!
+//! Inside every verb that can move the connection on, the session runs the
+//! protocol core and hands what it yields to the application, with the time the
+//! driver gave it; no driver can forget that step, or run it on a schedule of
+//! its own. What the access log needs comes out through
+//! [`take_log_entries`](Session::take_log_entries).
 //!
 //! If a bug panics while a driver works on a session, the driver catches it at
-//! its boundary and calls [`Session::recover_from_panic`]: that connection
-//! answers `500` (when it still can) and closes; every other one goes on.
+//! its boundary and calls [`recover_from_panic`](Session::recover_from_panic):
+//! that connection answers `500` (when it still can) and closes.
 
+use std::io::IoSlice;
+use std::sync::Arc;
 use std::time::Instant;
 
+use crate::access_log::{Entry, Ledger};
 use crate::app::{App, BodySink, Reply};
-use crate::http::{Connection, Event, Now, RequestHead, Response, Settings, StatusCode};
+use crate::http::{
+    Connection, Event, Failure, Front, Now, RequestHead, Response, Settings, StatusCode,
+};
+
+/// What every session of a driver shares: the application, the protocol's
+/// settings, and whether anyone keeps an access log.
+pub struct Service {
+    app: App,
+    settings: Arc<Settings>,
+    access_log: bool,
+}
+
+impl Service {
+    pub fn new(app: App, settings: Settings, access_log: bool) -> Arc<Service> {
+        Arc::new(Service {
+            app,
+            settings: Arc::new(settings),
+            access_log,
+        })
+    }
+}
 
 pub struct Session {
     conn: Connection,
+    service: Arc<Service>,
     /// The request being answered, from its head until its response is queued.
-    current: Option<RequestHead>,
+    current: Option<(u64, RequestHead)>,
     /// Where the body of the current request goes, when the application wanted it.
     sink: Option<Box<dyn BodySink>>,
+    /// Kept only while there is an access log.
+    ledger: Option<Box<Ledger>>,
 }
 
 impl Session {
-    pub fn new(id: usize, settings: Settings, now: Instant) -> Session {
+    /// A session for the connection the driver calls `id` (its token).
+    pub fn new(id: usize, service: Arc<Service>, now: Instant) -> Session {
         Session {
-            conn: Connection::new(id, settings, now),
+            conn: Connection::new(id, Arc::clone(&service.settings), now),
+            ledger: service.access_log.then(Box::default),
+            service,
             current: None,
             sink: None,
         }
     }
 
-    pub fn conn(&self) -> &Connection {
-        &self.conn
+    // ----- reading -----------------------------------------------------------
+
+    /// Whether the driver should read from the socket now.
+    pub fn wants_read(&self) -> bool {
+        self.conn.wants_read()
     }
 
-    pub fn conn_mut(&mut self) -> &mut Connection {
-        &mut self.conn
+    /// Whether the session has no read buffer (an idle connection keeps none);
+    /// the driver lends one from its pool with [`lend_buffer`](Self::lend_buffer).
+    pub fn needs_buffer(&self) -> bool {
+        !self.conn.has_buffer()
     }
 
-    /// Runs the connection's events through the application until it has to wait
-    /// for the socket (or the clock).
-    pub fn process(&mut self, app: &App, now: Now<'_>) {
+    pub fn lend_buffer(&mut self, buffer: Vec<u8>) {
+        self.conn.attach_buffer(buffer);
+    }
+
+    /// The lent buffer back, once nothing is buffered in it.
+    pub fn reclaim_buffer(&mut self) -> Option<Vec<u8>> {
+        self.conn.detach_idle_buffer()
+    }
+
+    /// Room to read into (empty when the input is full).
+    pub fn read_buffer(&mut self) -> &mut [u8] {
+        self.conn.read_buffer()
+    }
+
+    /// `n` bytes were read into [`read_buffer`](Self::read_buffer).
+    pub fn received(&mut self, n: usize, now: Now<'_>) {
+        self.conn.received(n, now.instant);
+        self.advance(now);
+    }
+
+    /// The client closed its sending side.
+    pub fn received_eof(&mut self, now: Now<'_>) {
+        self.conn.received_eof(now.instant);
+        self.advance(now);
+    }
+
+    // ----- writing -----------------------------------------------------------
+
+    /// Whether anything waits to be written.
+    pub fn has_output(&self) -> bool {
+        self.conn.has_output()
+    }
+
+    /// What to write next: in-memory bytes (filling `slices` for `writev`) or a
+    /// file range (for `sendfile`).
+    pub fn front<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> Front<'a> {
+        self.conn.output().front(slices)
+    }
+
+    /// `n` bytes from the front were written.
+    pub fn written(&mut self, n: usize, now: Now<'_>) {
+        let ledger = &mut self.ledger;
+        self.conn.written(n, now.instant, &mut |delivery| {
+            if let Some(ledger) = ledger.as_deref_mut() {
+                ledger.delivered(delivery);
+            }
+        });
+        // Room in the queue may let pipelined requests in.
+        self.advance(now);
+    }
+
+    /// True once, when the driver should shut down the sending side of the
+    /// socket (`shutdown(SHUT_WR)`) and keep reading: the lingering close.
+    pub fn take_shutdown_request(&mut self) -> bool {
+        self.conn.take_shutdown_request()
+    }
+
+    // ----- time and life -----------------------------------------------------
+
+    /// When [`on_deadline`](Self::on_deadline) must next be called, if ever.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.conn.poll_timeout()
+    }
+
+    /// Time has reached (or passed) the deadline.
+    pub fn on_deadline(&mut self, now: Now<'_>) {
+        self.conn.handle_timeout(now);
+        self.advance(now);
+    }
+
+    /// Waiting for a request, none begun.
+    pub fn is_idle(&self) -> bool {
+        self.conn.state() == crate::http::State::Idle
+    }
+
+    /// The driver should close the socket.
+    pub fn is_closed(&self) -> bool {
+        self.conn.is_closed()
+    }
+
+    /// Graceful shutdown: finish the exchange in hand, start no other.
+    pub fn drain(&mut self, now: Now<'_>) {
+        self.conn.drain();
+        self.advance(now);
+    }
+
+    /// Closes without ceremony (a reset, a write error, the end of a grace
+    /// period), abandoning any request in progress.
+    pub fn abort(&mut self) {
+        self.sink = None;
+        self.current = None;
+        self.conn.abort();
+        self.account_for_the_close();
+    }
+
+    /// Requests answered completely on this connection.
+    pub fn served(&self) -> u64 {
+        self.conn.served()
+    }
+
+    /// The request line of the request in hand, for the error log.
+    pub fn request_line(&self) -> Option<String> {
+        self.current.as_ref().map(|(_, head)| head.request_line())
+    }
+
+    /// The access log's entries for the responses gone since the last call
+    /// (none without an access log).
+    pub fn take_log_entries(&mut self) -> Vec<Entry> {
+        self.ledger
+            .as_deref_mut()
+            .map(Ledger::take)
+            .unwrap_or_default()
+    }
+
+    /// After a panic in this session's work: the application's hold on the
+    /// request is dropped (an upload in progress is abandoned and removed), the
+    /// request gets `500` if it has no answer yet, and the connection closes.
+    pub fn recover_from_panic(&mut self, now: Now<'_>) {
+        self.sink = None;
+        let current = self.current.take();
+        if let Some(id) = self.conn.fail_internal(now) {
+            let head = current.as_ref().map(|(_, head)| head);
+            self.note_answer(id, head, None, StatusCode::INTERNAL_SERVER_ERROR);
+        }
+        self.account_for_the_close();
+    }
+
+    // ----- inside ------------------------------------------------------------
+
+    /// Runs the core's events through the application until the connection has
+    /// to wait for the socket or the clock.
+    fn advance(&mut self, now: Now<'_>) {
         loop {
             match self.conn.next_event(now) {
-                Event::Request(head) => {
-                    // Kept before the application sees it, so that a panic in the
-                    // application can still be told apart by its request line.
-                    let head = self.current.insert(head);
-                    match app.handle(head) {
+                Event::Request { id, head } => {
+                    // Kept before the application sees it, so that a panic in
+                    // the application can still be told apart by its request line.
+                    let (_, head) = self.current.insert((id, head));
+                    match self.service.app.handle(head, now) {
                         Reply::Respond(response) => self.respond(response, now),
                         Reply::ReadBody(sink) => {
                             self.sink = Some(sink);
@@ -75,44 +250,69 @@ impl Session {
                     };
                     self.respond(response, now);
                 }
-                Event::Failed(_) => {
-                    self.sink = None;
-                    self.current = None;
-                }
+                Event::Failed(failure) => self.failed(failure),
                 Event::Pending => break,
             }
         }
-        if self.conn.is_closed() {
-            // The client went away mid-body, or the body was malformed.
-            self.sink = None;
-            self.current = None;
-        }
+        self.account_for_the_close();
     }
 
     fn respond(&mut self, response: Response, now: Now<'_>) {
-        self.current = None;
+        if let Some((id, head)) = self.current.take() {
+            self.note_answer(id, Some(&head), None, response.status());
+        }
         self.conn.respond(response, now);
     }
 
-    /// The request line of the request in hand, for the error log.
-    pub fn request_line(&self) -> Option<String> {
-        self.current.as_ref().map(RequestHead::request_line)
+    /// The core could not read a request, and answered it if it still could.
+    fn failed(&mut self, failure: Failure) {
+        self.sink = None;
+        let current = self.current.take();
+        if let (Some(id), Some(status)) = (failure.answered_as, failure.error.status()) {
+            let head = current.as_ref().map(|(_, head)| head);
+            self.note_answer(id, head, failure.unseen_request, status);
+        }
     }
 
-    /// After a panic in this session's work: the application's hold on the
-    /// request is dropped (an upload in progress is abandoned and removed), the
-    /// request gets `500` if it has no answer yet, and the connection closes.
-    pub fn recover_from_panic(&mut self, now: Now<'_>) {
-        self.sink = None;
-        self.current = None;
-        self.conn.fail_internal(now);
+    fn note_answer(
+        &mut self,
+        id: u64,
+        head: Option<&RequestHead>,
+        unseen_request: Option<String>,
+        status: StatusCode,
+    ) {
+        if let Some(ledger) = self.ledger.as_deref_mut() {
+            ledger.answered(id, head, unseen_request, status);
+        }
     }
 
-    /// Closes without ceremony (a reset, a write error, the end of a grace period),
-    /// abandoning any request in progress.
-    pub fn abort(&mut self) {
-        self.sink = None;
-        self.current = None;
-        self.conn.abort();
+    /// Once closed, what was still queued is dropped: the responses it cut
+    /// short go to the ledger with the bytes that did leave.
+    fn account_for_the_close(&mut self) {
+        if self.conn.is_closed() {
+            self.sink = None;
+            self.current = None;
+            let ledger = &mut self.ledger;
+            self.conn.abandon_output(&mut |delivery| {
+                if let Some(ledger) = ledger.as_deref_mut() {
+                    ledger.delivered(delivery);
+                }
+            });
+        }
+    }
+
+    /// Bytes buffered in and out, for the bounds the harness checks.
+    #[cfg(any(test, feature = "harness"))]
+    pub fn buffered(&self) -> (usize, usize) {
+        (
+            self.conn.buffered_input(),
+            self.conn.output().buffered_bytes(),
+        )
+    }
+
+    /// The core's state, for the harness's transcripts.
+    #[cfg(any(test, feature = "harness"))]
+    pub fn state(&self) -> crate::http::State {
+        self.conn.state()
     }
 }

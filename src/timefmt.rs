@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A UTC calendar time, to the second.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Civil {
+pub(crate) struct Civil {
     pub year: i64,
     pub month: u32,
     pub day: u32,
@@ -16,7 +16,7 @@ pub struct Civil {
 }
 
 impl Civil {
-    pub fn from_system_time(time: SystemTime) -> Civil {
+    pub(crate) fn from_system_time(time: SystemTime) -> Civil {
         let secs = match time.duration_since(UNIX_EPOCH) {
             Ok(d) => d.as_secs() as i64,
             Err(before) => -(before.duration().as_secs() as i64),
@@ -35,7 +35,7 @@ impl Civil {
     }
 
     /// `10/Oct/2000:13:55:36 +0000`, the Common Log Format's time.
-    pub fn common_log(&self) -> String {
+    pub(crate) fn common_log(&self) -> String {
         const MONTHS: [&str; 12] = [
             "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
         ];
@@ -51,7 +51,7 @@ impl Civil {
     }
 
     /// `2000-10-10 13:55`, for listings.
-    pub fn short(&self) -> String {
+    pub(crate) fn short(&self) -> String {
         format!(
             "{}-{:02}-{:02} {:02}:{:02}",
             self.year, self.month, self.day, self.hour, self.minute

@@ -3,9 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use oneloop::http::Limits;
-use oneloop::http::framing;
-use oneloop::http::head::{self, HeadScanner};
+use oneloop::testkit::parsers::{HeadScanner, Limits, parse_head, semantics};
 
 fuzz_target!(|data: &[u8]| {
     let limits = Limits::default();
@@ -24,10 +22,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let Some(len) = found else { return };
     assert!(len <= data.len());
-    if let Ok(parsed) = head::parse(&data[..len], &limits) {
+    if let Ok(parsed) = parse_head(&data[..len], &limits) {
         let _ = parsed.path();
         let _ = parsed.query();
         let _ = parsed.request_line();
-        let _ = framing::semantics(&parsed, limits.max_body_bytes);
+        let _ = semantics(&parsed, limits.max_body_bytes);
     }
 });

@@ -5,10 +5,10 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use libfuzzer_sys::fuzz_target;
-use oneloop::app::statics::conditional::{self, Validators};
-use oneloop::app::statics::range::{self, RangeAnswer};
-use oneloop::http::Limits;
-use oneloop::http::head;
+use oneloop::testkit::parsers::{
+    Limits, MAX_RANGES, RangeAnswer, Validators, evaluate, if_range_holds, parse_head,
+    range_answer,
+};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&len_seed, value)) = data.split_first() else {
@@ -25,14 +25,14 @@ fuzz_target!(|data: &[u8]| {
         "GET / HTTP/1.1\r\nHost: x\r\nRange: {text}\r\nIf-Range: {text}\r\nIf-None-Match: {text}\r\n\
          If-Match: {text}\r\nIf-Modified-Since: {text}\r\nIf-Unmodified-Since: {text}\r\n\r\n"
     );
-    let Ok(parsed) = head::parse(request.as_bytes(), &Limits::default()) else {
+    let Ok(parsed) = parse_head(request.as_bytes(), &Limits::default()) else {
         return;
     };
     let current = Validators::new("\"abc\"".into(), UNIX_EPOCH + Duration::from_secs(1_000_000_000));
-    let _ = conditional::evaluate(&parsed, &current);
-    let _ = conditional::if_range_holds(&parsed, &current);
-    if let RangeAnswer::Partial(ranges) = range::answer(parsed.header("range"), len) {
-        assert!(!ranges.is_empty() && ranges.len() <= range::MAX_RANGES);
+    let _ = evaluate(&parsed, &current);
+    let _ = if_range_holds(&parsed, &current);
+    if let RangeAnswer::Partial(ranges) = range_answer(parsed.header("range"), len) {
+        assert!(!ranges.is_empty() && ranges.len() <= MAX_RANGES);
         for r in &ranges {
             assert!(r.first <= r.last && r.last < len, "{r:?} outside {len}");
         }

@@ -7,7 +7,7 @@ use crate::http::{RequestHead, Response, StatusCode};
 
 /// `GET /echo/{text}`: the text, percent-decoded (as nginx would capture it;
 /// the query left out), gzip-compressed when the client accepts gzip.
-pub fn echo(request: &RequestHead, text: &str) -> Reply {
+pub(super) fn echo(request: &RequestHead, text: &str) -> Reply {
     let Ok(text) = url::decode(text) else {
         return Reply::Respond(Response::error(StatusCode::BAD_REQUEST));
     };
@@ -25,7 +25,7 @@ pub fn echo(request: &RequestHead, text: &str) -> Reply {
 }
 
 /// `GET /user-agent`: the `User-Agent` value, or an empty body without one.
-pub fn user_agent(request: &RequestHead) -> Reply {
+pub(super) fn user_agent(request: &RequestHead) -> Reply {
     let agent = request.header("user-agent").unwrap_or_default();
     Reply::Respond(Response::plain_text(StatusCode::OK, agent.to_vec()))
 }
@@ -34,7 +34,7 @@ pub fn user_agent(request: &RequestHead) -> Reply {
 mod tests {
     use super::*;
     use crate::app::tests::{body_bytes, respond};
-    use crate::http::request::tests::head;
+    use crate::http::test_head as head;
 
     #[test]
     fn echo_returns_the_text() {

@@ -1,25 +1,100 @@
 //! Content negotiation on `Accept-Encoding` (RFC 9110 section 12.5.3), and gzip.
 
 use std::io::Write;
+use std::ops::BitOr;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
 use crate::http::RequestHead;
-use crate::http::tokens::{list_elements, weighted};
+use crate::http::{list_elements, weighted};
+
+/// A content coding oneloop can send a representation in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Coding {
+    Gzip,
+    Brotli,
+}
+
+impl Coding {
+    /// The coding's name in `Content-Encoding` and `Accept-Encoding`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Coding::Gzip => "gzip",
+            Coding::Brotli => "br",
+        }
+    }
+
+    /// What a precompressed sidecar adds to its original's name.
+    pub(crate) fn extension(self) -> &'static str {
+        match self {
+            Coding::Gzip => ".gz",
+            Coding::Brotli => ".br",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        match self {
+            Coding::Gzip => 1,
+            Coding::Brotli => 1 << 1,
+        }
+    }
+}
+
+/// A set of codings: those a client accepts (like hyper's `Wants`, named bits
+/// rather than magic numbers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(super) struct Codings(u8);
+
+impl Codings {
+    /// No coding but identity.
+    pub(super) const NONE: Codings = Codings(0);
+
+    pub(super) fn contains(self, coding: Coding) -> bool {
+        self.0 & coding.bit() != 0
+    }
+
+    /// The codings (of those oneloop sends) that `request` accepts, in one
+    /// pass over its Accept-Encoding.
+    pub(super) fn accepted_by(request: &RequestHead) -> Codings {
+        let [gzip, brotli] = accepts_each(request, [Coding::Gzip.name(), Coding::Brotli.name()]);
+        let of = |coding: Coding, accepted: bool| {
+            if accepted {
+                coding.into()
+            } else {
+                Codings::NONE
+            }
+        };
+        of(Coding::Gzip, gzip) | of(Coding::Brotli, brotli)
+    }
+}
+
+impl From<Coding> for Codings {
+    fn from(coding: Coding) -> Codings {
+        Codings(coding.bit())
+    }
+}
+
+impl BitOr for Codings {
+    type Output = Codings;
+
+    fn bitor(self, other: Codings) -> Codings {
+        Codings(self.0 | other.0)
+    }
+}
 
 /// Whether the client accepts `coding` (`gzip`, `br`): listed with a non-zero
 /// weight, or covered by a non-zero `*` without being refused by name.
 ///
 /// A request with no `Accept-Encoding` gets the identity encoding: RFC 9110 would
 /// allow any coding, but no client that omits the header expects one.
-pub fn accepts(request: &RequestHead, coding: &str) -> bool {
+pub(super) fn accepts(request: &RequestHead, coding: &str) -> bool {
     let [accepted] = accepts_each(request, [coding]);
     accepted
 }
 
 /// [`accepts`] for several codings, in one pass over the header.
-pub fn accepts_each<const N: usize>(request: &RequestHead, codings: [&str; N]) -> [bool; N] {
+pub(super) fn accepts_each<const N: usize>(request: &RequestHead, codings: [&str; N]) -> [bool; N] {
     let mut named = [None; N];
     let mut wildcard = None;
     for element in list_elements(request.headers("accept-encoding")) {
@@ -41,7 +116,7 @@ pub fn accepts_each<const N: usize>(request: &RequestHead, codings: [&str; N]) -
 }
 
 /// Compresses `data` as a gzip member.
-pub fn gzip(data: &[u8]) -> Vec<u8> {
+pub(super) fn gzip(data: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(
         Vec::with_capacity(data.len() / 2 + 32),
         Compression::default(),
@@ -54,7 +129,7 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::request::tests::head;
+    use crate::http::test_head as head;
     use std::io::Read;
 
     fn with(accept: &str) -> RequestHead {
@@ -103,6 +178,16 @@ mod tests {
                 "{accept}"
             );
         }
+    }
+
+    #[test]
+    fn codings_are_a_set_read_in_one_pass() {
+        let accepted = Codings::accepted_by(&with("br, gzip;q=0"));
+        assert!(accepted.contains(Coding::Brotli));
+        assert!(!accepted.contains(Coding::Gzip));
+        assert_eq!(Codings::accepted_by(&with("identity")), Codings::NONE);
+        let both = Codings::accepted_by(&with("*"));
+        assert_eq!(both, Codings::from(Coding::Gzip) | Coding::Brotli.into());
     }
 
     #[test]

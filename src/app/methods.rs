@@ -9,38 +9,42 @@ use crate::http::{Method, RequestHead, Response, StatusCode};
 
 /// A set of methods and its `Allow` header value.
 #[derive(Clone, Copy, Debug)]
-pub struct Allowed {
+pub(super) struct Allowed {
     methods: &'static [Method],
     header: &'static str,
 }
 
 impl Allowed {
-    pub fn contains(&self, method: Method) -> bool {
+    pub(super) fn contains(&self, method: Method) -> bool {
         self.methods.contains(&method)
     }
 
-    pub fn header(&self) -> &'static str {
+    pub(super) fn header(&self) -> &'static str {
         self.header
     }
 }
 
 /// Resources that are only read: built-in endpoints and static files.
-pub const READ: Allowed = Allowed {
+pub(super) const READ: Allowed = Allowed {
     methods: &[Method::Get, Method::Head],
     header: "GET, HEAD",
 };
 
 /// The `/files/` store.
-pub const READ_WRITE: Allowed = Allowed {
+pub(super) const READ_WRITE: Allowed = Allowed {
     methods: &[Method::Get, Method::Head, Method::Post],
     header: "GET, HEAD, POST",
 };
 
 /// Everything the server answers somewhere.
-pub const SERVER: Allowed = READ_WRITE;
+pub(super) const SERVER: Allowed = READ_WRITE;
 
 /// Runs `handler` if the request's method is allowed, otherwise answers 405.
-pub fn only(request: &RequestHead, allowed: Allowed, handler: impl FnOnce() -> Reply) -> Reply {
+pub(super) fn only(
+    request: &RequestHead,
+    allowed: Allowed,
+    handler: impl FnOnce() -> Reply,
+) -> Reply {
     if allowed.contains(request.method()) {
         handler()
     } else {
@@ -49,11 +53,11 @@ pub fn only(request: &RequestHead, allowed: Allowed, handler: impl FnOnce() -> R
 }
 
 /// 405 Method Not Allowed, with the methods that are.
-pub fn not_allowed(allowed: Allowed) -> Response {
+pub(super) fn not_allowed(allowed: Allowed) -> Response {
     Response::error(StatusCode::METHOD_NOT_ALLOWED).with_header("Allow", allowed.header())
 }
 
 /// The answer to `OPTIONS *`.
-pub fn options(allowed: Allowed) -> Response {
+pub(super) fn options(allowed: Allowed) -> Response {
     Response::new(StatusCode::OK).with_header("Allow", allowed.header())
 }

@@ -9,19 +9,21 @@
 //! 3. `/` answers 200 with an empty body when there is no static root;
 //! 4. anything else is 404.
 
-pub mod builtins;
-pub mod encoding;
+mod builtins;
+mod encoding;
 #[cfg(feature = "fault-injection")]
-pub mod fault;
-pub mod files;
-pub mod methods;
-pub mod statics;
-pub mod store;
-pub mod url;
+mod fault;
+mod file_store;
+mod methods;
+mod open;
+pub(crate) mod statics;
+mod url;
+
+pub(crate) use statics::{CacheLimits, DEFAULT_MAX_ENTRIES, StaticConfig, Visibility};
 
 use std::path::PathBuf;
 
-use crate::http::{Method, RequestHead, Response, StatusCode};
+use crate::http::{Method, Now, RequestHead, Response, StatusCode};
 
 /// What the application does with a request.
 pub enum Reply {
@@ -56,7 +58,7 @@ pub struct AppConfig {
 
 pub struct App {
     builtins: bool,
-    store: Option<store::FileStore>,
+    store: Option<file_store::FileStore>,
     site: Option<statics::StaticSite>,
 }
 
@@ -68,13 +70,14 @@ impl App {
                 .files_dir
                 .as_ref()
                 .filter(|_| config.builtins)
-                .map(|dir| store::FileStore::new(dir.clone())),
+                .map(|dir| file_store::FileStore::new(dir.clone())),
             site: config.site.clone().map(statics::StaticSite::new),
         }
     }
 
-    /// Answers a request, or asks for its body.
-    pub fn handle(&self, request: &RequestHead) -> Reply {
+    /// Answers a request, or asks for its body. `now` is the driver's clock: the
+    /// application reads no clock of its own.
+    pub fn handle(&self, request: &RequestHead, now: Now<'_>) -> Reply {
         #[cfg(feature = "fault-injection")]
         if let Some(reply) = fault::inject(request) {
             return reply;
@@ -100,7 +103,7 @@ impl App {
             }
         }
         if let Some(site) = &self.site {
-            return Reply::Respond(site.serve(request));
+            return Reply::Respond(site.serve(request, now));
         }
         if path == "/" {
             return methods::only(request, methods::READ, || {
@@ -114,7 +117,7 @@ impl App {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::http::request::tests::head;
+    use crate::http::test_head as head;
 
     /// The response a reply gives, for replies that answer at once.
     pub(crate) fn respond(reply: Reply) -> Response {
@@ -144,8 +147,17 @@ pub(crate) mod tests {
         })
     }
 
+    /// The time every test request is answered at.
+    pub(crate) fn now() -> Now<'static> {
+        Now {
+            instant: std::time::Instant::now(),
+            wall: std::time::SystemTime::now(),
+            date: "Sat, 21 Nov 2026 00:00:00 GMT",
+        }
+    }
+
     fn get(app: &App, text: &str) -> Response {
-        respond(app.handle(&head(text)))
+        respond(app.handle(&head(text), now()))
     }
 
     #[test]

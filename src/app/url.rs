@@ -10,7 +10,7 @@ use percent_encoding::{AsciiSet, CONTROLS, NON_ALPHANUMERIC};
 
 /// A `%` not followed by two hex digits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MalformedEscape;
+pub(super) struct MalformedEscape;
 
 /// Bytes left as they are in a path segment we write: RFC 3986 unreserved.
 const SEGMENT_SAFE: &AsciiSet = &NON_ALPHANUMERIC
@@ -25,7 +25,7 @@ const SEGMENT_SAFE: &AsciiSet = &NON_ALPHANUMERIC
 const QUERY_IN_HEADER: &AsciiSet = &CONTROLS.add(b' ');
 
 /// Decodes `%XX` escapes; every other byte (raw UTF-8 included) stands for itself.
-pub fn decode(text: &str) -> Result<Vec<u8>, MalformedEscape> {
+pub(super) fn decode(text: &str) -> Result<Vec<u8>, MalformedEscape> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut rest = bytes;
@@ -56,13 +56,13 @@ fn hex_value(digit: u8) -> Option<u8> {
 
 /// Percent-encodes one path segment (a file name for a link, a directory for a
 /// redirect): only unreserved characters stay as they are.
-pub fn encode_segment(bytes: &[u8]) -> String {
+pub(super) fn encode_segment(bytes: &[u8]) -> String {
     percent_encoding::percent_encode(bytes, SEGMENT_SAFE).collect()
 }
 
 /// A query as received, made fit for a response header: raw bytes outside
 /// visible ASCII are escaped, everything else is kept as the client wrote it.
-pub fn query_for_header(query: &str) -> String {
+pub(super) fn query_for_header(query: &str) -> String {
     percent_encoding::utf8_percent_encode(query, QUERY_IN_HEADER).collect()
 }
 

@@ -16,7 +16,7 @@ use std::panic::{self, AssertUnwindSafe};
 /// `AssertUnwindSafe` is the honest claim here: after a panic the driver
 /// touches the connection only to answer and close it, and the shared state
 /// a panic could interrupt (the caches) recovers from poisoned locks.
-pub fn catch<T>(work: impl FnOnce() -> T) -> Result<T, String> {
+pub(crate) fn catch<T>(work: impl FnOnce() -> T) -> Result<T, String> {
     panic::catch_unwind(AssertUnwindSafe(work)).map_err(|payload| message(payload.as_ref()))
 }
 
@@ -31,7 +31,7 @@ fn message(payload: &(dyn Any + Send)) -> String {
 }
 
 /// Logs a contained panic, once per connection.
-pub fn report(id: usize, request_line: Option<&str>, message: &str) {
+pub(crate) fn report(id: usize, request_line: Option<&str>, message: &str) {
     match request_line {
         Some(line) => log::error!(
             "#{id}: bug while serving {line:?}: {message}; answering 500 if nothing of the \

@@ -1,23 +1,27 @@
-//! Drivers: what moves bytes between sockets and sessions. Each one runs the same
-//! [`Session`](crate::session::Session) (core and application); they differ only
-//! in how they wait for sockets to be ready.
+//! Drivers: what moves bytes between sockets and sessions. Each one holds the
+//! same [`Session`](crate::session::Session) per connection (core and
+//! application behind a few verbs); they differ only in how they wait for
+//! sockets to be ready. Two wings:
 //!
 //! - [`event_loop`]: one mio readiness loop (the point of oneloop); with
 //!   `--workers N`, N independent loops, each with its own `SO_REUSEPORT`
-//!   listener, sharing nothing, the way nginx runs worker processes.
+//!   listeners, sharing nothing, the way nginx runs worker processes.
 //! - [`threaded`]: a thread per connection, or a fixed pool, over blocking
-//!   sockets ([`blocking`]), for comparison.
+//!   sockets, for comparison.
+//!
+//! What both wings share: the listening sockets and the accept loop
+//! ([`listener`]), writing a session's output ([`transmit`], [`sendfile`]),
+//! the clock ([`clock`]), signals and the graceful shutdown ([`shutdown`]), and
+//! the panic boundary ([`contain`]).
 
-pub mod blocking;
-pub mod buffers;
-pub mod contain;
-pub mod event_loop;
-pub mod listener;
-pub mod registry;
-pub mod sendfile;
-pub mod threaded;
-pub mod timers;
-pub mod transmit;
+mod clock;
+pub(crate) mod contain;
+mod event_loop;
+mod listener;
+mod sendfile;
+mod shutdown;
+mod threaded;
+mod transmit;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -26,16 +30,16 @@ use std::sync::{Arc, Mutex};
 use crate::access_log::AccessLog;
 use crate::app::App;
 use crate::config::{Config, Model};
+use crate::session::Service;
 use event_loop::{EventLoop, LoopConfig};
-use threaded::{Dispatch, ThreadedConfig};
+use threaded::{Shared, ThreadedConfig};
 
-/// Binds the configured address, says where it listens, and serves until a
+/// Binds the configured addresses, says where it listens, and serves until a
 /// graceful shutdown completes.
 pub fn run(config: Config) -> io::Result<()> {
-    let workers = if config.model == Model::Loop {
-        config.workers.max(1)
-    } else {
-        1
+    let workers = match config.model {
+        Model::Loop => config.workers.max(1),
+        Model::Threads | Model::Pool => 1,
     };
     let mut listeners = bind_all(&config.bind, config.port, workers)?;
     // Said once everything is ready to serve (the loops exist, the log is open).
@@ -52,41 +56,35 @@ pub fn run(config: Config) -> io::Result<()> {
             describe_model(&config, workers)
         )
     };
-
     match config.model {
         Model::Loop => run_loops(listeners, &config, ready),
         Model::Threads | Model::Pool => {
-            let dispatch = match config.model {
-                Model::Pool => Dispatch::Pool {
-                    threads: config.threads.max(1),
-                },
-                _ => Dispatch::ThreadPerConnection,
-            };
-            let access_log = config
-                .access_log
-                .as_ref()
-                .map(AccessLog::open)
-                .transpose()?
-                .map(Mutex::new);
-            let shared = Arc::new(blocking::Shared {
-                app: Arc::new(App::new(&config.app)),
-                settings: config.http,
+            let access_log = config.access_log.as_ref().map(AccessLog::open);
+            let shared = Arc::new(Shared {
+                service: service(&config),
                 registry: Arc::default(),
-                access_log,
+                access_log: access_log.transpose()?.map(Mutex::new),
             });
+            let threaded = ThreadedConfig {
+                model: config.model,
+                threads: config.threads.max(1),
+                max_connections: config.max_connections,
+                shutdown_timeout: config.shutdown_timeout,
+            };
             let listeners = listeners.pop().unwrap_or_default();
-            threaded::run(
-                listeners,
-                shared,
-                ThreadedConfig {
-                    dispatch,
-                    max_connections: config.max_connections,
-                    shutdown_timeout: config.shutdown_timeout,
-                },
-                ready,
-            )
+            threaded::run(listeners, shared, threaded, ready)
         }
     }
+}
+
+/// The application and the protocol settings every session of one driver
+/// shares.
+fn service(config: &Config) -> Arc<Service> {
+    Service::new(
+        App::new(&config.app),
+        config.http,
+        config.access_log.is_some(),
+    )
 }
 
 /// For each of `workers` loops, one listener per address; with several
@@ -136,8 +134,8 @@ fn describe_model(config: &Config, workers: usize) -> String {
 }
 
 /// Runs one loop per worker: the last on this thread, the others on threads
-/// of their own. Each has its own application (and so its own cache): they
-/// share nothing.
+/// of their own. Each has its own application (and so its own caches), shared
+/// by its sessions and by nothing else: the loops share nothing.
 fn run_loops(
     listeners: Vec<Vec<std::net::TcpListener>>,
     config: &Config,
@@ -146,20 +144,14 @@ fn run_loops(
     // The connection budget is the process's, split evenly: each loop holds its
     // own connections, and the kernel picks the loop a newcomer meets.
     let per_loop = config.max_connections.div_ceil(listeners.len());
-    let loop_config = || LoopConfig {
-        settings: config.http,
-        max_connections: per_loop,
-        shutdown_timeout: config.shutdown_timeout,
-        handle_signals: true,
-        access_log: config.access_log.clone(),
-    };
     let mut loops = Vec::with_capacity(listeners.len());
-    for listener in listeners {
-        loops.push(EventLoop::new(
-            listener,
-            Arc::new(App::new(&config.app)),
-            loop_config(),
-        )?);
+    for worker in listeners {
+        let loop_config = LoopConfig {
+            max_connections: per_loop,
+            shutdown_timeout: config.shutdown_timeout,
+            access_log: config.access_log.clone(),
+        };
+        loops.push(EventLoop::new(worker, service(config), loop_config)?);
     }
     let last = loops
         .pop()

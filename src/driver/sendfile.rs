@@ -17,23 +17,32 @@ const MAX_PER_CALL: u64 = 2 << 20;
 /// Bytes read per call on the fallback path.
 const FALLBACK_CHUNK: usize = 64 * 1024;
 
-/// Sends up to `len` bytes of `file` from `offset`; returns how many were sent.
+/// How many bytes went, and by which path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SendFile {
+    /// By `sendfile(2)`, inside the kernel.
+    Sent(usize),
+    /// Through the scratch buffer (`pread` and `write`).
+    Copied(usize),
+}
+
+/// Sends up to `len` bytes of `file` from `offset`; says how many were sent.
 /// A file that turns out shorter than promised is an error: the response's
 /// Content-Length can no longer be honoured.
-pub fn send_file<S: Write + AsRawFd>(
+pub(super) fn send_file<S: Write + AsRawFd>(
     socket: &mut S,
     file: &File,
     offset: u64,
     len: u64,
     scratch: &mut Vec<u8>,
-) -> io::Result<usize> {
+) -> io::Result<SendFile> {
     let count = len.min(MAX_PER_CALL) as usize;
     if count == 0 {
-        return Ok(0);
+        return Ok(SendFile::Sent(0));
     }
     #[cfg(target_os = "linux")]
     match sendfile(socket, file, offset, count) {
-        Ok(sent) => return Ok(sent),
+        Ok(sent) => return Ok(SendFile::Sent(sent)),
         Err(e)
             if !matches!(
                 e.raw_os_error(),
@@ -44,7 +53,7 @@ pub fn send_file<S: Write + AsRawFd>(
         }
         Err(_) => {} // not supported for this file: fall back
     }
-    read_and_write(socket, file, offset, count, scratch)
+    read_and_write(socket, file, offset, count, scratch).map(SendFile::Copied)
 }
 
 #[cfg(target_os = "linux")]
@@ -77,13 +86,13 @@ fn read_and_write<S: Write>(
     if scratch.len() < want {
         scratch.resize(want, 0);
     }
-    let read = file.read_at(&mut scratch[..want], offset)?;
+    let read = file.read_at(scratch.get_mut(..want).unwrap_or_default(), offset)?;
     if read == 0 {
         return Err(file_shrank());
     }
     // Whatever the socket does not take now is read again next time: simpler
     // than keeping a per-connection copy, and this is the rare path.
-    socket.write(&scratch[..read])
+    socket.write(scratch.get(..read).unwrap_or_default())
 }
 
 fn file_shrank() -> io::Error {
@@ -110,7 +119,7 @@ mod tests {
         let mut scratch = Vec::new();
         assert_eq!(
             send_file(&mut server, &file, 3, 4, &mut scratch).unwrap(),
-            4
+            SendFile::Sent(4)
         );
         assert_eq!(
             read_and_write(&mut server, &file, 8, 2, &mut scratch).unwrap(),

@@ -1,37 +1,93 @@
-//! Moving the front of a write queue onto a socket: one `writev` for the leading
-//! in-memory segments (a response head and a small body, or a burst of pipelined
-//! responses, in one system call), or one `sendfile` for a file range.
+//! Moving the front of a session's output onto a socket: one `writev` for the
+//! leading in-memory segments (a response head and a small body, or a burst of
+//! pipelined responses, in one system call), or one `sendfile` for a file range.
 //!
 //! Shared by every driver: the loop calls it on non-blocking sockets and stops at
 //! `WouldBlock`; the threaded drivers call it on blocking ones.
 
+use std::fmt;
 use std::io::{self, IoSlice, Write};
 use std::os::fd::AsRawFd;
 
-use super::sendfile::send_file;
-use crate::http::output::{Front, WriteQueue};
+use super::sendfile::{SendFile, send_file};
+use crate::http::Front;
+use crate::session::Session;
 
 /// Slices handed to one `writev` (well under the kernel's IOV_MAX of 1024).
 const MAX_SLICES: usize = 64;
 
-/// Writes once from the front of `queue`; returns the bytes written, 0 only when
-/// nothing is queued. The caller reports them with `Connection::written`.
-pub fn write_once<S: Write + AsRawFd, R>(
+/// What one write moved, and how: the trace says which.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Written {
+    pub bytes: usize,
+    pub how: How,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum How {
+    /// `writev` of this many in-memory slices (`sendmsg` with `MSG_MORE` when a
+    /// file range follows them).
+    Writev { slices: usize },
+    /// `sendfile` of a file range.
+    Sendfile,
+    /// A file range read with `pread` and written, where sendfile is refused.
+    Copied,
+}
+
+impl fmt::Display for Written {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "wrote {} bytes by ", self.bytes)?;
+        match self.how {
+            How::Writev { slices: 1 } => f.write_str("writev (1 slice)"),
+            How::Writev { slices } => write!(f, "writev ({slices} slices)"),
+            How::Sendfile => f.write_str("sendfile"),
+            How::Copied => f.write_str("pread and write"),
+        }
+    }
+}
+
+/// Writes once from the front of `session`'s output; the caller reports the
+/// bytes with `Session::written`. Nothing queued writes nothing (0 bytes).
+pub(super) fn write_once<S: Write + AsRawFd>(
     socket: &mut S,
-    queue: &WriteQueue<R>,
+    session: &Session,
     scratch: &mut Vec<u8>,
-) -> io::Result<usize> {
+) -> io::Result<Written> {
     let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-    let written = match queue.front(&mut slices) {
-        Front::Empty => return Ok(0),
+    let written = match session.front(&mut slices) {
+        Front::Empty => {
+            return Ok(Written {
+                bytes: 0,
+                how: How::Writev { slices: 0 },
+            });
+        }
         Front::Memory {
             count,
-            file_follows: true,
-        } => write_before_file(socket, &slices[..count])?,
-        Front::Memory { count, .. } => socket.write_vectored(&slices[..count])?,
-        Front::File { file, offset, len } => send_file(socket, file, offset, len, scratch)?,
+            file_follows,
+        } => {
+            let slices = slices.get(..count).unwrap_or_default();
+            let bytes = if file_follows {
+                write_before_file(socket, slices)?
+            } else {
+                socket.write_vectored(slices)?
+            };
+            Written {
+                bytes,
+                how: How::Writev { slices: count },
+            }
+        }
+        Front::File { file, offset, len } => match send_file(socket, file, offset, len, scratch)? {
+            SendFile::Sent(bytes) => Written {
+                bytes,
+                how: How::Sendfile,
+            },
+            SendFile::Copied(bytes) => Written {
+                bytes,
+                how: How::Copied,
+            },
+        },
     };
-    if written == 0 {
+    if written.bytes == 0 {
         return Err(io::ErrorKind::WriteZero.into());
     }
     Ok(written)

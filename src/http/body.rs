@@ -16,7 +16,7 @@ const MAX_TRAILERS: usize = 8 * 1024;
 
 /// What one call to [`BodyDecoder::decode`] found.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Decoded {
+pub(super) enum Decoded {
     /// `consumed` input bytes were used; `data` (a range of the input) is body content.
     Data {
         consumed: usize,
@@ -29,7 +29,7 @@ pub enum Decoded {
 }
 
 #[derive(Debug)]
-pub struct BodyDecoder {
+pub(super) struct BodyDecoder {
     kind: Kind,
     /// Body bytes so far, checked against `limit` (chunked bodies declare no length).
     received: u64,
@@ -90,7 +90,7 @@ enum Chunked {
 
 impl BodyDecoder {
     /// A decoder for `framing`, or `None` when there is no body.
-    pub fn new(framing: BodyFraming, limit: u64) -> Option<BodyDecoder> {
+    pub(super) fn new(framing: BodyFraming, limit: u64) -> Option<BodyDecoder> {
         let kind = match framing {
             BodyFraming::None => return None,
             BodyFraming::Length(n) => Kind::Length { remaining: n },
@@ -104,7 +104,7 @@ impl BodyDecoder {
     }
 
     /// Decodes from the start of `input`: at most one run of content per call.
-    pub fn decode(&mut self, input: &[u8]) -> Result<Decoded, ProtocolError> {
+    pub(super) fn decode(&mut self, input: &[u8]) -> Result<Decoded, ProtocolError> {
         match &mut self.kind {
             Kind::Length { remaining } => {
                 if *remaining == 0 {

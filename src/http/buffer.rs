@@ -6,10 +6,10 @@
 //! idle keep-alive connection holds no buffer at all.
 
 /// Bytes of room offered to each read.
-pub const READ_SIZE: usize = 16 * 1024;
+pub(crate) const READ_SIZE: usize = 16 * 1024;
 
 #[derive(Debug, Default)]
-pub struct InputBuffer {
+pub(super) struct InputBuffer {
     /// Allocated and initialised storage; `storage.len()` is the capacity.
     storage: Vec<u8>,
     start: usize,
@@ -18,25 +18,25 @@ pub struct InputBuffer {
 
 impl InputBuffer {
     /// The bytes received and not yet consumed.
-    pub fn data(&self) -> &[u8] {
+    pub(super) fn data(&self) -> &[u8] {
         &self.storage[self.start..self.end]
     }
 
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.end - self.start
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.start == self.end
     }
 
     /// Whether storage is attached (a pooled buffer, or one grown for a large head).
-    pub fn has_storage(&self) -> bool {
+    pub(super) fn has_storage(&self) -> bool {
         !self.storage.is_empty()
     }
 
     /// Attaches pooled storage. The pool hands out zero-filled, fixed-size vectors.
-    pub fn attach(&mut self, storage: Vec<u8>) {
+    pub(super) fn attach(&mut self, storage: Vec<u8>) {
         debug_assert!(self.is_empty());
         if self.storage.is_empty() {
             self.storage = storage;
@@ -46,7 +46,7 @@ impl InputBuffer {
     }
 
     /// Detaches the storage when nothing is buffered, for the pool to reuse.
-    pub fn detach_if_empty(&mut self) -> Option<Vec<u8>> {
+    pub(super) fn detach_if_empty(&mut self) -> Option<Vec<u8>> {
         if self.is_empty() && !self.storage.is_empty() {
             self.start = 0;
             self.end = 0;
@@ -58,7 +58,7 @@ impl InputBuffer {
 
     /// Room to read into: at least `READ_SIZE / 4` bytes unless `max_len` bytes are
     /// already buffered, in which case it is empty. Compacts before it grows.
-    pub fn spare(&mut self, max_len: usize) -> &mut [u8] {
+    pub(super) fn spare(&mut self, max_len: usize) -> &mut [u8] {
         if self.storage.is_empty() {
             self.storage = vec![0; READ_SIZE];
         }
@@ -81,13 +81,13 @@ impl InputBuffer {
     }
 
     /// Records that `n` bytes were read into [`spare`](Self::spare).
-    pub fn commit(&mut self, n: usize) {
+    pub(super) fn commit(&mut self, n: usize) {
         debug_assert!(self.end + n <= self.storage.len());
         self.end = (self.end + n).min(self.storage.len());
     }
 
     /// Drops `n` bytes from the front.
-    pub fn consume(&mut self, n: usize) {
+    pub(super) fn consume(&mut self, n: usize) {
         debug_assert!(n <= self.len());
         self.start = (self.start + n).min(self.end);
         if self.start == self.end {
@@ -97,7 +97,7 @@ impl InputBuffer {
     }
 
     /// Drops everything buffered.
-    pub fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.start = 0;
         self.end = 0;
     }

@@ -3,29 +3,35 @@
 //! # Theory of operation
 //!
 //! Everything that affects the connection's state and its transitions lives in
-//! this file. The driver (the mio loop, or a thread with a blocking socket) does
-//! four things with a [`Connection`], and nothing else:
+//! this file. Its user (the [`Session`](crate::Session), on a driver's behalf)
+//! does four things with a [`Connection`], and nothing else:
 //!
-//! 1. reads bytes into [`read_buffer`](Connection::read_buffer) and reports them with
-//!    [`received`](Connection::received) (or [`received_eof`](Connection::received_eof));
-//! 2. writes what [`output`](Connection::output) holds and reports it with
-//!    [`written`](Connection::written);
-//! 3. arms a timer for [`poll_timeout`](Connection::poll_timeout) and calls
-//!    [`handle_timeout`](Connection::handle_timeout) when it fires;
-//! 4. closes the socket when [`is_closed`](Connection::is_closed), half-closing it
-//!    first when [`take_shutdown_request`](Connection::take_shutdown_request) says so.
+//! 1. puts received bytes into [`read_buffer`](Connection::read_buffer) and reports
+//!    them with [`received`](Connection::received) (or
+//!    [`received_eof`](Connection::received_eof));
+//! 2. sends what [`output`](Connection::output) holds and reports it with
+//!    [`written`](Connection::written), which reports each response delivered;
+//! 3. calls [`handle_timeout`](Connection::handle_timeout) once
+//!    [`poll_timeout`](Connection::poll_timeout) has passed;
+//! 4. pulls [`Event`]s with [`next_event`](Connection::next_event) after each of
+//!    those, and answers them.
 //!
-//! Between those, the application pulls [`Event`]s with
-//! [`next_event`](Connection::next_event): a request head, pieces of its body, the
-//! end of its body. It answers each request exactly once with
-//! [`respond`](Connection::respond), before or after asking for the body with
-//! [`read_body`](Connection::read_body). Requests are handed out one at a time, and
-//! the next head is not even parsed until the current request has its answer, so
-//! pipelined responses go out strictly in request order.
+//! The events: a request head (numbered: the `id`th exchange of the connection),
+//! pieces of its body, the end of its body, or a request that could not be read
+//! (which the connection has already answered, if anyone was listening). Each
+//! request is answered exactly once with [`respond`](Connection::respond), before
+//! or after asking for the body with [`read_body`](Connection::read_body).
+//! Requests are handed out one at a time, and the next head is not even parsed
+//! until the current request has its answer, so pipelined responses go out
+//! strictly in request order.
 //!
-//! Time comes in from the driver with every call that can move a deadline, and with
-//! every call that can queue a response a [`Now`] also carries the `Date` text, so
-//! the core never reads a clock and its timeouts are testable without sleeping.
+//! The driver closes the socket when [`is_closed`](Connection::is_closed),
+//! half-closing it first when
+//! [`take_shutdown_request`](Connection::take_shutdown_request) says so.
+//!
+//! Time comes in with every call that can move a deadline, and with every call
+//! that can queue a response a [`Now`] also carries the `Date` text, so the core
+//! never reads a clock and its timeouts are testable without sleeping.
 //!
 //! # States
 //!
@@ -47,7 +53,8 @@
 
 use std::fmt;
 use std::io::Write;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use super::body::{BodyDecoder, Decoded};
 use super::buffer::{InputBuffer, READ_SIZE};
@@ -60,21 +67,22 @@ use super::request::{RequestHead, Version};
 use super::response::Response;
 use super::status::StatusCode;
 
-/// One reading of the driver's clock: the instant for deadlines, and the `Date`
-/// header text (formatted by the driver at most once a second) for responses.
+/// One reading of the driver's clock: the instant for deadlines, the wall-clock
+/// time for what the application dates, and the `Date` header text (formatted
+/// by the driver at most once a second) for responses.
 #[derive(Clone, Copy, Debug)]
 pub struct Now<'a> {
     pub instant: Instant,
+    pub wall: SystemTime,
     pub date: &'a str,
 }
 
-/// Everything a connection is configured with.
+/// Everything a connection is configured with (shared by every connection of a
+/// driver, not copied into each).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Settings {
     pub limits: Limits,
     pub timeouts: Timeouts,
-    /// Keep what the access log needs about each exchange.
-    pub record_exchanges: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,55 +110,56 @@ pub enum State {
 
 /// What the application is told, one at a time, in order.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Event<'a> {
-    /// A new request. Answer it with `respond`, or ask for its body with `read_body`.
-    Request(RequestHead),
+pub(crate) enum Event<'a> {
+    /// A new request, the `id`th on this connection (from 1). Answer it with
+    /// `respond`, or ask for its body with `read_body`.
+    Request { id: u64, head: RequestHead },
     /// A piece of the body asked for.
     Body(&'a [u8]),
     /// The body asked for is complete: answer with `respond`.
     BodyEnd,
     /// The request could not be read. The connection has answered it if it still
     /// could, and is closing; whatever the application held for it is abandoned.
-    Failed(ProtocolError),
+    Failed(Failure),
     /// Nothing until more input arrives, output drains, or a timeout passes.
     Pending,
 }
 
-/// What the access log needs about one exchange.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExchangeRecord {
-    pub request_line: String,
-    pub referer: Option<String>,
-    pub user_agent: Option<String>,
-    pub status: StatusCode,
+/// A request that could not be read, as the application hears of it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Failure {
+    pub error: ProtocolError,
+    /// The exchange the connection answered it as (with the error's status),
+    /// if someone was still there to answer.
+    pub answered_as: Option<u64>,
+    /// The request line, or the start of what was received of it, when the
+    /// application never saw the request's head.
+    pub unseen_request: Option<String>,
 }
-
-pub type Delivery = Delivered<Option<Box<ExchangeRecord>>>;
 
 /// The request being answered.
 #[derive(Debug)]
 struct Exchange {
+    id: u64,
     semantics: MessageSemantics,
     answered: bool,
     continue_sent: bool,
-    /// Kept only when `record_exchanges` is on.
-    record: Option<Box<ExchangeRecord>>,
 }
 
 impl Exchange {
-    fn new(semantics: MessageSemantics, record: Option<Box<ExchangeRecord>>) -> Exchange {
+    fn new(id: u64, semantics: MessageSemantics) -> Exchange {
         Exchange {
+            id,
             semantics,
             answered: false,
             continue_sent: false,
-            record,
         }
     }
 
     /// An exchange that exists only to carry the answer to a request that could
     /// not be read: no body, and the connection ends with it. Even a failing
     /// HEAD request gets no body.
-    fn failed(version: Version, is_head: bool, record: Option<Box<ExchangeRecord>>) -> Exchange {
+    fn failed(id: u64, version: Version, is_head: bool) -> Exchange {
         let semantics = MessageSemantics {
             framing: BodyFraming::None,
             keep_alive: false,
@@ -158,22 +167,26 @@ impl Exchange {
             version,
             is_head,
         };
-        Exchange::new(semantics, record)
+        Exchange::new(id, semantics)
     }
 }
 
-pub struct Connection {
+pub(crate) struct Connection {
     /// The driver's name for this connection (its token), for the trace log.
     id: usize,
     state: State,
-    settings: Settings,
+    settings: Arc<Settings>,
     input: InputBuffer,
     /// Body bytes handed out in the last `Event::Body`, consumed on the next call.
     handed_out: usize,
     scanner: HeadScanner,
     exchange: Option<Exchange>,
+    /// Requests begun on this connection; the last one's number.
+    exchanges: u64,
+    /// A failure not yet told to the application (one found by a timeout).
+    failure: Option<Failure>,
     body: Option<BodyDecoder>,
-    output: WriteQueue<Option<Box<ExchangeRecord>>>,
+    output: WriteQueue,
     peer_closed: bool,
     /// The server is shutting down: finish what is in hand, start nothing new.
     draining: bool,
@@ -202,7 +215,7 @@ impl fmt::Debug for Connection {
 }
 
 impl Connection {
-    pub fn new(id: usize, settings: Settings, now: Instant) -> Connection {
+    pub(crate) fn new(id: usize, settings: Arc<Settings>, now: Instant) -> Connection {
         log::trace!("#{id}: new connection, Idle");
         Connection {
             id,
@@ -212,8 +225,10 @@ impl Connection {
             handed_out: 0,
             scanner: HeadScanner::default(),
             exchange: None,
+            exchanges: 0,
+            failure: None,
             body: None,
-            output: WriteQueue::new(settings.record_exchanges),
+            output: WriteQueue::default(),
             peer_closed: false,
             draining: false,
             linger: false,
@@ -227,7 +242,7 @@ impl Connection {
         }
     }
 
-    pub fn state(&self) -> State {
+    pub(crate) fn state(&self) -> State {
         self.state
     }
 
@@ -242,7 +257,7 @@ impl Connection {
     // ----- input -------------------------------------------------------------
 
     /// Whether the driver should read from the socket now.
-    pub fn wants_read(&self) -> bool {
+    pub(crate) fn wants_read(&self) -> bool {
         if self.peer_closed || self.input.len() >= self.input_bound() {
             return false;
         }
@@ -266,23 +281,24 @@ impl Connection {
     }
 
     /// Bytes received and not yet consumed.
-    pub fn buffered_input(&self) -> usize {
+    #[cfg(any(test, feature = "harness"))]
+    pub(crate) fn buffered_input(&self) -> usize {
         self.input.len()
     }
 
     /// Whether the input buffer has storage; the driver attaches some from its
     /// pool with [`attach_buffer`](Self::attach_buffer) before reading.
-    pub fn has_buffer(&self) -> bool {
+    pub(crate) fn has_buffer(&self) -> bool {
         self.input.has_storage()
     }
 
-    pub fn attach_buffer(&mut self, storage: Vec<u8>) {
+    pub(crate) fn attach_buffer(&mut self, storage: Vec<u8>) {
         self.input.attach(storage);
     }
 
     /// Hands the input buffer's storage back when it holds nothing, so an idle
     /// connection keeps no buffer.
-    pub fn detach_idle_buffer(&mut self) -> Option<Vec<u8>> {
+    pub(crate) fn detach_idle_buffer(&mut self) -> Option<Vec<u8>> {
         if self.handed_out > 0 {
             return None;
         }
@@ -290,14 +306,14 @@ impl Connection {
     }
 
     /// Room for the driver to read into (empty when the input is full).
-    pub fn read_buffer(&mut self) -> &mut [u8] {
+    pub(crate) fn read_buffer(&mut self) -> &mut [u8] {
         self.consume_handed_out();
         let bound = self.input_bound();
         self.input.spare(bound)
     }
 
     /// Reports `n` bytes read into [`read_buffer`](Self::read_buffer).
-    pub fn received(&mut self, n: usize, now: Instant) {
+    pub(crate) fn received(&mut self, n: usize, now: Instant) {
         self.now = now;
         self.input.commit(n);
         if n > 0 {
@@ -310,7 +326,7 @@ impl Connection {
 
     /// Reports that the client closed its sending side. Requests already received
     /// are still answered (a client may send a request and then `shutdown(SHUT_WR)`).
-    pub fn received_eof(&mut self, now: Instant) {
+    pub(crate) fn received_eof(&mut self, now: Instant) {
         self.now = now;
         if !self.peer_closed {
             log::trace!("#{}: peer closed its side", self.id);
@@ -329,9 +345,12 @@ impl Connection {
     }
 
     /// Advances the machine as far as the input allows and says what happened.
-    pub fn next_event(&mut self, now: Now<'_>) -> Event<'_> {
+    pub(crate) fn next_event(&mut self, now: Now<'_>) -> Event<'_> {
         self.now = now.instant;
         self.consume_handed_out();
+        if let Some(failure) = self.failure.take() {
+            return Event::Failed(failure);
+        }
         loop {
             match self.state {
                 State::Idle => {
@@ -356,9 +375,9 @@ impl Connection {
                 State::ReadingHead => {
                     let limits = self.settings.limits;
                     match self.scanner.scan(self.input.data(), &limits) {
-                        Err(error) => return self.fail(error, now.date),
+                        Err(error) => return self.failed(error, now.date),
                         Ok(None) if self.peer_closed => {
-                            return self.fail(ProtocolError::Truncated, now.date);
+                            return self.failed(ProtocolError::Truncated, now.date);
                         }
                         Ok(None) => return Event::Pending,
                         Ok(Some(len)) => return self.start_exchange(len, now.date),
@@ -372,7 +391,7 @@ impl Connection {
                         continue;
                     };
                     match decoder.decode(self.input.data()) {
-                        Err(error) => return self.fail(error, now.date),
+                        Err(error) => return self.failed(error, now.date),
                         Ok(Decoded::Data { consumed, data }) => {
                             if self.state == State::DiscardingBody {
                                 self.input.consume(consumed);
@@ -391,7 +410,7 @@ impl Connection {
                         Ok(Decoded::NeedMore { consumed }) => {
                             self.input.consume(consumed);
                             if self.peer_closed {
-                                return self.fail(ProtocolError::Truncated, now.date);
+                                return self.failed(ProtocolError::Truncated, now.date);
                             }
                             return Event::Pending;
                         }
@@ -426,52 +445,27 @@ impl Connection {
         };
         let head = match parsed {
             Ok(head) => head,
-            // The head stays in the buffer for the access log to quote.
-            Err(error) => return self.fail(error, date),
+            // The head stays in the buffer, for the failure to quote.
+            Err(error) => return self.failed(error, date),
         };
         self.input.consume(head_len);
         self.scanner.reset();
+        self.exchanges += 1;
+        let id = self.exchanges;
         let semantics = match framing::semantics(&head, limits.max_body_bytes) {
             Ok(semantics) => semantics,
             Err(error) => {
-                // The head parsed, so the error can be logged against its request line.
-                self.exchange = Some(self.new_exchange(&head, None));
-                return self.fail(error, date);
+                // The head parsed: the failure is quoted by its request line.
+                let is_head = head.method() == super::request::Method::Head;
+                self.exchange = Some(Exchange::failed(id, head.version(), is_head));
+                self.fail(error, Some(head.request_line()), date);
+                return self.next_failure();
             }
         };
         self.body = BodyDecoder::new(semantics.framing, limits.max_body_bytes);
-        self.exchange = Some(self.new_exchange(&head, Some(semantics)));
+        self.exchange = Some(Exchange::new(id, semantics));
         self.set_state(State::AwaitingAnswer);
-        Event::Request(head)
-    }
-
-    /// What the access log will say about the request, if it is kept.
-    fn record(&self, build: impl FnOnce() -> ExchangeRecord) -> Option<Box<ExchangeRecord>> {
-        self.settings.record_exchanges.then(|| Box::new(build()))
-    }
-
-    fn new_exchange(&self, head: &RequestHead, semantics: Option<MessageSemantics>) -> Exchange {
-        let record = self.record(|| {
-            let text = |name| {
-                head.header(name)
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-            };
-            ExchangeRecord {
-                request_line: head.request_line(),
-                referer: text("referer"),
-                user_agent: text("user-agent"),
-                status: StatusCode::OK,
-            }
-        });
-        match semantics {
-            Some(semantics) => Exchange::new(semantics, record),
-            // Without semantics the exchange only carries the answer to a failure.
-            None => Exchange::failed(
-                head.version(),
-                head.method() == super::request::Method::Head,
-                record,
-            ),
-        }
+        Event::Request { id, head }
     }
 
     /// The body is complete: the application hears of it if it asked for the
@@ -490,7 +484,7 @@ impl Connection {
 
     /// Asks for the current request's body: it will come as `Event::Body` pieces
     /// and an `Event::BodyEnd`. Sends `100 Continue` if the client waits for it.
-    pub fn read_body(&mut self) {
+    pub(crate) fn read_body(&mut self) {
         let Some(exchange) = self.exchange.as_mut() else {
             debug_assert!(false, "read_body without a request");
             return;
@@ -501,13 +495,14 @@ impl Connection {
         }
         if exchange.semantics.expects_continue && !exchange.continue_sent {
             exchange.continue_sent = true;
-            self.output.push_bytes(b"HTTP/1.1 100 Continue\r\n\r\n");
+            let interim = format!("HTTP/1.1 {}\r\n\r\n", StatusCode::CONTINUE);
+            self.output.push_bytes(interim.as_bytes());
         }
         self.set_state(State::ReadingBody);
     }
 
     /// Queues the answer to the current request.
-    pub fn respond(&mut self, response: Response, now: Now<'_>) {
+    pub(crate) fn respond(&mut self, response: Response, now: Now<'_>) {
         self.now = now.instant;
         let Some(exchange) = self.exchange.as_mut() else {
             debug_assert!(false, "respond without a request");
@@ -562,9 +557,12 @@ impl Connection {
 
     /// Serializes the head, then the body unless the method or status forbid one.
     fn queue_response(&mut self, response: Response, keep_alive: bool, date: &str) {
-        let (version, is_head, record) = match self.exchange.as_mut() {
-            Some(e) => (e.semantics.version, e.semantics.is_head, e.record.take()),
-            None => (Version::Http11, false, None),
+        let (id, version, is_head) = match self.exchange.as_ref() {
+            Some(e) => (e.id, e.semantics.version, e.semantics.is_head),
+            None => {
+                debug_assert!(false, "a response to no request");
+                (0, Version::Http11, false)
+            }
         };
         let (status, fields, body) = response.into_parts();
         let mut head = Vec::with_capacity(128 + fields.len());
@@ -595,52 +593,66 @@ impl Connection {
                 self.output.push_chunk(chunk);
             }
         }
-        let record = record.map(|mut r| {
-            r.status = status;
-            r
-        });
-        log::trace!("#{}: queued {status}", self.id);
-        self.output.end_response(body_start, record);
+        log::trace!("#{} req {id}: queued {status}", self.id);
+        self.output.end_response(id, body_start);
     }
 
-    /// Ends the exchange on a framing error: answers it if it is still unanswered
-    /// and someone is listening, then closes.
-    fn fail(&mut self, error: ProtocolError, date: &str) -> Event<'static> {
+    /// Ends the exchange on a framing error: answers it (with the error's status)
+    /// if it is still unanswered and someone is listening, then closes. The
+    /// application hears of it as the next event. `request_line` quotes a
+    /// request whose head parsed but was never handed out.
+    fn fail(&mut self, error: ProtocolError, request_line: Option<String>, date: &str) {
         log::debug!("#{}: {error}", self.id);
         let unanswered = self.exchange.as_ref().is_none_or(|e| !e.answered);
+        let mut answered_as = None;
+        let mut unseen_request = request_line;
         if unanswered && let Some(status) = error.status() {
             if self.exchange.is_none() {
-                self.exchange = Some(self.record_unparsed_request());
+                // A head that never parsed: quoted by what arrived of it.
+                self.exchanges += 1;
+                self.exchange = Some(Exchange::failed(self.exchanges, Version::Http11, false));
+                unseen_request = Some(self.first_line_received());
             }
             if let Some(exchange) = self.exchange.as_mut() {
                 exchange.answered = true;
+                answered_as = Some(exchange.id);
             }
             self.queue_response(Response::error(status).closing(), false, date);
         }
+        self.failure = Some(Failure {
+            error,
+            answered_as,
+            unseen_request,
+        });
         self.exchange = None;
         self.body = None;
         self.input.clear();
         self.close(error != ProtocolError::Truncated && error != ProtocolError::TimedOut);
-        Event::Failed(error)
     }
 
-    /// For the access log of a request whose head never parsed: the start of what
-    /// was received, as the request line.
-    fn record_unparsed_request(&self) -> Exchange {
+    /// [`fail`](Self::fail), told to the application at once.
+    fn failed(&mut self, error: ProtocolError, date: &str) -> Event<'static> {
+        self.fail(error, None, date);
+        self.next_failure()
+    }
+
+    fn next_failure(&mut self) -> Event<'static> {
+        match self.failure.take() {
+            Some(failure) => Event::Failed(failure),
+            None => Event::Pending,
+        }
+    }
+
+    /// The start of what was received, up to the first line end (at most 256
+    /// bytes), for quoting a request whose head never parsed.
+    fn first_line_received(&self) -> String {
         let first_line = self
             .input
             .data()
             .split(|&b| b == b'\r' || b == b'\n')
             .next()
             .unwrap_or_default();
-        let record = self.record(|| ExchangeRecord {
-            request_line: String::from_utf8_lossy(first_line.get(..256).unwrap_or(first_line))
-                .into_owned(),
-            referer: None,
-            user_agent: None,
-            status: StatusCode::BAD_REQUEST,
-        });
-        Exchange::failed(Version::Http11, false, record)
+        String::from_utf8_lossy(first_line.get(..256).unwrap_or(first_line)).into_owned()
     }
 
     /// No more requests: flush what is queued, then close (after lingering, when
@@ -670,52 +682,57 @@ impl Connection {
     // ----- output ------------------------------------------------------------
 
     /// What is waiting to be written.
-    pub fn output(&self) -> &WriteQueue<Option<Box<ExchangeRecord>>> {
+    pub(crate) fn output(&self) -> &WriteQueue {
         &self.output
     }
 
     /// Whether anything waits to be written (nothing does once closed).
-    pub fn has_output(&self) -> bool {
+    pub(crate) fn has_output(&self) -> bool {
         self.state != State::Closed && !self.output.is_empty()
     }
 
-    /// Reports that the driver wrote `n` bytes from the front of the output.
-    pub fn written(&mut self, n: usize, now: Instant) {
+    /// Reports that the driver wrote `n` bytes from the front of the output;
+    /// each response whose last byte that was is reported to `delivered`.
+    pub(crate) fn written(
+        &mut self,
+        n: usize,
+        now: Instant,
+        delivered: &mut impl FnMut(Delivered),
+    ) {
         self.now = now;
         if n > 0 {
             self.last_write = now;
-            self.output.advance(n);
+            self.output.advance(n, delivered);
         }
         self.after_output_change();
     }
 
-    /// Responses delivered (or, after a close, cut short) since the last call.
-    pub fn take_delivered(&mut self) -> Vec<Delivery> {
+    /// Once closed: drops what was still queued, reporting the responses it cut
+    /// short to `delivered` (with the body bytes that did leave).
+    pub(crate) fn abandon_output(&mut self, delivered: &mut impl FnMut(Delivered)) {
         if self.state == State::Closed {
-            self.output.abandon()
-        } else {
-            self.output.take_delivered()
+            self.output.abandon(delivered);
         }
     }
 
     /// True once, when the driver should shut down the sending side of the socket
     /// (`shutdown(SHUT_WR)`) and keep reading to linger.
-    pub fn take_shutdown_request(&mut self) -> bool {
+    pub(crate) fn take_shutdown_request(&mut self) -> bool {
         std::mem::take(&mut self.shutdown_requested)
     }
 
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.state == State::Closed
     }
 
     /// Requests answered completely on this connection.
-    pub fn served(&self) -> u64 {
+    pub(crate) fn served(&self) -> u64 {
         self.served
     }
 
     /// Graceful shutdown: finish the exchange in hand with `Connection: close`,
     /// start no other; an idle connection closes at once.
-    pub fn drain(&mut self) {
+    pub(crate) fn drain(&mut self) {
         self.draining = true;
         if self.state == State::Idle && self.input.is_empty() {
             self.close(false);
@@ -725,7 +742,7 @@ impl Connection {
     // ----- time --------------------------------------------------------------
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called, if ever.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let t = &self.settings.timeouts;
         let sending = self.has_output().then(|| self.last_write + t.send);
         let reading = match self.state {
@@ -745,7 +762,7 @@ impl Connection {
     }
 
     /// Acts on whatever deadline has passed by `now`.
-    pub fn handle_timeout(&mut self, now: Now<'_>) {
+    pub(crate) fn handle_timeout(&mut self, now: Now<'_>) {
         self.now = now.instant;
         let date = now.date;
         let now = now.instant;
@@ -767,7 +784,7 @@ impl Connection {
                 self.close(false);
             }
             State::ReadingHead | State::ReadingBody => {
-                let _ = self.fail(ProtocolError::TimedOut, date);
+                self.fail(ProtocolError::TimedOut, None, date);
             }
             State::DiscardingBody | State::Lingering => self.abort(),
             State::AwaitingAnswer | State::Closing | State::Closed => {}
@@ -777,25 +794,29 @@ impl Connection {
     /// A bug (a panic) interrupted the work on this connection: the request in
     /// hand, if it has no answer yet, gets `500` (after any responses queued
     /// before it) and the connection closes; if its answer was already queued,
-    /// or no request is in hand, the connection closes at once.
-    pub fn fail_internal(&mut self, now: Now<'_>) {
-        let unanswered = self.exchange.as_ref().is_some_and(|e| !e.answered);
+    /// or no request is in hand, the connection closes at once. Returns the
+    /// exchange answered with `500`, if one was.
+    pub(crate) fn fail_internal(&mut self, now: Now<'_>) -> Option<u64> {
+        let unanswered = self.exchange.as_ref().filter(|e| !e.answered).map(|e| e.id);
         let can_answer = matches!(
             self.state,
             State::AwaitingAnswer | State::ReadingBody | State::DiscardingBody
         );
-        if unanswered && can_answer {
-            self.respond(
-                Response::error(StatusCode::INTERNAL_SERVER_ERROR).closing(),
-                now,
-            );
-        } else {
-            self.abort();
+        match unanswered {
+            Some(id) if can_answer => {
+                let answer = Response::error(StatusCode::INTERNAL_SERVER_ERROR).closing();
+                self.respond(answer, now);
+                Some(id)
+            }
+            _ => {
+                self.abort();
+                None
+            }
         }
     }
 
     /// Closes at once, dropping whatever was queued.
-    pub fn abort(&mut self) {
+    pub(crate) fn abort(&mut self) {
         self.exchange = None;
         self.body = None;
         self.input.clear();

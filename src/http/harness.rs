@@ -1,5 +1,6 @@
 //! A pretend driver and a pretend application around one [`Connection`], for
-//! the core's unit tests and its fuzz targets (feature `harness`).
+//! the core's own unit tests: they test the protocol, so a tiny application is
+//! enough. (What tests the product is `crate::testkit`.)
 //!
 //! The application answers GET (and anything but POST) with the request target
 //! as a `text/plain` body, and reads a POST's body and answers with it. The
@@ -12,7 +13,8 @@
 //! response can add past the backpressure threshold.
 
 use std::io::IoSlice;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use super::buffer::READ_SIZE;
 use super::conn::{Connection, Event, Now, Settings, State};
@@ -54,7 +56,7 @@ impl Harness {
     pub fn with(settings: Settings) -> Harness {
         let t = Instant::now();
         Harness {
-            conn: Connection::new(7, settings, t),
+            conn: Connection::new(7, Arc::new(settings), t),
             settings,
             t,
             out: Vec::new(),
@@ -69,6 +71,7 @@ impl Harness {
     pub fn now(&self) -> Now<'static> {
         Now {
             instant: self.t,
+            wall: UNIX_EPOCH,
             date: DATE,
         }
     }
@@ -140,11 +143,11 @@ impl Harness {
         loop {
             let now = self.now();
             match self.conn.next_event(now) {
-                Event::Request(head) if head.method() == Method::Post => {
+                Event::Request { head, .. } if head.method() == Method::Post => {
                     self.body = Some(Vec::new());
                     self.conn.read_body();
                 }
-                Event::Request(head) => {
+                Event::Request { head, .. } => {
                     let response = Response::plain_text(StatusCode::OK, head.target());
                     self.conn.respond(response, now);
                 }
@@ -158,7 +161,7 @@ impl Harness {
                     self.conn
                         .respond(Response::plain_text(StatusCode::OK, body), now);
                 }
-                Event::Failed(error) => self.failures.push(error),
+                Event::Failed(failure) => self.failures.push(failure.error),
                 Event::Pending => break,
             }
             self.check_bounds();
@@ -182,7 +185,7 @@ impl Harness {
                 Front::File { .. } => panic!("the harness application sends no files"),
                 Front::Empty => 0,
             };
-            self.conn.written(n, self.t);
+            self.conn.written(n, self.t, &mut |_| {});
         }
         drained
     }

@@ -42,7 +42,7 @@ impl Default for Limits {
 }
 
 /// The most header fields the parser has room for, whatever `--max-headers` says.
-pub const MAX_HEADERS_CEILING: usize = 1024;
+pub(crate) const MAX_HEADERS_CEILING: usize = 1024;
 
 /// Times: how long a connection may take over each phase of an exchange.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

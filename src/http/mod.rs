@@ -10,28 +10,46 @@
 //! - [`body`]: decoding Content-Length and chunked bodies incrementally;
 //! - [`response`] and [`output`]: what the application answers, and the write
 //!   queue of memory and file segments it becomes;
-//! - [`buffer`], [`date`], [`limits`], [`status`], [`tokens`]: the supporting cast.
+//! - [`buffer`], [`limits`], [`status`], [`tokens`]: the supporting cast.
 
-pub mod body;
-pub mod buffer;
-pub mod conn;
-pub mod date;
-pub mod error;
-pub mod framing;
-#[cfg(any(test, feature = "harness"))]
-pub mod harness;
-pub mod head;
-pub mod limits;
-pub mod output;
-pub mod request;
-pub mod response;
-pub mod status;
-pub(crate) mod target;
-pub mod tokens;
+mod body;
+mod buffer;
+mod conn;
+mod error;
+mod framing;
+#[cfg(test)]
+mod harness;
+mod head;
+mod limits;
+mod output;
+mod request;
+mod response;
+mod status;
+mod target;
+mod tokens;
 
-pub use conn::{Connection, Event, ExchangeRecord, Now, Settings, State};
-pub use error::ProtocolError;
+// What the crate root makes public (the driver's and the application's
+// interfaces).
+pub use conn::{Now, Settings};
 pub use limits::{Limits, Timeouts};
+pub use output::Front;
 pub use request::{Method, RequestHead, Version};
 pub use response::{Body, Chunk, Response};
 pub use status::StatusCode;
+
+// What the rest of the crate works with.
+pub(crate) use buffer::READ_SIZE;
+pub(crate) use conn::{Connection, Event, Failure, State};
+pub(crate) use limits::MAX_HEADERS_CEILING;
+pub(crate) use output::Delivered;
+pub(crate) use tokens::{list_elements, weighted};
+
+// What the fuzz targets feed directly (through `crate::testkit::parsers`).
+#[cfg(any(test, feature = "harness"))]
+pub use framing::semantics;
+#[cfg(any(test, feature = "harness"))]
+pub use head::{HeadScanner, parse as parse_head};
+
+/// A parsed head from text, for the application's unit tests.
+#[cfg(test)]
+pub(crate) use request::tests::head as test_head;

@@ -6,8 +6,9 @@
 //! reader costs its queue, not memory for every byte it has yet to read.
 //!
 //! The queue also remembers where each response ends in the byte stream, so that
-//! the number of responses still in flight bounds pipelining (backpressure) and
-//! the access log learns how many bytes each response really delivered.
+//! the number of responses still in flight bounds pipelining (backpressure), and
+//! so that whoever keeps accounts (the session, for the access log) learns when
+//! each response has gone and how many of its body bytes really left.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -66,25 +67,26 @@ pub enum Front<'a> {
     },
 }
 
-/// Where one queued response ends, and what to report about it when it has gone.
+/// Where one queued response ends in the byte stream.
 #[derive(Debug)]
-struct InFlight<R> {
+struct InFlight {
+    exchange: u64,
     body_start: u64,
     end: u64,
-    record: R,
 }
 
 /// A response that left the queue, completely or (when the connection died) not.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Delivered<R> {
-    pub record: R,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Delivered {
+    /// The exchange it answered (numbered from 1 on each connection).
+    pub exchange: u64,
     /// Body bytes that were written to the socket.
     pub body_bytes: u64,
     pub complete: bool,
 }
 
-#[derive(Debug)]
-pub struct WriteQueue<R> {
+#[derive(Debug, Default)]
+pub(crate) struct WriteQueue {
     segments: VecDeque<Segment>,
     /// Unsent bytes held in memory (file ranges are not counted: they are on disk).
     buffered: usize,
@@ -92,47 +94,32 @@ pub struct WriteQueue<R> {
     written: u64,
     /// Bytes queued over the connection's life.
     queued: u64,
-    in_flight: VecDeque<InFlight<R>>,
-    /// Whether anyone wants the delivered records (the access log).
-    keep_delivered: bool,
-    delivered: Vec<Delivered<R>>,
+    in_flight: VecDeque<InFlight>,
 }
 
-impl<R> WriteQueue<R> {
-    /// A queue; with `keep_delivered`, it reports each response once it has gone.
-    pub fn new(keep_delivered: bool) -> WriteQueue<R> {
-        WriteQueue {
-            segments: VecDeque::new(),
-            buffered: 0,
-            written: 0,
-            queued: 0,
-            in_flight: VecDeque::new(),
-            keep_delivered,
-            delivered: Vec::new(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
+impl WriteQueue {
+    pub(crate) fn is_empty(&self) -> bool {
         self.segments.is_empty()
     }
 
     /// Unsent bytes held in memory.
-    pub fn buffered_bytes(&self) -> usize {
+    pub(crate) fn buffered_bytes(&self) -> usize {
         self.buffered
     }
 
     /// Responses queued and not yet completely written.
-    pub fn responses_in_flight(&self) -> usize {
+    pub(crate) fn responses_in_flight(&self) -> usize {
         self.in_flight.len()
     }
 
     /// Total bytes written over the connection's life.
+    #[cfg(test)]
     pub fn written(&self) -> u64 {
         self.written
     }
 
     /// Queues bytes, copying them onto the tail segment when both are small.
-    pub fn push_bytes(&mut self, bytes: &[u8]) {
+    pub(crate) fn push_bytes(&mut self, bytes: &[u8]) {
         if !bytes.is_empty() && !self.coalesce(bytes) {
             self.push_owned(bytes.to_vec());
         }
@@ -140,7 +127,7 @@ impl<R> WriteQueue<R> {
 
     /// Queues an owned buffer: copied onto the tail when both are small, kept
     /// as a segment of its own (no copy) otherwise.
-    pub fn push_vec(&mut self, bytes: Vec<u8>) {
+    pub(crate) fn push_vec(&mut self, bytes: Vec<u8>) {
         if bytes.is_empty() {
             return;
         }
@@ -170,7 +157,7 @@ impl<R> WriteQueue<R> {
     }
 
     /// Queues one body chunk.
-    pub fn push_chunk(&mut self, chunk: Chunk) {
+    pub(crate) fn push_chunk(&mut self, chunk: Chunk) {
         match chunk {
             Chunk::Bytes(bytes) => self.push_vec(bytes),
             Chunk::Shared { data, range } if range.len() <= COALESCE_LIMIT / 4 => {
@@ -202,24 +189,26 @@ impl<R> WriteQueue<R> {
         self.queued += len as u64;
     }
 
-    /// Marks the end of a response whose body began at stream offset `body_start`.
-    pub fn end_response(&mut self, body_start: u64, record: R) {
+    /// Marks the end of the response to `exchange`, whose body began at stream
+    /// offset `body_start`. A response with nothing to send (possible only for
+    /// an empty one, which has at least a head, so never) would be delivered
+    /// by the next write.
+    pub(crate) fn end_response(&mut self, exchange: u64, body_start: u64) {
         self.in_flight.push_back(InFlight {
+            exchange,
             body_start,
             end: self.queued,
-            record,
         });
-        self.settle();
     }
 
     /// Stream offset of the next byte to be queued.
-    pub fn queued(&self) -> u64 {
+    pub(crate) fn queued(&self) -> u64 {
         self.queued
     }
 
     /// Describes the front of the queue; for memory, fills `slices` with the
     /// leading in-memory segments (up to the first file range).
-    pub fn front<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> Front<'a> {
+    pub(crate) fn front<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> Front<'a> {
         let mut filled = 0;
         let mut file_follows = false;
         for segment in &self.segments {
@@ -259,8 +248,9 @@ impl<R> WriteQueue<R> {
         }
     }
 
-    /// Records that the driver wrote `n` bytes from the front.
-    pub fn advance(&mut self, mut n: usize) {
+    /// Records that the driver wrote `n` bytes from the front, and reports each
+    /// response whose last byte that wrote.
+    pub(crate) fn advance(&mut self, mut n: usize, delivered: &mut impl FnMut(Delivered)) {
         self.written += n as u64;
         while n > 0 {
             let Some(front) = self.segments.front_mut() else {
@@ -286,46 +276,31 @@ impl<R> WriteQueue<R> {
                 self.segments.pop_front();
             }
         }
-        self.settle();
-    }
-
-    /// Moves responses whose last byte has been written to `delivered`.
-    fn settle(&mut self) {
-        while let Some(first) = self.in_flight.front() {
-            if first.end > self.written {
-                break;
-            }
-            if let Some(done) = self.in_flight.pop_front()
-                && self.keep_delivered
-            {
-                self.delivered.push(Delivered {
+        while let Some(first) = self.in_flight.front()
+            && first.end <= self.written
+        {
+            if let Some(done) = self.in_flight.pop_front() {
+                delivered(Delivered {
+                    exchange: done.exchange,
                     body_bytes: done.end.saturating_sub(done.body_start),
-                    record: done.record,
                     complete: true,
                 });
             }
         }
     }
 
-    /// Takes the responses delivered since the last call.
-    pub fn take_delivered(&mut self) -> Vec<Delivered<R>> {
-        std::mem::take(&mut self.delivered)
-    }
-
     /// Gives up on everything still queued (the connection is going away) and
     /// reports the responses that were cut short.
-    pub fn abandon(&mut self) -> Vec<Delivered<R>> {
+    pub(crate) fn abandon(&mut self, delivered: &mut impl FnMut(Delivered)) {
         self.segments.clear();
         self.buffered = 0;
-        let written = self.written;
-        let mut delivered = std::mem::take(&mut self.delivered);
-        let cut_short = self.in_flight.drain(..).filter(|_| self.keep_delivered);
-        delivered.extend(cut_short.map(|cut| Delivered {
-            body_bytes: written.clamp(cut.body_start, cut.end) - cut.body_start,
-            record: cut.record,
-            complete: false,
-        }));
-        delivered
+        for cut in self.in_flight.drain(..) {
+            delivered(Delivered {
+                exchange: cut.exchange,
+                body_bytes: self.written.clamp(cut.body_start, cut.end) - cut.body_start,
+                complete: false,
+            });
+        }
     }
 }
 
@@ -341,7 +316,9 @@ fn advance_slice(len: usize, sent: &mut usize, n: &mut usize) -> bool {
 mod tests {
     use super::*;
 
-    fn memory_front(queue: &WriteQueue<()>) -> Vec<u8> {
+    fn ignore(_: Delivered) {}
+
+    fn memory_front(queue: &WriteQueue) -> Vec<u8> {
         let mut slices = [IoSlice::new(&[]); 8];
         match queue.front(&mut slices) {
             Front::Memory { count, .. } => slices[..count]
@@ -355,7 +332,7 @@ mod tests {
 
     #[test]
     fn small_writes_coalesce_into_one_segment() {
-        let mut q = WriteQueue::<()>::new(false);
+        let mut q = WriteQueue::default();
         q.push_bytes(b"HTTP/1.1 200 OK\r\n\r\n");
         q.push_vec(b"abc".to_vec());
         q.push_bytes(b"HTTP/1.1 404 Not Found\r\n\r\n");
@@ -365,18 +342,18 @@ mod tests {
 
     #[test]
     fn advancing_consumes_in_order_and_tracks_memory() {
-        let mut q = WriteQueue::<()>::new(false);
+        let mut q = WriteQueue::default();
         q.push_vec(vec![b'a'; COALESCE_LIMIT]);
         q.push_chunk(Chunk::Shared {
             data: Arc::from(vec![b'b'; COALESCE_LIMIT + 2]),
             range: 1..COALESCE_LIMIT + 1,
         });
         assert_eq!(q.buffered_bytes(), 2 * COALESCE_LIMIT);
-        q.advance(COALESCE_LIMIT - 1);
+        q.advance(COALESCE_LIMIT - 1, &mut ignore);
         assert_eq!(memory_front(&q).len(), 1 + COALESCE_LIMIT);
-        q.advance(2);
+        q.advance(2, &mut ignore);
         assert_eq!(q.buffered_bytes(), COALESCE_LIMIT - 1);
-        q.advance(COALESCE_LIMIT - 1);
+        q.advance(COALESCE_LIMIT - 1, &mut ignore);
         assert!(q.is_empty());
         assert_eq!(q.buffered_bytes(), 0);
         assert_eq!(q.written(), 2 * COALESCE_LIMIT as u64);
@@ -384,33 +361,35 @@ mod tests {
 
     #[test]
     fn responses_are_delivered_when_their_last_byte_is_written() {
-        let mut q = WriteQueue::<&str>::new(true);
+        let mut q = WriteQueue::default();
         q.push_bytes(b"head1");
         let start = q.queued();
         q.push_bytes(b"body1");
-        q.end_response(start, "first");
+        q.end_response(1, start);
         q.push_bytes(b"head2");
         let start = q.queued();
         q.push_bytes(b"body-two");
-        q.end_response(start, "second");
+        q.end_response(2, start);
         assert_eq!(q.responses_in_flight(), 2);
-        q.advance(9);
-        assert!(q.take_delivered().is_empty());
-        q.advance(1);
+        let mut delivered = Vec::new();
+        q.advance(9, &mut |d| delivered.push(d));
+        assert!(delivered.is_empty());
+        q.advance(1, &mut |d| delivered.push(d));
         assert_eq!(
-            q.take_delivered(),
+            delivered,
             vec![Delivered {
-                record: "first",
+                exchange: 1,
                 body_bytes: 5,
                 complete: true
             }]
         );
-        q.advance(8);
-        let cut = q.abandon();
+        q.advance(8, &mut ignore);
+        let mut cut = Vec::new();
+        q.abandon(&mut |d| cut.push(d));
         assert_eq!(
             cut,
             vec![Delivered {
-                record: "second",
+                exchange: 2,
                 body_bytes: 3,
                 complete: false
             }]
@@ -420,7 +399,7 @@ mod tests {
     #[test]
     fn file_ranges_go_to_the_front_alone() {
         let file = Arc::new(File::open("Cargo.toml").expect("Cargo.toml exists"));
-        let mut q = WriteQueue::<()>::new(false);
+        let mut q = WriteQueue::default();
         q.push_bytes(b"head");
         q.push_chunk(Chunk::File {
             file,
@@ -437,15 +416,15 @@ mod tests {
                 file_follows: true
             }
         ));
-        q.advance(4);
-        let file_front = |q: &WriteQueue<()>| match q.front(&mut [IoSlice::new(&[]); 8]) {
+        q.advance(4, &mut ignore);
+        let file_front = |q: &WriteQueue| match q.front(&mut [IoSlice::new(&[]); 8]) {
             Front::File { offset, len, .. } => Some((offset, len)),
             _ => None,
         };
         assert_eq!(file_front(&q), Some((10, 100)));
-        q.advance(60);
+        q.advance(60, &mut ignore);
         assert_eq!(file_front(&q), Some((70, 40)));
-        q.advance(40);
+        q.advance(40, &mut ignore);
         assert_eq!(memory_front(&q), b"tail");
         assert_eq!(q.buffered_bytes(), 4);
     }

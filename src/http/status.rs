@@ -13,7 +13,6 @@ impl StatusCode {
     pub const CONTINUE: Self = Self(100);
     pub const OK: Self = Self(200);
     pub const CREATED: Self = Self(201);
-    pub const NO_CONTENT: Self = Self(204);
     pub const PARTIAL_CONTENT: Self = Self(206);
     pub const MOVED_PERMANENTLY: Self = Self(301);
     pub const NOT_MODIFIED: Self = Self(304);
@@ -22,7 +21,6 @@ impl StatusCode {
     pub const NOT_FOUND: Self = Self(404);
     pub const METHOD_NOT_ALLOWED: Self = Self(405);
     pub const REQUEST_TIMEOUT: Self = Self(408);
-    pub const LENGTH_REQUIRED: Self = Self(411);
     pub const PRECONDITION_FAILED: Self = Self(412);
     pub const CONTENT_TOO_LARGE: Self = Self(413);
     pub const URI_TOO_LONG: Self = Self(414);
@@ -46,7 +44,6 @@ impl StatusCode {
             100 => "Continue",
             200 => "OK",
             201 => "Created",
-            204 => "No Content",
             206 => "Partial Content",
             301 => "Moved Permanently",
             304 => "Not Modified",
@@ -55,7 +52,6 @@ impl StatusCode {
             404 => "Not Found",
             405 => "Method Not Allowed",
             408 => "Request Timeout",
-            411 => "Length Required",
             412 => "Precondition Failed",
             413 => "Content Too Large",
             414 => "URI Too Long",
@@ -72,9 +68,10 @@ impl StatusCode {
     }
 
     /// Whether a response with this status may carry content (RFC 9110 section 6.4.1):
-    /// informational responses, 204 and 304 never do.
+    /// informational responses and 304 never do (nor would 204, which oneloop
+    /// never sends).
     pub fn permits_body(self) -> bool {
-        !(self.0 < 200 || self.0 == 204 || self.0 == 304)
+        !(self.0 < 200 || self.0 == 304)
     }
 
     /// Whether the status reports a failure (4xx or 5xx).
@@ -111,7 +108,6 @@ mod tests {
     #[test]
     fn bodiless_statuses() {
         assert!(!StatusCode::CONTINUE.permits_body());
-        assert!(!StatusCode::NO_CONTENT.permits_body());
         assert!(!StatusCode::NOT_MODIFIED.permits_body());
         assert!(StatusCode::OK.permits_body());
         assert!(StatusCode::NOT_FOUND.permits_body());

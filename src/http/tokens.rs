@@ -4,7 +4,7 @@
 //! lists; a recipient must accept empty elements and optional whitespace around commas.
 
 /// Splits every value of a list header into its trimmed, non-empty elements.
-pub fn list_elements<'a, I>(values: I) -> impl Iterator<Item = &'a [u8]>
+pub(crate) fn list_elements<'a, I>(values: I) -> impl Iterator<Item = &'a [u8]>
 where
     I: IntoIterator<Item = &'a [u8]>,
 {
@@ -17,7 +17,7 @@ where
 
 /// Whether any element of the list is `token`, compared case-insensitively
 /// (the way `Connection: Keep-Alive, CLOSE` must be read).
-pub fn contains_token<'a, I>(values: I, token: &str) -> bool
+pub(super) fn contains_token<'a, I>(values: I, token: &str) -> bool
 where
     I: IntoIterator<Item = &'a [u8]>,
 {
@@ -25,7 +25,7 @@ where
 }
 
 /// Strips optional whitespace (spaces and tabs) from both ends.
-pub fn trim_ows(bytes: &[u8]) -> &[u8] {
+pub(super) fn trim_ows(bytes: &[u8]) -> &[u8] {
     let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
     let start = bytes.iter().position(|b| !is_ows(b)).unwrap_or(bytes.len());
     let end = bytes
@@ -37,7 +37,7 @@ pub fn trim_ows(bytes: &[u8]) -> &[u8] {
 
 /// One element of a weighted list such as `Accept-Encoding: gzip;q=0.5`:
 /// the item and its quality in thousandths (1000 when no `q` is given).
-pub fn weighted(element: &[u8]) -> (&[u8], u16) {
+pub(crate) fn weighted(element: &[u8]) -> (&[u8], u16) {
     let mut parts = element.split(|&b| b == b';');
     let item = trim_ows(parts.next().unwrap_or_default());
     let mut quality = 1000;

@@ -13,6 +13,7 @@
 //! [`App`]: crate::app::App
 
 pub mod conversation;
+pub mod parsers;
 mod site;
 pub mod wire;
 

@@ -3,18 +3,18 @@
 use std::io;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::app::statics::StaticConfig;
-use crate::app::statics::cache::CacheLimits;
-use crate::app::statics::resolve::Visibility;
-use crate::app::{App, AppConfig};
+use crate::app::{App, AppConfig, CacheLimits, StaticConfig, Visibility};
+use crate::http::Settings;
+use crate::session::Service;
 
 /// Files kept in memory are at most this big here, so `big.bin` goes out as a
 /// file range, as large files do in production.
-pub const CACHE_FILE_BYTES: usize = 4096;
+pub(super) const CACHE_FILE_BYTES: usize = 4096;
 
 /// Listings here show at most this many entries, so `listed/` is cut.
-pub const LISTING_MAX_ENTRIES: usize = 4;
+pub(super) const LISTING_MAX_ENTRIES: usize = 4;
 
 /// The contents of the store when a conversation begins.
 const STORED: &[(&str, &[u8])] = &[("stored.txt", b"stored bytes\n")];
@@ -26,7 +26,8 @@ pub struct FixtureSite {
     _dir: tempfile::TempDir,
     pub root: PathBuf,
     pub store: PathBuf,
-    pub app: App,
+    /// The real application over the site, as a driver's sessions share it.
+    pub service: Arc<Service>,
 }
 
 impl FixtureSite {
@@ -97,7 +98,7 @@ impl FixtureSite {
             _dir: dir,
             root,
             store,
-            app,
+            service: Service::new(app, Settings::default(), false),
         };
         site.reset_store()?;
         Ok(site)

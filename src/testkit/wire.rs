@@ -10,13 +10,12 @@
 
 use std::io::IoSlice;
 use std::os::unix::fs::FileExt;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Instant, UNIX_EPOCH};
 
-use crate::app::App;
-use crate::http::buffer::READ_SIZE;
-use crate::http::output::Front;
-use crate::http::{Now, Settings, State};
-use crate::session::Session;
+use crate::http::READ_SIZE;
+use crate::http::{Front, Now, Settings, State};
+use crate::session::{Service, Session};
 
 use super::site::CACHE_FILE_BYTES;
 
@@ -65,29 +64,27 @@ impl Transcript {
     }
 }
 
-struct Wire<'a> {
-    app: &'a App,
+struct Wire {
     session: Session,
-    settings: Settings,
     clock: Instant,
     /// Sent by the client, not yet read by the session.
     pending: Vec<u8>,
     out: Vec<u8>,
 }
 
-impl Wire<'_> {
+impl Wire {
     fn now(&self) -> Now<'static> {
         Now {
             instant: self.clock,
+            wall: UNIX_EPOCH,
             date: DATE,
         }
     }
 
-    /// Moves bytes until nothing moves: the session answers, the client takes
-    /// the output, the session reads the wire.
+    /// Moves bytes until nothing moves: the client takes the output, the
+    /// session reads the wire (and answers inside each verb).
     fn pump(&mut self) {
         loop {
-            self.process();
             let drained = self.drain();
             let read = self.read_pending();
             if !drained && !read {
@@ -96,37 +93,32 @@ impl Wire<'_> {
         }
     }
 
-    fn process(&mut self) {
-        let now = self.now();
-        self.session.process(self.app, now);
-        self.check_bounds();
-    }
-
     fn read_pending(&mut self) -> bool {
         let mut read = false;
-        while !self.pending.is_empty() && self.session.conn().wants_read() {
-            let conn = self.session.conn_mut();
-            if !conn.has_buffer() {
-                conn.attach_buffer(vec![0; READ_SIZE]);
+        while !self.pending.is_empty() && self.session.wants_read() {
+            if self.session.needs_buffer() {
+                self.session.lend_buffer(vec![0; READ_SIZE]);
             }
-            let room = conn.read_buffer();
+            let room = self.session.read_buffer();
             let n = room.len().min(self.pending.len());
             let (taken, _) = self.pending.split_at(n);
             room.get_mut(..n).unwrap_or_default().copy_from_slice(taken);
             self.pending.drain(..n);
-            self.session.conn_mut().received(n, self.clock);
+            self.session.received(n, self.now());
+            self.check_bounds();
             read = true;
-            self.process();
+            // Answers go out before more is read, as a driver would write them.
+            self.drain();
         }
         read
     }
 
     fn drain(&mut self) -> bool {
         let mut drained = false;
-        while self.session.conn().has_output() {
+        while self.session.has_output() {
             drained = true;
             let mut slices = [IoSlice::new(&[]); 16];
-            let n = match self.session.conn().output().front(&mut slices) {
+            let n = match self.session.front(&mut slices) {
                 Front::Memory { count, .. } => {
                     let before = self.out.len();
                     for slice in slices.iter().take(count) {
@@ -144,21 +136,20 @@ impl Wire<'_> {
                 }
                 Front::Empty => 0,
             };
-            self.session.conn_mut().written(n, self.clock);
-            self.process();
+            self.session.written(n, self.now());
+            self.check_bounds();
         }
         drained
     }
 
     /// The memory bounds the core promises whatever the input.
     fn check_bounds(&self) {
-        let limits = self.settings.limits;
-        let conn = self.session.conn();
+        let limits = Settings::default().limits;
+        let (input, output) = self.session.buffered();
         let input_bound = limits.max_head_bytes.max(READ_SIZE);
         assert!(
-            conn.buffered_input() <= input_bound,
-            "input buffer {} over its bound {input_bound}",
-            conn.buffered_input()
+            input <= input_bound,
+            "input buffer {input} over its bound {input_bound}"
         );
         // Backpressure stops new requests once the threshold is passed, so at
         // most one response goes past it. The largest one held in memory here
@@ -166,22 +157,18 @@ impl Wire<'_> {
         let largest_response = CACHE_FILE_BYTES.max(limits.max_head_bytes) + 16 * 1024;
         let output_bound = limits.max_queued_bytes + largest_response;
         assert!(
-            conn.output().buffered_bytes() <= output_bound,
-            "queued output {} over {output_bound}",
-            conn.output().buffered_bytes()
+            output <= output_bound,
+            "queued output {output} over {output_bound}"
         );
     }
 }
 
 /// Sends `input` to a new session over `app`, cut at `cuts` (taken modulo its
 /// length), then closes the client's side; returns what came back.
-pub fn converse(app: &App, input: &[u8], cuts: &[usize]) -> Transcript {
-    let settings = Settings::default();
+pub fn converse(service: &Arc<Service>, input: &[u8], cuts: &[usize]) -> Transcript {
     let clock = Instant::now();
     let mut wire = Wire {
-        app,
-        session: Session::new(7, settings, clock),
-        settings,
+        session: Session::new(7, Arc::clone(service), clock),
         clock,
         pending: Vec::new(),
         out: Vec::new(),
@@ -197,12 +184,12 @@ pub fn converse(app: &App, input: &[u8], cuts: &[usize]) -> Transcript {
         start = end;
     }
     wire.pump();
-    let clock = wire.clock;
-    wire.session.conn_mut().received_eof(clock);
+    let now = wire.now();
+    wire.session.received_eof(now);
     wire.pump();
     Transcript {
         output: wire.out,
-        state: wire.session.conn().state(),
+        state: wire.session.state(),
     }
 }
 
@@ -221,7 +208,7 @@ pub fn seeded_cuts(seed: u8, input: &[u8]) -> Vec<usize> {
 pub fn assert_split_invariant(site: &super::FixtureSite, input: &[u8], cuts: &[usize]) {
     let run = |cuts: &[usize]| {
         site.reset_store().expect("the store can be reset");
-        converse(&site.app, input, cuts)
+        converse(&site.service, input, cuts)
     };
     let whole = run(&[]);
     let check = |other: Transcript, how: &str| {

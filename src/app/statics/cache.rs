@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 
 use super::Representation;
 use super::lru::{Lru, lock};
+use crate::app::encoding::Codings;
 
 /// How long a cached answer is trusted without looking at the file system.
-pub const REVALIDATE_AFTER: Duration = Duration::from_secs(1);
+pub(super) const REVALIDATE_AFTER: Duration = Duration::from_secs(1);
 
 /// How much the cache may hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,18 +49,18 @@ impl Default for CacheLimits {
     }
 }
 
-/// What a request for a URL path with a given set of accepted encodings found.
+/// What a request for a URL path with a given set of accepted codings found.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Key {
+pub(super) struct Key {
     pub url_path: String,
-    /// Which precompressed encodings the client accepts (bit 0 gzip, bit 1 br):
-    /// the same path may resolve to a different file for a different client.
-    pub accepted: u8,
+    /// Which precompressed codings the client accepts: the same path may
+    /// resolve to a different file for a different client.
+    pub accepted: Codings,
 }
 
 /// Where a cached file's bytes are.
 #[derive(Clone, Debug)]
-pub enum Content {
+pub(super) enum Content {
     /// A small file, read into memory.
     Bytes(Arc<[u8]>),
     /// A larger file, kept open (sendfile takes an offset, so one descriptor
@@ -68,13 +69,13 @@ pub enum Content {
 }
 
 #[derive(Clone, Debug)]
-pub struct Cached {
+pub(super) struct Cached {
     pub representation: Arc<Representation>,
     pub content: Content,
 }
 
 /// The result of a lookup.
-pub enum Lookup {
+pub(super) enum Lookup {
     /// Recent enough to serve as is.
     Fresh(Cached),
     /// Present but due for revalidation.
@@ -82,7 +83,7 @@ pub enum Lookup {
     Miss,
 }
 
-pub struct FileCache {
+pub(super) struct FileCache {
     limits: CacheLimits,
     /// Small files' bytes, weighed in bytes.
     memory: Mutex<Lru<Key, Cached>>,
@@ -91,7 +92,7 @@ pub struct FileCache {
 }
 
 impl FileCache {
-    pub fn new(limits: CacheLimits) -> FileCache {
+    pub(super) fn new(limits: CacheLimits) -> FileCache {
         FileCache {
             limits,
             memory: Mutex::new(Lru::new(limits.total_bytes)),
@@ -101,11 +102,11 @@ impl FileCache {
 
     /// Whether a file of `len` bytes is kept in memory (otherwise it is kept
     /// open, if descriptors may be kept at all).
-    pub fn holds_in_memory(&self, len: u64) -> bool {
+    pub(super) fn holds_in_memory(&self, len: u64) -> bool {
         len <= self.limits.file_bytes as u64 && len <= self.limits.total_bytes as u64
     }
 
-    pub fn lookup(&self, key: &Key, now: Instant) -> Lookup {
+    pub(super) fn lookup(&self, key: &Key, now: Instant) -> Lookup {
         let found = lock(&self.memory)
             .touch(key)
             .or_else(|| lock(&self.open).touch(key));
@@ -119,7 +120,7 @@ impl FileCache {
     }
 
     /// Stores (or refreshes) an entry checked at `now`.
-    pub fn insert(&self, key: Key, cached: Cached, now: Instant) {
+    pub(super) fn insert(&self, key: Key, cached: Cached, now: Instant) {
         // An entry may move between kinds when its file grows or shrinks.
         self.remove(&key);
         match &cached.content {
@@ -132,17 +133,19 @@ impl FileCache {
     }
 
     /// Forgets an entry.
-    pub fn remove(&self, key: &Key) {
+    pub(super) fn remove(&self, key: &Key) {
         lock(&self.memory).remove(key);
         lock(&self.open).remove(key);
     }
 
     /// Bytes held in memory.
+    #[cfg(test)]
     pub fn bytes_held(&self) -> usize {
         lock(&self.memory).used()
     }
 
     /// Descriptors held open.
+    #[cfg(test)]
     pub fn files_held(&self) -> usize {
         lock(&self.open).used()
     }
@@ -151,7 +154,7 @@ impl FileCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::files::FileIdentity;
+    use crate::app::open::FileIdentity;
     use crate::app::statics::conditional::Validators;
     use std::path::PathBuf;
     use std::time::UNIX_EPOCH;
@@ -169,7 +172,7 @@ mod tests {
             },
             validators: Validators::new("\"e\"".into(), UNIX_EPOCH),
             content_type: "text/plain".into(),
-            encoding: None,
+            coding: None,
             vary: false,
         })
     }
@@ -191,7 +194,7 @@ mod tests {
     fn key(path: &str) -> Key {
         Key {
             url_path: path.into(),
-            accepted: 0,
+            accepted: Codings::NONE,
         }
     }
 

@@ -42,7 +42,7 @@ impl Validators {
 }
 
 /// Truncates a time to whole seconds.
-pub fn to_seconds(time: SystemTime) -> SystemTime {
+pub(super) fn to_seconds(time: SystemTime) -> SystemTime {
     match time.duration_since(UNIX_EPOCH) {
         Ok(d) => UNIX_EPOCH + std::time::Duration::from_secs(d.as_secs()),
         Err(_) => UNIX_EPOCH,
@@ -175,7 +175,7 @@ fn entity_tags(list: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::request::tests::head;
+    use crate::http::test_head as head;
     use std::time::Duration;
 
     fn current() -> Validators {

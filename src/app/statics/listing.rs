@@ -40,15 +40,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::lru::{Lru, lock};
 use super::resolve::{Visibility, visible};
-use crate::app::files::FileIdentity;
+use crate::app::open::FileIdentity;
 use crate::app::url;
+use crate::http::Now;
 use crate::timefmt::Civil;
 
 /// The policy sent with every listing: styles inline, nothing else, no scripts.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'";
+pub(super) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'";
 
 /// Most entries a listing shows unless `--listing-max-entries` says otherwise.
-pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
+pub(crate) const DEFAULT_MAX_ENTRIES: usize = 10_000;
 
 /// Rendered pages, by the canonical URL path they were rendered for.
 ///
@@ -56,7 +57,7 @@ pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
 /// reference: one that any client still has in flight is shared, however large
 /// it is. `kept` holds strong references to the most recent ones, within a
 /// byte budget, so that a page outlives its last client while it fits.
-pub struct Listings {
+pub(super) struct Listings {
     max_entries: usize,
     index: Mutex<HashMap<String, Page>>,
     kept: Mutex<Lru<String, Arc<[u8]>>>,
@@ -75,7 +76,7 @@ struct Page {
 
 /// How long after a directory's last change its identity may still hide a
 /// further change (coarser than any file system's timestamps).
-pub const RACY_WINDOW: Duration = Duration::from_secs(2);
+pub(super) const RACY_WINDOW: Duration = Duration::from_secs(2);
 
 /// How long a page rendered within the racy window is trusted.
 const RACY_TRUST: Duration = Duration::from_secs(1);
@@ -83,7 +84,7 @@ const RACY_TRUST: Duration = Duration::from_secs(1);
 impl Listings {
     /// Listings of at most `max_entries` entries, kept alive in up to
     /// `cache_bytes` when no client holds them.
-    pub fn new(max_entries: usize, cache_bytes: usize) -> Listings {
+    pub(super) fn new(max_entries: usize, cache_bytes: usize) -> Listings {
         Listings {
             max_entries,
             index: Mutex::new(HashMap::new()),
@@ -94,18 +95,18 @@ impl Listings {
     /// The page for `dir` (under `root`), shown at `url_path` (canonical, ending
     /// in `/`): the one rendered before if the directory has not changed since
     /// and someone still holds it, else a new rendering.
-    pub fn page(
+    pub(super) fn page(
         &self,
         root: &Path,
         dir: &Path,
         url_path: &str,
         visibility: Visibility,
+        now: Now<'_>,
     ) -> io::Result<Arc<[u8]>> {
         // Taken before reading: a change during the rendering makes the next
         // request render again.
         let identity = FileIdentity::of(&std::fs::metadata(dir)?);
-        let now = Instant::now();
-        if let Some(html) = self.rendered(url_path, dir, identity, now) {
+        if let Some(html) = self.rendered(url_path, dir, identity, now.instant) {
             return Ok(html);
         }
         let html: Arc<[u8]> = render(root, dir, url_path, visibility, self.max_entries)?
@@ -114,13 +115,13 @@ impl Listings {
         log::debug!(
             "listing {url_path} rendered: {} bytes in {:.1} ms",
             html.len(),
-            now.elapsed().as_secs_f64() * 1e3
+            now.instant.elapsed().as_secs_f64() * 1e3
         );
         let page = Page {
             real: dir.to_path_buf(),
             identity,
-            racy: changed_recently(&identity, SystemTime::now()),
-            rendered: now,
+            racy: changed_recently(&identity, now.wall),
+            rendered: now.instant,
             html: Arc::downgrade(&html),
         };
         {
@@ -132,7 +133,12 @@ impl Listings {
             }
             index.insert(url_path.to_owned(), page);
         }
-        lock(&self.kept).insert(url_path.to_owned(), Arc::clone(&html), html.len(), now);
+        lock(&self.kept).insert(
+            url_path.to_owned(),
+            Arc::clone(&html),
+            html.len(),
+            now.instant,
+        );
         Ok(html)
     }
 
@@ -258,7 +264,7 @@ fn describe(
 
 /// Renders the listing of `dir` (under `root`), shown at `url_path` (canonical,
 /// percent-encoded, ending in `/`).
-pub fn render(
+pub(super) fn render(
     root: &Path,
     dir: &Path,
     url_path: &str,
@@ -331,7 +337,7 @@ td:nth-child(2),th:nth-child(2){text-align:right;white-space:nowrap}\n\
 @media (max-width:32rem){td:nth-child(3),th:nth-child(3){display:none}}\n";
 
 /// Escapes the five characters that matter in HTML text and attributes.
-pub fn escape_html(text: &str) -> String {
+pub(super) fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -463,7 +469,13 @@ mod tests {
         let listings = Listings::new(DEFAULT_MAX_ENTRIES, 1 << 20);
         let page = |listings: &Listings| {
             listings
-                .page(&root, &root, "/", Visibility::default())
+                .page(
+                    &root,
+                    &root,
+                    "/",
+                    Visibility::default(),
+                    crate::app::tests::now(),
+                )
                 .unwrap()
         };
         let first = page(&listings);
@@ -484,7 +496,13 @@ mod tests {
         let listings = Listings::new(DEFAULT_MAX_ENTRIES, 0);
         let page = || {
             listings
-                .page(&root, &root, "/", Visibility::default())
+                .page(
+                    &root,
+                    &root,
+                    "/",
+                    Visibility::default(),
+                    crate::app::tests::now(),
+                )
                 .unwrap()
         };
         let held = page();

@@ -17,7 +17,7 @@ struct Slot<V> {
     tick: u64,
 }
 
-pub struct Lru<K, V> {
+pub(super) struct Lru<K, V> {
     capacity: usize,
     used: usize,
     slots: HashMap<K, Slot<V>>,
@@ -27,7 +27,7 @@ pub struct Lru<K, V> {
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
-    pub fn new(capacity: usize) -> Lru<K, V> {
+    pub(super) fn new(capacity: usize) -> Lru<K, V> {
         Lru {
             capacity,
             used: 0,
@@ -38,7 +38,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
     }
 
     /// The entry and when it was checked, moved to the recent end.
-    pub fn touch<Q>(&mut self, key: &Q) -> Option<(V, Instant)>
+    pub(super) fn touch<Q>(&mut self, key: &Q) -> Option<(V, Instant)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -55,7 +55,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
 
     /// Stores an entry checked at `now`, evicting the least recently used
     /// until it fits; one heavier than the whole capacity is not stored.
-    pub fn insert(&mut self, key: K, value: V, weight: usize, now: Instant) {
+    pub(super) fn insert(&mut self, key: K, value: V, weight: usize, now: Instant) {
         self.remove(&key);
         if weight > self.capacity {
             return;
@@ -83,7 +83,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
         );
     }
 
-    pub fn remove<Q>(&mut self, key: &Q)
+    pub(super) fn remove<Q>(&mut self, key: &Q)
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -95,6 +95,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
     }
 
     /// The total weight held.
+    #[cfg(test)]
     pub fn used(&self) -> usize {
         self.used
     }
@@ -103,7 +104,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
 /// Locks a cache. A panic while the lock was held (contained to its
 /// connection) cannot leave an LRU inconsistent in a way that matters to a
 /// cache: recover the guard rather than poison every later request.
-pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -12,12 +12,25 @@
 //! 6. the bytes come from memory (small files) or leave by sendfile from an open
 //!    descriptor (larger ones), both remembered for a second by the [`cache`].
 
-pub mod cache;
-pub mod conditional;
-pub mod listing;
+mod cache;
+mod conditional;
+mod listing;
 mod lru;
-pub mod range;
-pub mod resolve;
+mod range;
+mod resolve;
+
+pub(crate) use cache::CacheLimits;
+pub(crate) use listing::DEFAULT_MAX_ENTRIES;
+pub(crate) use resolve::Visibility;
+
+// What the `validators` fuzz target feeds directly (through
+// `crate::testkit::parsers`).
+pub use conditional::Validators;
+#[cfg(any(test, feature = "harness"))]
+pub use conditional::{evaluate, if_range_holds};
+pub use range::RangeAnswer;
+#[cfg(any(test, feature = "harness"))]
+pub use range::{MAX_RANGES, answer as range_answer};
 
 use std::fs::File;
 use std::io::Read;
@@ -25,16 +38,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::encoding;
-use super::files::{FileIdentity, open_error_status, open_regular};
+use super::encoding::{Coding, Codings};
 use super::methods::{self, READ};
+use super::open::{FileIdentity, open_error_status, open_regular};
 use super::url;
-use crate::http::{Chunk, Method, RequestHead, Response, StatusCode};
-use cache::{CacheLimits, Cached, Content, FileCache, Key, Lookup};
-use conditional::{Precondition, Validators};
+use crate::http::{Chunk, Method, Now, RequestHead, Response, StatusCode};
+use cache::{Cached, Content, FileCache, Key, Lookup};
+use conditional::Precondition;
 use listing::Listings;
-use range::RangeAnswer;
-use resolve::{Resolved, Visibility};
+use resolve::Resolved;
 
 /// How the static site is configured.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -51,7 +63,7 @@ pub struct StaticConfig {
 
 /// One file as it will be sent: which file on disk, and what describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Representation {
+pub(crate) struct Representation {
     /// The file whose bytes are sent (the sidecar, when one was chosen).
     pub path: PathBuf,
     pub len: u64,
@@ -60,8 +72,8 @@ pub struct Representation {
     pub validators: Validators,
     /// The type of the file asked for (a sidecar keeps its original's type).
     pub content_type: String,
-    /// `br` or `gzip` for a precompressed sidecar.
-    pub encoding: Option<&'static str>,
+    /// The coding of a precompressed sidecar.
+    pub coding: Option<Coding>,
     /// Whether other encodings of this file exist (so caches must vary on
     /// Accept-Encoding).
     pub vary: bool,
@@ -85,14 +97,24 @@ impl Content {
     }
 }
 
-pub struct StaticSite {
+/// The representation negotiation picked.
+struct Negotiated {
+    /// The file to send: the original, or a precompressed sidecar.
+    path: PathBuf,
+    /// The sidecar's coding.
+    coding: Option<Coding>,
+    /// Whether any sidecar exists, so that caches must vary on Accept-Encoding.
+    vary: bool,
+}
+
+pub(crate) struct StaticSite {
     config: StaticConfig,
     cache: FileCache,
     listings: Listings,
 }
 
 impl StaticSite {
-    pub fn new(config: StaticConfig) -> StaticSite {
+    pub(crate) fn new(config: StaticConfig) -> StaticSite {
         StaticSite {
             cache: FileCache::new(config.cache),
             listings: Listings::new(config.listing_max_entries, config.cache.total_bytes),
@@ -100,25 +122,23 @@ impl StaticSite {
         }
     }
 
-    pub fn serve(&self, request: &RequestHead) -> Response {
+    pub(crate) fn serve(&self, request: &RequestHead, now: Now<'_>) -> Response {
         if !READ.contains(request.method()) {
             return methods::not_allowed(READ);
         }
         let path = request.path();
-        let [gzip, brotli] = encoding::accepts_each(request, ["gzip", "br"]);
         let key = Key {
             url_path: path.to_owned(),
-            accepted: u8::from(gzip) | u8::from(brotli) << 1,
+            accepted: Codings::accepted_by(request),
         };
-        let now = Instant::now();
-        let stale = match self.cache.lookup(&key, now) {
+        let stale = match self.cache.lookup(&key, now.instant) {
             Lookup::Fresh(hit) => return answer(request, &hit.representation, &hit.content),
             Lookup::Stale(old) => Some(old),
             Lookup::Miss => None,
         };
 
-        match self.find_file(request, path) {
-            Ok(file) => self.serve_file(request, key, &file, stale, now),
+        match self.find_file(request, path, now) {
+            Ok(file) => self.serve_file(request, key, &file, stale, now.instant),
             Err(response) => {
                 if stale.is_some() {
                     // What was cached here is gone (or hidden now).
@@ -131,7 +151,12 @@ impl StaticSite {
 
     /// The file a URL path names (a directory's `index.html` included), or the
     /// response that says why there is none.
-    fn find_file(&self, request: &RequestHead, path: &str) -> Result<PathBuf, Response> {
+    fn find_file(
+        &self,
+        request: &RequestHead,
+        path: &str,
+        now: Now<'_>,
+    ) -> Result<PathBuf, Response> {
         let visibility = self.config.visibility;
         match resolve::resolve(&self.config.root, path, visibility) {
             Resolved::File(file) => Ok(file),
@@ -141,7 +166,7 @@ impl StaticSite {
                 let index = format!("{url}index.html");
                 match resolve::resolve(&self.config.root, &index, visibility) {
                     Resolved::File(file) => Ok(file),
-                    _ if self.config.listing => Err(self.listing(&real, &url)),
+                    _ if self.config.listing => Err(self.listing(&real, &url, now)),
                     _ => Err(Response::error(StatusCode::NOT_FOUND)),
                 }
             }
@@ -160,8 +185,8 @@ impl StaticSite {
         stale: Option<Cached>,
         now: Instant,
     ) -> Response {
-        let (chosen, encoding, vary) = self.negotiate(file, key.accepted);
-        let (handle, metadata) = match open_regular(&chosen) {
+        let negotiated = self.negotiate(file, key.accepted);
+        let (handle, metadata) = match open_regular(&negotiated.path) {
             Ok(opened) => opened,
             Err(error) => return Response::error(open_error_status(&error)),
         };
@@ -170,13 +195,13 @@ impl StaticSite {
             len: metadata.len(),
             identity,
             validators: Validators::new(
-                entity_tag(&identity, encoding),
+                entity_tag(&identity, negotiated.coding),
                 metadata.modified().unwrap_or(std::time::UNIX_EPOCH),
             ),
             content_type: content_type(file),
-            encoding,
-            vary,
-            path: chosen,
+            coding: negotiated.coding,
+            vary: negotiated.vary,
+            path: negotiated.path,
         };
 
         let content = if self.cache.holds_in_memory(representation.len) {
@@ -210,31 +235,44 @@ impl StaticSite {
     }
 
     /// Picks the file to send: a precompressed sidecar the client accepts (br
-    /// before gzip), or the file itself. Also says whether any sidecar exists.
-    fn negotiate(&self, file: &Path, accepted: u8) -> (PathBuf, Option<&'static str>, bool) {
-        let sidecar = |extension: &str| {
+    /// before gzip: it is the smaller), or the file itself.
+    fn negotiate(&self, file: &Path, accepted: Codings) -> Negotiated {
+        let sidecar = |coding: Coding| {
             let mut name = file.as_os_str().to_owned();
-            name.push(extension);
-            let path = PathBuf::from(name);
-            let real = path.canonicalize().ok()?;
+            name.push(coding.extension());
+            let real = PathBuf::from(name).canonicalize().ok()?;
             let usable = resolve::visible(&self.config.root, &real, self.config.visibility)
                 && std::fs::metadata(&real).is_ok_and(|m| m.is_file());
-            usable.then_some(real)
+            usable.then_some((coding, real))
         };
-        let brotli = sidecar(".br");
-        let gzip = sidecar(".gz");
-        let vary = brotli.is_some() || gzip.is_some();
-        match (brotli, gzip) {
-            (Some(path), _) if accepted & 2 != 0 => (path, Some("br"), vary),
-            (_, Some(path)) if accepted & 1 != 0 => (path, Some("gzip"), vary),
-            _ => (file.to_path_buf(), None, vary),
+        let sidecars = [sidecar(Coding::Brotli), sidecar(Coding::Gzip)];
+        let vary = sidecars.iter().any(Option::is_some);
+        let chosen = sidecars
+            .into_iter()
+            .flatten()
+            .find(|(coding, _)| accepted.contains(*coding));
+        match chosen {
+            Some((coding, path)) => Negotiated {
+                path,
+                coding: Some(coding),
+                vary,
+            },
+            None => Negotiated {
+                path: file.to_path_buf(),
+                coding: None,
+                vary,
+            },
         }
     }
 
-    fn listing(&self, dir: &Path, url_path: &str) -> Response {
-        let page = self
-            .listings
-            .page(&self.config.root, dir, url_path, self.config.visibility);
+    fn listing(&self, dir: &Path, url_path: &str, now: Now<'_>) -> Response {
+        let page = self.listings.page(
+            &self.config.root,
+            dir,
+            url_path,
+            self.config.visibility,
+            now,
+        );
         match page {
             Ok(html) => Response::new(StatusCode::OK)
                 .with_header("Content-Type", "text/html; charset=utf-8")
@@ -268,8 +306,8 @@ fn answer(request: &RequestHead, representation: &Representation, content: &Cont
 
     let described = |status: StatusCode| {
         let mut response = with_validators(status).with_header("Accept-Ranges", "bytes");
-        if let Some(coding) = representation.encoding {
-            response.add_header("Content-Encoding", coding);
+        if let Some(coding) = representation.coding {
+            response.add_header("Content-Encoding", coding.name());
         }
         response
     };
@@ -316,8 +354,8 @@ fn redirect(location: &str, query: Option<&str>) -> Response {
 /// A strong validator from the file's inode, size and modification time (to the
 /// nanosecond): any edit changes it, and two files never share it. A sidecar's
 /// tag is marked with its encoding, since it is a different representation.
-fn entity_tag(identity: &FileIdentity, encoding: Option<&str>) -> String {
-    let suffix = encoding.map(|e| format!("-{e}")).unwrap_or_default();
+fn entity_tag(identity: &FileIdentity, coding: Option<Coding>) -> String {
+    let suffix = coding.map(|c| format!("-{}", c.name())).unwrap_or_default();
     format!(
         "\"{:x}-{:x}-{:x}{suffix}\"",
         identity.inode, identity.len, identity.modified_ns
@@ -325,7 +363,7 @@ fn entity_tag(identity: &FileIdentity, encoding: Option<&str>) -> String {
 }
 
 /// The Content-Type for a file name; text gets `charset=utf-8`.
-pub fn content_type(path: &Path) -> String {
+pub(crate) fn content_type(path: &Path) -> String {
     let Some(mime) = mime_guess::from_path(path).first() else {
         return "application/octet-stream".to_owned();
     };

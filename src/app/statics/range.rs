@@ -1,6 +1,9 @@
 //! Byte ranges (RFC 9110 section 14): parsing `Range`, choosing what to send, and
 //! the `multipart/byteranges` body for several ranges.
 
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::http::{Body, Chunk};
@@ -18,10 +21,6 @@ pub struct ByteRange {
 impl ByteRange {
     pub fn len(&self) -> u64 {
         self.last - self.first + 1
-    }
-
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     /// `bytes 0-99/1234`
@@ -140,13 +139,13 @@ fn overlapping(ranges: &[ByteRange]) -> bool {
 
 /// A `multipart/byteranges` body: each range with its own small head, as file
 /// segments so the data itself still goes out through sendfile.
-pub struct Multipart {
+pub(super) struct Multipart {
     pub content_type: String,
     pub body: Body,
 }
 
 /// `slice` gives the chunk holding one range of the representation.
-pub fn multipart(
+pub(super) fn multipart(
     ranges: &[ByteRange],
     total: u64,
     part_type: &str,
@@ -169,17 +168,16 @@ pub fn multipart(
     }
 }
 
-/// A boundary unlikely to occur in any file: process id, a counter, and the time.
+/// A boundary unlikely to occur in any file: a random number drawn once per
+/// process (std's per-process hasher keys), and a counter.
 fn boundary() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
+    static SEED: OnceLock<u64> = OnceLock::new();
+    let seed = *SEED.get_or_init(|| RandomState::new().build_hasher().finish());
     format!(
-        "oneloop-{:08x}{:08x}{:08x}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed),
-        nanos
+        "oneloop-{:016x}{:08x}",
+        seed,
+        COUNTER.fetch_add(1, Ordering::Relaxed) as u32
     )
 }
 

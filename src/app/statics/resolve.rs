@@ -27,7 +27,7 @@ use crate::app::url;
 
 /// What a URL path resolves to.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Resolved {
+pub(super) enum Resolved {
     /// A regular file, by its real path.
     File(PathBuf),
     /// A directory, asked for with a trailing slash: its real path, and its
@@ -54,7 +54,7 @@ pub struct Visibility {
 
 /// Resolves `url_path` (percent-encoded, no query) under `root`, which must be
 /// canonical.
-pub fn resolve(root: &Path, url_path: &str, visibility: Visibility) -> Resolved {
+pub(super) fn resolve(root: &Path, url_path: &str, visibility: Visibility) -> Resolved {
     let mut relative = PathBuf::new();
     let mut encoded_segments = Vec::new();
     for raw in url_path.split('/') {
@@ -112,7 +112,7 @@ pub fn resolve(root: &Path, url_path: &str, visibility: Visibility) -> Resolved 
 
 /// Whether a resolved path may be served: inside ROOT (unless symlinks may lead
 /// out) and, inside ROOT, not hidden (unless hidden files are served).
-pub fn visible(root: &Path, real: &Path, visibility: Visibility) -> bool {
+pub(super) fn visible(root: &Path, real: &Path, visibility: Visibility) -> bool {
     match real.strip_prefix(root) {
         Ok(inside) => {
             visibility.hidden

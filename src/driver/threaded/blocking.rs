@@ -1,10 +1,11 @@
 //! One connection served to its end over a blocking `std::net` socket: the
 //! driver the threaded models share.
 //!
-//! It runs the same `Session` as the loop. Where the loop waits for readiness,
-//! this waits inside `read` and `write`, with the socket's timeout set to the
-//! core's next deadline before each call, so the header, keep-alive, body and
-//! send timeouts mean the same thing here. What blocking I/O cannot do:
+//! It holds the same `Session` as the loop and speaks the same verbs. Where
+//! the loop waits for readiness, this waits inside `read` and `write`, with the
+//! socket's timeout set to the session's next deadline before each call, so the
+//! header, keep-alive, body and send timeouts mean the same thing here. What
+//! blocking I/O cannot do:
 //!
 //! - read and write at once: a client that pipelines while it is being sent a
 //!   large response is read only once the response has been written;
@@ -12,30 +13,27 @@
 
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use super::contain;
 use super::registry::{Registered, Registry};
-use super::transmit::write_once;
 use crate::access_log::AccessLog;
-use crate::app::App;
-use crate::http::buffer::READ_SIZE;
-use crate::http::date::DateCache;
-use crate::http::{Now, Settings};
-use crate::session::Session;
+use crate::driver::clock::Clock;
+use crate::driver::contain;
+use crate::driver::transmit::write_once;
+use crate::http::READ_SIZE;
+use crate::session::{Service, Session};
 
 /// Everything a connection thread shares with the others.
-pub struct Shared {
-    pub app: Arc<App>,
-    pub settings: Settings,
+pub(crate) struct Shared {
+    pub service: Arc<Service>,
     pub registry: Arc<Registry>,
-    pub access_log: Option<std::sync::Mutex<AccessLog>>,
+    pub access_log: Option<Mutex<AccessLog>>,
 }
 
 /// Serves `stream` (registered by the acceptor) until the connection ends.
-pub fn serve(
+pub(super) fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     id: usize,
@@ -44,20 +42,19 @@ pub fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_nonblocking(false);
-    let mut connection = BlockingConnection {
+    let mut session = Session::new(id, Arc::clone(&shared.service), Instant::now());
+    // A thread's connection keeps its buffer: the thread's stack dwarfs it.
+    session.lend_buffer(vec![0; READ_SIZE]);
+    BlockingConnection {
         stream,
         peer,
         id,
-        session: Session::new(id, shared.settings, Instant::now()),
-        dates: DateCache::new(SystemTime::now()),
+        session,
+        clock: Clock::default(),
         scratch: Vec::new(),
         draining: false,
-    };
-    connection
-        .session
-        .conn_mut()
-        .attach_buffer(vec![0; READ_SIZE]);
-    connection.run(shared, &registration);
+    }
+    .run(shared, &registration);
 }
 
 struct BlockingConnection {
@@ -65,8 +62,8 @@ struct BlockingConnection {
     peer: SocketAddr,
     id: usize,
     session: Session,
-    /// This thread's Date text, formatted at most once a second.
-    dates: DateCache,
+    /// This thread's clock.
+    clock: Clock,
     scratch: Vec<u8>,
     draining: bool,
 }
@@ -96,10 +93,9 @@ impl BlockingConnection {
                     panicked = true;
                     let line = self.session.request_line();
                     contain::report(self.id, line.as_deref(), &message);
-                    let recovered = contain::catch(|| {
-                        self.with_clock(|session, now| session.recover_from_panic(now));
-                    });
-                    if recovered.is_err() {
+                    self.clock.tick();
+                    let now = self.clock.reading();
+                    if contain::catch(|| self.session.recover_from_panic(now)).is_err() {
                         return;
                     }
                 }
@@ -109,23 +105,23 @@ impl BlockingConnection {
         log::trace!("#{}: closed ({})", self.id, self.peer);
     }
 
-    /// Answers what is buffered, writes it all, then waits for input or a deadline.
+    /// Writes everything queued, then waits for input or a deadline.
     fn step(&mut self, shared: &Shared, registration: &Registered) -> Step {
         if !self.draining && shared.registry.draining.load(Ordering::SeqCst) {
             self.draining = true;
-            self.session.conn_mut().drain();
+            self.clock.tick();
+            self.session.drain(self.clock.reading());
         }
-        self.with_clock(|session, now| session.process(&shared.app, now));
-        self.write_all_queued(shared);
-        if self.session.conn_mut().take_shutdown_request() {
+        self.write_all_queued();
+        if self.session.take_shutdown_request() {
             let _ = self.stream.shutdown(Shutdown::Write);
         }
         self.log_delivered(shared);
-        if self.session.conn().is_closed() {
+        if self.session.is_closed() {
             return Step::Closed;
         }
-        if self.session.conn().wants_read() {
-            let idle = self.session.conn().state() == crate::http::State::Idle;
+        if self.session.wants_read() {
+            let idle = self.session.is_idle();
             registration.set_idle(idle);
             // Checked after marking ourselves idle: a shutdown that began
             // in between either sees us idle and wakes us, or is seen here.
@@ -135,7 +131,7 @@ impl BlockingConnection {
             }
             self.read_once();
             registration.set_idle(false);
-        } else if !self.session.conn().has_output() {
+        } else if !self.session.has_output() {
             // Nothing to read, nothing to write, not closed: only time can
             // move it (a deadline). Wait for it rather than spin.
             self.sleep_until_deadline();
@@ -143,19 +139,9 @@ impl BlockingConnection {
         Step::Continue
     }
 
-    fn with_clock<T>(&mut self, f: impl FnOnce(&mut Session, Now<'_>) -> T) -> T {
-        let now = Instant::now();
-        self.dates.update(SystemTime::now());
-        let clock = Now {
-            instant: now,
-            date: self.dates.as_str(),
-        };
-        f(&mut self.session, clock)
-    }
-
-    /// How long the next blocking call may wait: until the core's deadline.
+    /// How long the next blocking call may wait: until the session's deadline.
     fn time_left(&self) -> Option<Duration> {
-        self.session.conn().poll_timeout().map(|deadline| {
+        self.session.deadline().map(|deadline| {
             // A zero timeout means "forever" to setsockopt: wait at least 1 ms.
             deadline
                 .saturating_duration_since(Instant::now())
@@ -164,22 +150,18 @@ impl BlockingConnection {
     }
 
     fn on_deadline(&mut self) {
-        self.with_clock(|session, now| session.conn_mut().handle_timeout(now));
+        self.clock.tick();
+        self.session.on_deadline(self.clock.reading());
     }
 
-    fn write_all_queued(&mut self, shared: &Shared) {
-        while self.session.conn().has_output() {
+    fn write_all_queued(&mut self) {
+        while self.session.has_output() {
             let _ = self.stream.set_write_timeout(self.time_left());
-            let result = write_once(
-                &mut self.stream,
-                self.session.conn().output(),
-                &mut self.scratch,
-            );
-            match result {
-                Ok(n) => {
-                    self.session.conn_mut().written(n, Instant::now());
-                    // Room in the queue may let buffered pipelined requests in.
-                    self.with_clock(|session, now| session.process(&shared.app, now));
+            match write_once(&mut self.stream, &self.session, &mut self.scratch) {
+                Ok(written) => {
+                    log::trace!("#{}: {written}", self.id);
+                    self.clock.tick();
+                    self.session.written(written.bytes, self.clock.reading());
                 }
                 Err(e) if is_timeout(&e) => self.on_deadline(),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -193,11 +175,13 @@ impl BlockingConnection {
 
     fn read_once(&mut self) {
         let _ = self.stream.set_read_timeout(self.time_left());
-        let conn = self.session.conn_mut();
-        match self.stream.read(conn.read_buffer()) {
-            Ok(0) => conn.received_eof(Instant::now()),
-            Ok(n) => conn.received(n, Instant::now()),
-            Err(e) if is_timeout(&e) => self.on_deadline(),
+        let result = self.stream.read(self.session.read_buffer());
+        self.clock.tick();
+        let now = self.clock.reading();
+        match result {
+            Ok(0) => self.session.received_eof(now),
+            Ok(n) => self.session.received(n, now),
+            Err(e) if is_timeout(&e) => self.session.on_deadline(now),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 log::debug!("#{}: read: {e}", self.id);
@@ -218,11 +202,11 @@ impl BlockingConnection {
 
     fn log_delivered(&mut self, shared: &Shared) {
         if let Some(log) = &shared.access_log {
-            let delivered = self.session.conn_mut().take_delivered();
-            if !delivered.is_empty()
+            let entries = self.session.take_log_entries();
+            if !entries.is_empty()
                 && let Ok(mut log) = log.lock()
             {
-                log.record(self.peer.ip(), delivered, SystemTime::now());
+                log.record(self.peer.ip(), entries, self.clock.log_time());
                 // No loop turn to wait for: write now.
                 log.flush();
             }

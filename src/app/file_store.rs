@@ -19,8 +19,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::files::{open_error_status, open_regular};
 use super::methods::{self, READ_WRITE};
+use super::open::{open_error_status, open_regular};
 use super::{BodySink, Reply, url};
 use crate::http::{Chunk, Method, RequestHead, Response, StatusCode};
 
@@ -28,16 +28,16 @@ use crate::http::{Chunk, Method, RequestHead, Response, StatusCode};
 const MAX_NAME_BYTES: usize = 255;
 
 #[derive(Debug)]
-pub struct FileStore {
+pub(super) struct FileStore {
     dir: PathBuf,
 }
 
 impl FileStore {
-    pub fn new(dir: PathBuf) -> FileStore {
+    pub(super) fn new(dir: PathBuf) -> FileStore {
         FileStore { dir }
     }
 
-    pub fn handle(&self, request: &RequestHead, raw_name: &str) -> Reply {
+    pub(super) fn handle(&self, request: &RequestHead, raw_name: &str) -> Reply {
         methods::only(request, READ_WRITE, || {
             let name = match decode_name(raw_name) {
                 Ok(name) => name,
@@ -155,7 +155,7 @@ impl Drop for Upload {
 mod tests {
     use super::*;
     use crate::app::tests::respond;
-    use crate::http::request::tests::head;
+    use crate::http::test_head as head;
 
     fn scratch_dir(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("oneloop-store-{tag}-{}", std::process::id()));

@@ -13,7 +13,7 @@ use crate::http::StatusCode;
 /// `O_NONBLOCK` keeps a FIFO planted in a served folder from blocking the whole
 /// loop in `open(2)` waiting for a writer (it has no effect on regular files);
 /// `O_NOFOLLOW` refuses a final component that is a symlink.
-pub fn open_regular(path: &Path) -> io::Result<(File, Metadata)> {
+pub(super) fn open_regular(path: &Path) -> io::Result<(File, Metadata)> {
     let file = File::options()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
@@ -33,7 +33,7 @@ pub fn open_regular(path: &Path) -> io::Result<(File, Metadata)> {
 /// edit in place, a replacement by rename, even a `touch` or a copy that keeps
 /// the old modification time (the change time moves anyway) gives a new one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct FileIdentity {
+pub(crate) struct FileIdentity {
     pub device: u64,
     pub inode: u64,
     pub len: u64,
@@ -42,7 +42,7 @@ pub struct FileIdentity {
 }
 
 impl FileIdentity {
-    pub fn of(metadata: &Metadata) -> FileIdentity {
+    pub(crate) fn of(metadata: &Metadata) -> FileIdentity {
         let nanos = |secs: i64, nsec: i64| i128::from(secs) * 1_000_000_000 + i128::from(nsec);
         FileIdentity {
             device: metadata.dev(),

@@ -16,7 +16,7 @@ struct Entry {
 }
 
 #[derive(Default)]
-pub struct Registry {
+pub(crate) struct Registry {
     /// Set when a graceful shutdown begins.
     pub draining: AtomicBool,
     live: Mutex<Slab<Entry>>,
@@ -26,7 +26,7 @@ pub struct Registry {
 }
 
 /// A connection's place in the registry; dropping it gives the place up.
-pub struct Registered {
+pub(crate) struct Registered {
     registry: Arc<Registry>,
     key: usize,
     idle: Arc<AtomicBool>,
@@ -41,7 +41,7 @@ impl Drop for Registered {
 impl Registered {
     /// Marks the connection as waiting for a new request (or not). A shutdown
     /// closes the reading side of idle connections to wake their threads.
-    pub fn set_idle(&self, idle: bool) {
+    pub(crate) fn set_idle(&self, idle: bool) {
         self.idle.store(idle, Ordering::SeqCst);
     }
 }
@@ -53,11 +53,11 @@ impl Registry {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn set_waker(&self, waker: mio::Waker) {
+    pub(crate) fn set_waker(&self, waker: mio::Waker) {
         *self.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(waker);
     }
 
-    pub fn register(self: &Arc<Self>, stream: TcpStream) -> Registered {
+    pub(crate) fn register(self: &Arc<Self>, stream: TcpStream) -> Registered {
         let idle = Arc::new(AtomicBool::new(false));
         let key = self.live().insert(Entry {
             stream,
@@ -82,17 +82,13 @@ impl Registry {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.live().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.live().is_empty()
     }
 
     /// Starts a graceful shutdown: busy connections finish their exchange and
     /// close; idle ones are woken (their reading side shut) and close at once.
-    pub fn begin_drain(&self) {
+    pub(crate) fn begin_drain(&self) {
         // SeqCst pairs with the connection thread's `set_idle` then `draining`
         // check: either it sees `draining` before it blocks, or we see it idle.
         self.draining.store(true, Ordering::SeqCst);
@@ -104,7 +100,7 @@ impl Registry {
     }
 
     /// The grace period is over: every connection's socket is shut.
-    pub fn close_all(&self) {
+    pub(crate) fn close_all(&self) {
         for (_, entry) in self.live().iter() {
             let _ = entry.stream.shutdown(Shutdown::Both);
         }

@@ -5,28 +5,28 @@
 //! no buffers, and a busy loop reuses a handful instead of allocating and zeroing
 //! one per request.
 
-use crate::http::buffer::READ_SIZE;
+use crate::http::READ_SIZE;
 
 #[derive(Debug)]
-pub struct BufferPool {
+pub(super) struct BufferPool {
     free: Vec<Vec<u8>>,
     /// Buffers kept for reuse; beyond this, returned buffers are freed.
     keep: usize,
 }
 
 impl BufferPool {
-    pub fn new(keep: usize) -> BufferPool {
+    pub(super) fn new(keep: usize) -> BufferPool {
         BufferPool {
             free: Vec::new(),
             keep,
         }
     }
 
-    pub fn take(&mut self) -> Vec<u8> {
+    pub(super) fn take(&mut self) -> Vec<u8> {
         self.free.pop().unwrap_or_else(|| vec![0; READ_SIZE])
     }
 
-    pub fn put(&mut self, buffer: Vec<u8>) {
+    pub(super) fn put(&mut self, buffer: Vec<u8>) {
         // Buffers grown for a large head are not worth keeping at that size.
         if self.free.len() < self.keep && buffer.len() == READ_SIZE {
             self.free.push(buffer);

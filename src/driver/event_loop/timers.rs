@@ -15,44 +15,48 @@ use std::time::Instant;
 /// Which connection a timer belongs to: its slab key and the serial number that
 /// tells it apart from a later connection reusing the key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TimerOwner {
+pub(super) struct TimerOwner {
     pub key: usize,
     pub serial: u64,
 }
 
 #[derive(Debug, Default)]
-pub struct Timers {
+pub(super) struct Timers {
     heap: BinaryHeap<Reverse<(Instant, TimerOwner)>>,
 }
 
 impl Timers {
-    pub fn arm(&mut self, at: Instant, owner: TimerOwner) {
+    pub(super) fn arm(&mut self, at: Instant, owner: TimerOwner) {
         self.heap.push(Reverse((at, owner)));
     }
 
     /// The nearest deadline, stale or not (waking early for a stale one is harmless).
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
         self.heap.peek().map(|Reverse((at, _))| *at)
     }
 
-    /// Pops one entry that is due by `now`.
-    pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, TimerOwner)> {
-        match self.heap.peek() {
-            Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse(entry)| entry),
-            _ => None,
+    /// Moves every entry due by `now` into `due`, earliest first.
+    pub(super) fn take_due(&mut self, now: Instant, due: &mut Vec<(Instant, TimerOwner)>) {
+        while let Some(Reverse((at, _))) = self.heap.peek()
+            && *at <= now
+        {
+            if let Some(Reverse(entry)) = self.heap.pop() {
+                due.push(entry);
+            }
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.heap.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }
 
     /// Drops every entry `is_live` rejects.
-    pub fn sweep(&mut self, mut is_live: impl FnMut(Instant, TimerOwner) -> bool) {
+    pub(super) fn sweep(&mut self, mut is_live: impl FnMut(Instant, TimerOwner) -> bool) {
         self.heap
             .retain(|Reverse((at, owner))| is_live(*at, *owner));
     }
@@ -71,10 +75,12 @@ mod tests {
         timers.arm(t0 + Duration::from_secs(2), owner(2));
         timers.arm(t0 + Duration::from_secs(1), owner(1));
         assert_eq!(timers.next_deadline(), Some(t0 + Duration::from_secs(1)));
-        assert_eq!(timers.pop_due(t0), None);
-        let due = t0 + Duration::from_secs(5);
-        assert_eq!(timers.pop_due(due).map(|(_, o)| o.key), Some(1));
-        assert_eq!(timers.pop_due(due).map(|(_, o)| o.key), Some(2));
+        let mut due = Vec::new();
+        timers.take_due(t0, &mut due);
+        assert!(due.is_empty());
+        timers.take_due(t0 + Duration::from_secs(5), &mut due);
+        let keys: Vec<usize> = due.iter().map(|(_, o)| o.key).collect();
+        assert_eq!(keys, vec![1, 2], "earliest first");
         assert!(timers.is_empty());
     }
 

@@ -1,0 +1,238 @@
+//! The threaded models, for comparison with the loop: the same sessions over
+//! blocking sockets.
+//!
+//! - `threads`: every accepted connection gets an OS thread of its own.
+//! - `pool --threads N`: N threads take accepted connections from a queue, each
+//!   serving one connection to its end. With N connections busy, newcomers are
+//!   accepted but wait in the queue, unanswered, until a thread is free; that is
+//!   the model's known weakness (a handful of idle keep-alive clients can hold
+//!   every thread), and the benchmarks show it.
+//!
+//! The acceptor itself is a small mio loop over the listeners, the signal pipe
+//! and a waker, running the same accept loop and shutdown as the event loop;
+//! only the connections are served by blocking threads ([`blocking`]).
+
+mod blocking;
+mod registry;
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+
+use super::listener::{ACCEPT_BACKOFF, Accepted, Acceptor};
+use super::shutdown::{Shutdown, Signal};
+use crate::config::Model;
+use registry::Registered;
+
+pub(super) use blocking::Shared;
+
+const SIGNALS: Token = Token(0);
+const WAKER: Token = Token(1);
+/// Listener `i` (one per bound address) has token `FIRST_LISTENER + i`.
+const FIRST_LISTENER: usize = 2;
+
+/// Stack for a connection thread. Deflate (for gzip) in a debug build needs
+/// more than 256 KiB; 1 MiB leaves room, and pages never touched cost nothing.
+const THREAD_STACK: usize = 1024 * 1024;
+
+pub(super) struct ThreadedConfig {
+    /// `Threads` or `Pool`.
+    pub model: Model,
+    /// Threads in the pool.
+    pub threads: usize,
+    pub max_connections: usize,
+    pub shutdown_timeout: Duration,
+}
+
+type Job = (std::net::TcpStream, SocketAddr, usize, Registered);
+
+/// The queue the pool's threads take connections from.
+#[derive(Default)]
+struct Queue {
+    jobs: Mutex<VecDeque<Job>>,
+    ready: Condvar,
+}
+
+impl Queue {
+    fn push(&self, job: Job) {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(job);
+        self.ready.notify_one();
+    }
+
+    fn pop(&self) -> Job {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(job) = jobs.pop_front() {
+                return job;
+            }
+            jobs = self.ready.wait(jobs).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// The acceptor's state.
+struct Acceptance {
+    poll: Poll,
+    listeners: Vec<TcpListener>,
+    acceptor: Acceptor,
+    shutdown: Shutdown,
+    shared: Arc<Shared>,
+    queue: Arc<Queue>,
+    config: ThreadedConfig,
+    next_id: usize,
+    paused_until: Option<Instant>,
+}
+
+/// Accepts and dispatches until a graceful shutdown completes.
+pub(super) fn run(
+    listeners: Vec<std::net::TcpListener>,
+    shared: Arc<Shared>,
+    config: ThreadedConfig,
+    ready: impl FnOnce(),
+) -> io::Result<()> {
+    let poll = Poll::new()?;
+    let mut registered: Vec<TcpListener> =
+        listeners.into_iter().map(TcpListener::from_std).collect();
+    for (i, listener) in registered.iter_mut().enumerate() {
+        let token = Token(FIRST_LISTENER + i);
+        poll.registry()
+            .register(listener, token, Interest::READABLE)?;
+    }
+    let shutdown = Shutdown::watch(poll.registry(), SIGNALS, config.shutdown_timeout)?;
+    shared
+        .registry
+        .set_waker(mio::Waker::new(poll.registry(), WAKER)?);
+    let queue = Arc::new(Queue::default());
+    if config.model == Model::Pool {
+        start_pool(config.threads, &queue, &shared)?;
+    }
+    ready();
+    Acceptance {
+        poll,
+        listeners: registered,
+        acceptor: Acceptor::default(),
+        shutdown,
+        shared,
+        queue,
+        config,
+        next_id: 0,
+        paused_until: None,
+    }
+    .run()
+}
+
+fn start_pool(threads: usize, queue: &Arc<Queue>, shared: &Arc<Shared>) -> io::Result<()> {
+    for n in 0..threads {
+        let (queue, shared) = (Arc::clone(queue), Arc::clone(shared));
+        std::thread::Builder::new()
+            .name(format!("pool-{n}"))
+            .stack_size(THREAD_STACK)
+            .spawn(move || {
+                loop {
+                    let (stream, peer, id, registration) = queue.pop();
+                    blocking::serve(stream, peer, id, registration, &shared);
+                }
+            })?;
+    }
+    Ok(())
+}
+
+impl Acceptance {
+    fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(64);
+        loop {
+            let deadlines = [self.paused_until, self.shutdown.deadline()];
+            let timeout =
+                deadlines.into_iter().flatten().min().map(|at| {
+                    at.saturating_duration_since(Instant::now()) + Duration::from_millis(1)
+                });
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let now = Instant::now();
+            let signalled = events.iter().any(|event| event.token() == SIGNALS);
+            if signalled {
+                match self.shutdown.on_event(self.shared.registry.len(), now) {
+                    Signal::ExitNow => return Ok(()),
+                    Signal::Begin => self.begin_shutdown(),
+                    Signal::None => {}
+                }
+            }
+            if self.shutdown.is_over(self.shared.registry.len(), now) {
+                // Threads still blocked in a read or write are woken by a
+                // shut socket; the process then exits under them.
+                self.shared.registry.close_all();
+                return Ok(());
+            }
+            if self.paused_until.is_some_and(|until| now < until) {
+                continue;
+            }
+            self.paused_until = None;
+            self.accept(now);
+        }
+    }
+
+    /// Accepts on every listener until `WouldBlock` or the cap; a closing
+    /// connection wakes us (through the waker) to try again.
+    fn accept(&mut self, now: Instant) {
+        while self.shared.registry.len() < self.config.max_connections {
+            match self.acceptor.next(&self.listeners) {
+                Accepted::Connection(socket, peer) => {
+                    self.next_id += 1;
+                    if let Err(e) = self.dispatch(socket, peer) {
+                        log::warn!(
+                            "cannot serve {peer}: {e}; pausing accepts for {ACCEPT_BACKOFF:?}"
+                        );
+                        self.paused_until = Some(now + ACCEPT_BACKOFF);
+                        return;
+                    }
+                }
+                Accepted::Drained => return,
+                Accepted::Pause(e) => {
+                    log::warn!("accept: {e}; pausing for {ACCEPT_BACKOFF:?}");
+                    self.paused_until = Some(now + ACCEPT_BACKOFF);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Hands one accepted connection to a thread.
+    fn dispatch(&self, socket: mio::net::TcpStream, peer: SocketAddr) -> io::Result<()> {
+        let id = self.next_id;
+        let stream = std::net::TcpStream::from(std::os::fd::OwnedFd::from(socket));
+        let registration = self.shared.registry.register(stream.try_clone()?);
+        if self.config.model == Model::Pool {
+            self.queue.push((stream, peer, id, registration));
+            return Ok(());
+        }
+        let shared = Arc::clone(&self.shared);
+        // If the thread cannot be created, the closure (and with it the
+        // stream and its registration) is dropped: the client sees a close.
+        std::thread::Builder::new()
+            .name(format!("conn-{id}"))
+            .stack_size(THREAD_STACK)
+            .spawn(move || blocking::serve(stream, peer, id, registration, &shared))?;
+        Ok(())
+    }
+
+    /// The first signal: stop accepting; busy connections finish their
+    /// exchange, idle ones are woken and close.
+    fn begin_shutdown(&mut self) {
+        for mut listener in std::mem::take(&mut self.listeners) {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        self.shared.registry.begin_drain();
+    }
+}
