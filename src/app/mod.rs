@@ -16,6 +16,7 @@ mod fault;
 mod file_store;
 mod methods;
 mod open;
+mod redirect;
 pub(crate) mod statics;
 mod url;
 
@@ -57,6 +58,9 @@ pub struct AppConfig {
 }
 
 pub struct App {
+    /// The `--redirect-http` listener's application: everything is a 308 to
+    /// HTTPS on this port.
+    redirect_to_https: Option<u16>,
     builtins: bool,
     store: Option<file_store::FileStore>,
     site: Option<statics::StaticSite>,
@@ -65,6 +69,7 @@ pub struct App {
 impl App {
     pub fn new(config: &AppConfig) -> App {
         App {
+            redirect_to_https: None,
             builtins: config.builtins,
             store: config
                 .files_dir
@@ -75,9 +80,23 @@ impl App {
         }
     }
 
+    /// The application of a plaintext listener that sends every request to
+    /// HTTPS on `https_port`.
+    pub fn redirect_to_https(https_port: u16) -> App {
+        App {
+            redirect_to_https: Some(https_port),
+            builtins: false,
+            store: None,
+            site: None,
+        }
+    }
+
     /// Answers a request, or asks for its body. `now` is the driver's clock: the
     /// application reads no clock of its own.
     pub fn handle(&self, request: &RequestHead, now: Now<'_>) -> Reply {
+        if let Some(port) = self.redirect_to_https {
+            return Reply::Respond(redirect::to_https(request, port));
+        }
         #[cfg(feature = "fault-injection")]
         if let Some(reply) = fault::inject(request) {
             return reply;

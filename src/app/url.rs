@@ -19,10 +19,10 @@ const SEGMENT_SAFE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// Bytes escaped when a query received raw goes back out in a header: anything
-/// that is not visible ASCII (raw UTF-8, say), and nothing else, so the query
+/// Bytes escaped when a path or query received raw goes back out in a header:
+/// anything that is not visible ASCII (raw UTF-8, say), and nothing else, so it
 /// means what the client sent.
-const QUERY_IN_HEADER: &AsciiSet = &CONTROLS.add(b' ');
+const IN_HEADER: &AsciiSet = &CONTROLS.add(b' ');
 
 /// Decodes `%XX` escapes; every other byte (raw UTF-8 included) stands for itself.
 pub(super) fn decode(text: &str) -> Result<Vec<u8>, MalformedEscape> {
@@ -60,10 +60,11 @@ pub(super) fn encode_segment(bytes: &[u8]) -> String {
     percent_encoding::percent_encode(bytes, SEGMENT_SAFE).collect()
 }
 
-/// A query as received, made fit for a response header: raw bytes outside
-/// visible ASCII are escaped, everything else is kept as the client wrote it.
-pub(super) fn query_for_header(query: &str) -> String {
-    percent_encoding::utf8_percent_encode(query, QUERY_IN_HEADER).collect()
+/// A path or query as received, made fit for a response header (a `Location`):
+/// raw bytes outside visible ASCII are escaped, everything else is kept as the
+/// client wrote it.
+pub(super) fn for_header(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, IN_HEADER).collect()
 }
 
 #[cfg(test)]
@@ -90,7 +91,7 @@ mod tests {
     fn encodes_segments_and_queries() {
         assert_eq!(encode_segment("a b/é".as_bytes()), "a%20b%2F%C3%A9");
         assert_eq!(encode_segment(b"safe-._~"), "safe-._~");
-        assert_eq!(query_for_header("a=1&b=é"), "a=1&b=%C3%A9");
-        assert_eq!(query_for_header("x=%20"), "x=%20", "escapes stay as sent");
+        assert_eq!(for_header("a=1&b=é"), "a=1&b=%C3%A9");
+        assert_eq!(for_header("x=%20"), "x=%20", "escapes stay as sent");
     }
 }

@@ -83,6 +83,9 @@ pub struct Now<'a> {
 pub struct Settings {
     pub limits: Limits,
     pub timeouts: Timeouts,
+    /// `Strict-Transport-Security: max-age=N` on every response (an HTTPS
+    /// listener's, with `--hsts N`; never a plaintext one's, RFC 6797 7.2).
+    pub strict_transport_max_age: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -575,6 +578,9 @@ impl Connection {
         head.extend_from_slice(b"Date: ");
         head.extend_from_slice(date.as_bytes());
         head.extend_from_slice(b"\r\n");
+        if let Some(max_age) = self.settings.strict_transport_max_age {
+            let _ = write!(head, "Strict-Transport-Security: max-age={max_age}\r\n");
+        }
         if !keep_alive {
             head.extend_from_slice(b"Connection: close\r\n");
         } else if version == Version::Http10 {

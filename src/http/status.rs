@@ -16,6 +16,7 @@ impl StatusCode {
     pub const PARTIAL_CONTENT: Self = Self(206);
     pub const MOVED_PERMANENTLY: Self = Self(301);
     pub const NOT_MODIFIED: Self = Self(304);
+    pub const PERMANENT_REDIRECT: Self = Self(308);
     pub const BAD_REQUEST: Self = Self(400);
     pub const FORBIDDEN: Self = Self(403);
     pub const NOT_FOUND: Self = Self(404);
@@ -47,6 +48,7 @@ impl StatusCode {
             206 => "Partial Content",
             301 => "Moved Permanently",
             304 => "Not Modified",
+            308 => "Permanent Redirect",
             400 => "Bad Request",
             403 => "Forbidden",
             404 => "Not Found",

@@ -345,7 +345,7 @@ fn answer(request: &RequestHead, representation: &Representation, content: &Cont
 fn redirect(location: &str, query: Option<&str>) -> Response {
     let location = match query {
         // Kept as sent, but for raw UTF-8, which goes out percent-encoded.
-        Some(query) => format!("{location}?{}", url::query_for_header(query)),
+        Some(query) => format!("{location}?{}", url::for_header(query)),
         None => location.to_owned(),
     };
     Response::error(StatusCode::MOVED_PERMANENTLY).with_header("Location", location)
