@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::app::{CacheLimits, DEFAULT_MAX_ENTRIES, StaticConfig, Visibility};
-use crate::config::{Config, LogTarget, Model};
+use crate::config::{Config, LogTarget, Model, TlsFiles};
 use crate::http::MAX_HEADERS_CEILING;
 
 #[derive(Parser, Debug)]
@@ -34,6 +34,25 @@ pub struct Cli {
     /// Port to listen on; 0 picks a free one (the log says which).
     #[arg(short, long, default_value_t = 4221)]
     pub port: u16,
+
+    /// Serve HTTPS on --port with this certificate chain (PEM, the server's own
+    /// first; certbot's fullchain.pem). Needs --tls-key. SIGHUP reloads it.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, RSA or EC; certbot's privkey.pem).
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Also listen for plaintext HTTP on PORT and answer every request with a
+    /// 308 to the same host, path and query over HTTPS.
+    #[arg(long, value_name = "PORT", requires = "tls_cert")]
+    pub redirect_http: Option<u16>,
+
+    /// Send Strict-Transport-Security with this max-age on HTTPS responses
+    /// (31536000 is a year).
+    #[arg(long, value_name = "SECONDS", requires = "tls_cert")]
+    pub hsts: Option<u64>,
 
     /// Folder behind /files/{name}: GET and HEAD read a file, POST writes one.
     #[arg(long, value_name = "DIR")]
@@ -165,6 +184,12 @@ impl Cli {
             }
         }
         config.model = self.model;
+        config.tls = self
+            .tls_cert
+            .zip(self.tls_key)
+            .map(|(cert, key)| TlsFiles { cert, key });
+        config.redirect_http = self.redirect_http;
+        config.http.strict_transport_max_age = self.hsts;
         config.threads = self.threads;
         config.workers = self.workers;
         if let Some(dir) = self.directory {

@@ -24,6 +24,15 @@ pub enum Model {
     Pool,
 }
 
+/// The certificate and key that switch the listener to HTTPS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// A PEM chain, the server's own certificate first.
+    pub cert: PathBuf,
+    /// A PEM private key: PKCS#8, RSA or EC.
+    pub key: PathBuf,
+}
+
 /// Where the access log goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogTarget {
@@ -37,6 +46,10 @@ pub struct Config {
     pub bind: Vec<IpAddr>,
     /// 0 asks the system for a free port; the log says which one it gave.
     pub port: u16,
+    /// With these, `port` speaks HTTPS.
+    pub tls: Option<TlsFiles>,
+    /// A plaintext port that answers every request with a 308 to HTTPS.
+    pub redirect_http: Option<u16>,
     pub app: AppConfig,
     pub http: Settings,
     /// Connections held at once. At the cap the listener is left unaccepted (the
@@ -57,6 +70,8 @@ impl Default for Config {
         Config {
             bind: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
             port: 4221,
+            tls: None,
+            redirect_http: None,
             app: AppConfig {
                 builtins: true,
                 ..AppConfig::default()

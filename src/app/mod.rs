@@ -20,6 +20,7 @@ mod redirect;
 pub(crate) mod statics;
 mod url;
 
+pub(crate) use open::FileIdentity;
 pub(crate) use statics::{CacheLimits, DEFAULT_MAX_ENTRIES, StaticConfig, Visibility};
 
 use std::path::PathBuf;

@@ -26,8 +26,8 @@ const TRANSIENT_FAILURES: u32 = 64;
 /// What one call of [`Acceptor::next`] found.
 #[derive(Debug)]
 pub(super) enum Accepted {
-    /// A connection, and who it is from.
-    Connection(TcpStream, SocketAddr),
+    /// A connection, who it is from, and the listener (by index) it came to.
+    Connection(TcpStream, SocketAddr, usize),
     /// Every listener said `WouldBlock`: nothing is waiting.
     Drained,
     /// Accepting cannot succeed now (out of descriptors, or too many errors in a
@@ -64,7 +64,7 @@ impl Acceptor {
                     Ok((socket, peer)) => {
                         self.next = index;
                         self.failures = 0;
-                        return Accepted::Connection(socket, peer);
+                        return Accepted::Connection(socket, peer, index);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

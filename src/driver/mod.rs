@@ -11,16 +11,18 @@
 //!
 //! What both wings share: the listening sockets and the accept loop
 //! ([`listener`]), writing a session's output ([`transmit`], [`sendfile`]),
-//! the clock ([`clock`]), signals and the graceful shutdown ([`shutdown`]), and
-//! the panic boundary ([`contain`]).
+//! TLS as a layer of the byte stream ([`tls`]), the clock ([`clock`]), what
+//! each signal means and the graceful shutdown ([`signals`]), and the panic
+//! boundary ([`contain`]).
 
 mod clock;
 pub(crate) mod contain;
 mod event_loop;
 mod listener;
 mod sendfile;
-mod shutdown;
+mod signals;
 mod threaded;
+mod tls;
 mod transmit;
 
 use std::io;
@@ -33,35 +35,72 @@ use crate::config::{Config, Model};
 use crate::session::Service;
 use event_loop::{EventLoop, LoopConfig};
 use threaded::{Shared, ThreadedConfig};
+use tls::TlsConfig;
+
+/// What a listener serves: the service its connections' sessions share, and
+/// the TLS it speaks, if any.
+#[derive(Clone)]
+struct Endpoint {
+    service: Arc<Service>,
+    tls: Option<Arc<TlsConfig>>,
+}
+
+/// One port the server listens on, on every bound address.
+struct Port {
+    number: u16,
+    tls: bool,
+    /// A plaintext port whose whole job is to send clients to HTTPS.
+    redirect: bool,
+}
 
 /// Binds the configured addresses, says where it listens, and serves until a
 /// graceful shutdown completes.
 pub fn run(config: Config) -> io::Result<()> {
+    let tls = match &config.tls {
+        Some(files) => Some(Arc::new(
+            TlsConfig::load(&files.cert, &files.key).map_err(io::Error::other)?,
+        )),
+        None => None,
+    };
     let workers = match config.model {
         Model::Loop => config.workers.max(1),
         Model::Threads | Model::Pool => 1,
     };
-    let mut listeners = bind_all(&config.bind, config.port, workers)?;
+    let mut ports = vec![Port {
+        number: config.port,
+        tls: tls.is_some(),
+        redirect: false,
+    }];
+    if let Some(number) = config.redirect_http {
+        ports.push(Port {
+            number,
+            tls: false,
+            redirect: true,
+        });
+    }
+    let mut bound = bind_all(&config.bind, &mut ports, workers)?;
     // Said once everything is ready to serve (the loops exist, the log is open).
-    let urls: Vec<String> = listeners
-        .first()
-        .into_iter()
-        .flatten()
-        .map(|l| l.local_addr().map(|a| format!("http://{a}")))
-        .collect::<io::Result<_>>()?;
-    let ready = || {
-        log::info!(
-            "listening on {} ({})",
-            urls.join(" and "),
-            describe_model(&config, workers)
-        )
+    let urls = describe_ports(&config.bind, &ports);
+    let ready = || log::info!("listening on {urls} ({})", describe_model(&config, workers));
+    let https_port = ports.first().map_or(443, |port| port.number);
+    let endpoints = || -> Vec<Endpoint> {
+        ports
+            .iter()
+            .map(|port| Endpoint {
+                service: match port.redirect {
+                    true => redirect_service(&config, https_port),
+                    false => service(&config),
+                },
+                tls: tls.clone().filter(|_| port.tls),
+            })
+            .collect()
     };
     match config.model {
-        Model::Loop => run_loops(listeners, &config, ready),
+        Model::Loop => run_loops(bound, endpoints, &config, ready),
         Model::Threads | Model::Pool => {
             let access_log = config.access_log.as_ref().map(AccessLog::open);
             let shared = Arc::new(Shared {
-                service: service(&config),
+                endpoints: endpoints(),
                 registry: Arc::default(),
                 access_log: access_log.transpose()?.map(Mutex::new),
             });
@@ -71,7 +110,7 @@ pub fn run(config: Config) -> io::Result<()> {
                 max_connections: config.max_connections,
                 shutdown_timeout: config.shutdown_timeout,
             };
-            let listeners = listeners.pop().unwrap_or_default();
+            let listeners = bound.pop().unwrap_or_default();
             threaded::run(listeners, shared, threaded, ready)
         }
     }
@@ -87,41 +126,73 @@ fn service(config: &Config) -> Arc<Service> {
     )
 }
 
-/// For each of `workers` loops, one listener per address; with several
-/// workers they share each address through `SO_REUSEPORT`. With port 0 the
-/// first address picks the port and every other listener joins it.
+/// The redirect listener's: every request answered with a 308 to HTTPS, and no
+/// Strict-Transport-Security (RFC 6797 section 7.2: never over plain HTTP).
+fn redirect_service(config: &Config, https_port: u16) -> Arc<Service> {
+    let mut settings = config.http;
+    settings.strict_transport_max_age = None;
+    Service::new(
+        App::redirect_to_https(https_port),
+        settings,
+        config.access_log.is_some(),
+    )
+}
+
+/// For each of `workers` loops, one listener per port and address, in the
+/// order of `ports` (so a listener's index names its port). With several
+/// workers they share each address through `SO_REUSEPORT`. A port of 0 is
+/// chosen by the first address and joined by every other listener; `ports`
+/// learns the numbers given.
 fn bind_all(
     addresses: &[IpAddr],
-    port: u16,
+    ports: &mut [Port],
     workers: usize,
-) -> io::Result<Vec<Vec<std::net::TcpListener>>> {
+) -> io::Result<Vec<Vec<(std::net::TcpListener, usize)>>> {
     let options = listener::BindOptions {
         reuse_port: workers > 1,
         // `::` alone takes IPv4 too; beside other addresses it must not.
         v6_only: addresses.len() > 1,
     };
-    let mut port = port;
-    let mut first_worker = Vec::with_capacity(addresses.len());
-    for &ip in addresses {
-        let addr = SocketAddr::new(ip, port);
-        let bound = listener::bind(addr, options)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-        port = bound.local_addr()?.port();
-        first_worker.push(bound);
+    let mut first_worker = Vec::new();
+    for (index, port) in ports.iter_mut().enumerate() {
+        for &ip in addresses {
+            let addr = SocketAddr::new(ip, port.number);
+            let bound = listener::bind(addr, options)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+            port.number = bound.local_addr()?.port();
+            first_worker.push((bound, index));
+        }
     }
-    let shared: Vec<SocketAddr> = first_worker
-        .iter()
-        .map(std::net::TcpListener::local_addr)
-        .collect::<io::Result<_>>()?;
-    let mut all = vec![first_worker];
+    let mut all = Vec::with_capacity(workers);
     for _ in 1..workers {
-        let worker = shared
+        let worker = first_worker
             .iter()
-            .map(|&addr| listener::bind(addr, options))
+            .map(|(listener, index)| Ok((listener::bind(listener.local_addr()?, options)?, *index)))
             .collect::<io::Result<_>>()?;
         all.push(worker);
     }
+    all.insert(0, first_worker);
     Ok(all)
+}
+
+/// `https://127.0.0.1:8443 and http://127.0.0.1:8080 (redirect to HTTPS)`.
+fn describe_ports(addresses: &[IpAddr], ports: &[Port]) -> String {
+    let mut urls = Vec::new();
+    for port in ports {
+        for &ip in addresses {
+            let scheme = if port.tls { "https" } else { "http" };
+            let note = if port.redirect {
+                " (redirect to HTTPS)"
+            } else {
+                ""
+            };
+            urls.push(format!(
+                "{scheme}://{}{note}",
+                SocketAddr::new(ip, port.number)
+            ));
+        }
+    }
+    urls.join(" and ")
 }
 
 fn describe_model(config: &Config, workers: usize) -> String {
@@ -137,21 +208,22 @@ fn describe_model(config: &Config, workers: usize) -> String {
 /// of their own. Each has its own application (and so its own caches), shared
 /// by its sessions and by nothing else: the loops share nothing.
 fn run_loops(
-    listeners: Vec<Vec<std::net::TcpListener>>,
+    bound: Vec<Vec<(std::net::TcpListener, usize)>>,
+    endpoints: impl Fn() -> Vec<Endpoint>,
     config: &Config,
     ready: impl FnOnce(),
 ) -> io::Result<()> {
     // The connection budget is the process's, split evenly: each loop holds its
     // own connections, and the kernel picks the loop a newcomer meets.
-    let per_loop = config.max_connections.div_ceil(listeners.len());
-    let mut loops = Vec::with_capacity(listeners.len());
-    for worker in listeners {
+    let per_loop = config.max_connections.div_ceil(bound.len());
+    let mut loops = Vec::with_capacity(bound.len());
+    for worker in bound {
         let loop_config = LoopConfig {
             max_connections: per_loop,
             shutdown_timeout: config.shutdown_timeout,
             access_log: config.access_log.clone(),
         };
-        loops.push(EventLoop::new(worker, service(config), loop_config)?);
+        loops.push(EventLoop::new(worker, endpoints(), loop_config)?);
     }
     let last = loops
         .pop()

@@ -8,7 +8,7 @@
 //! turn's budget, backpressure) means the loop must come back on its own:
 //! nothing will wake it for those bytes.
 
-use std::io::{self, Read};
+use std::io::{self, Read as _};
 use std::net::{Shutdown, SocketAddr};
 use std::time::Instant;
 
@@ -16,6 +16,7 @@ use mio::Interest;
 use mio::net::TcpStream;
 
 use super::buffers::BufferPool;
+use crate::driver::tls::{Filled, Tls};
 use crate::driver::transmit::write_once;
 use crate::http::Now;
 use crate::session::Session;
@@ -72,13 +73,16 @@ pub(super) struct Conn {
     pub timer_fired: bool,
     /// The server is shutting down: its next turn starts by draining it.
     pub drain: bool,
+    /// Its TLS, when its listener speaks HTTPS.
+    pub tls: Option<Box<Tls>>,
     /// A bug panicked in this connection's work; it is answering 500 and closing.
     pub panicked: bool,
 }
 
 impl Conn {
-    /// Writes what the session has queued until the socket would block, the
-    /// queue is empty, or the budget is spent; true if it wrote anything.
+    /// Writes what the session has queued (through TLS, if the connection
+    /// speaks it) until the socket would block, nothing is left, or the budget
+    /// is spent; true if it wrote anything.
     pub(super) fn flush(
         &mut self,
         now: Now<'_>,
@@ -87,16 +91,15 @@ impl Conn {
     ) -> bool {
         let key = self.key;
         let mut wrote = false;
-        while self.writable && self.session.has_output() {
+        while self.writable && self.has_bytes_to_send() {
             if budget.bytes == 0 {
                 budget.spent = true;
                 break;
             }
-            match write_once(&mut self.socket, &self.session, scratch) {
-                Ok(written) => {
-                    log::trace!("#{key}: {written}");
-                    budget.bytes = budget.bytes.saturating_sub(written.bytes);
-                    self.session.written(written.bytes, now);
+            match self.write_some(now, scratch) {
+                Ok(0) => break,
+                Ok(n) => {
+                    budget.bytes = budget.bytes.saturating_sub(n);
                     wrote = true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -116,14 +119,39 @@ impl Conn {
             // Our last response is out; tell the client we are done, and
             // linger reading whatever it still sends.
             log::trace!("#{key}: shutdown(write), lingering");
+            if let Some(tls) = self.tls.as_deref_mut() {
+                tls.close_notify(&mut self.socket);
+            }
             let _ = self.socket.shutdown(Shutdown::Write);
         }
         wrote
     }
 
-    /// Reads while the socket is readable and the session wants bytes, until
-    /// `WouldBlock` or the budget is spent; true if a read happened (bytes,
-    /// EOF, an error: each is worth another look at the connection).
+    /// One write: of plaintext, a `writev` or a `sendfile`; through TLS,
+    /// ciphertext until the socket blocks (reported as `WouldBlock` once
+    /// nothing more went). Returns the bytes written.
+    fn write_some(&mut self, now: Now<'_>, scratch: &mut Vec<u8>) -> io::Result<usize> {
+        let key = self.key;
+        let Some(tls) = self.tls.as_deref_mut() else {
+            let written = write_once(&mut self.socket, &self.session, scratch)?;
+            log::trace!("#{key}: {written}");
+            self.session.written(written.bytes, now);
+            return Ok(written.bytes);
+        };
+        let flushed = tls.flush(&mut self.socket, &mut self.session, scratch, now)?;
+        if flushed.sent > 0 {
+            log::trace!("#{key}: wrote {} bytes of TLS", flushed.sent);
+        }
+        match (flushed.sent, flushed.blocked) {
+            (_, false) | (1.., true) => Ok(flushed.sent),
+            (0, true) => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// Reads while the socket is readable (or TLS holds plaintext already
+    /// read) and the session wants bytes, until `WouldBlock` or the budget is
+    /// spent; true if a read happened (bytes, EOF, an error: each is worth
+    /// another look at the connection).
     pub(super) fn fill(
         &mut self,
         now: Now<'_>,
@@ -132,7 +160,10 @@ impl Conn {
     ) -> bool {
         let key = self.key;
         let mut read = false;
-        while self.readable && self.session.wants_read() && !self.session.is_closed() {
+        while (self.readable || self.tls_holds_plaintext())
+            && self.session.wants_read()
+            && !self.session.is_closed()
+        {
             if budget.reads == 0 {
                 budget.spent = true;
                 break;
@@ -140,17 +171,16 @@ impl Conn {
             if self.session.needs_buffer() {
                 self.session.lend_buffer(pool.take());
             }
-            match self.socket.read(self.session.read_buffer()) {
-                Ok(0) => {
-                    log::trace!("#{key}: read EOF");
-                    self.readable = false;
-                    self.session.received_eof(now);
-                }
-                Ok(n) => {
+            match self.read_some(now) {
+                Ok(Read::Bytes(n)) => {
                     log::trace!("#{key}: read {n} bytes");
                     budget.reads -= 1;
-                    self.session.received(n, now);
                 }
+                Ok(Read::Eof) => {
+                    log::trace!("#{key}: read EOF");
+                    self.readable = false;
+                }
+                Ok(Read::Nothing) => break,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // Drained: the next READABLE event says when more arrives.
                     log::trace!("#{key}: read would block");
@@ -165,21 +195,70 @@ impl Conn {
             read = true;
             // What was read may have queued responses: write them before
             // reading more, so a pipelining client is answered as it sends.
-            if self.session.has_output() && self.writable {
+            if self.has_bytes_to_send() && self.writable {
                 break;
             }
         }
         read
     }
 
+    /// One read: of plaintext, into the session's buffer; through TLS, of
+    /// ciphertext, decrypted into it (or plaintext TLS already held).
+    fn read_some(&mut self, now: Now<'_>) -> io::Result<Read> {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            let n = self.socket.read(self.session.read_buffer())?;
+            if n == 0 {
+                self.session.received_eof(now);
+                return Ok(Read::Eof);
+            }
+            self.session.received(n, now);
+            return Ok(Read::Bytes(n));
+        };
+        Ok(
+            match tls.fill(self.key, &mut self.socket, &mut self.session, now)? {
+                Filled::Read(n) => Read::Bytes(n),
+                Filled::Plaintext => Read::Bytes(0),
+                Filled::Eof => Read::Eof,
+                Filled::NotWanted => Read::Nothing,
+            },
+        )
+    }
+
+    /// Whether the session has output, or TLS has ciphertext (a handshake
+    /// message, an alert) waiting.
+    fn has_bytes_to_send(&self) -> bool {
+        self.session.has_output() || self.tls.as_deref().is_some_and(Tls::wants_write)
+    }
+
+    fn tls_holds_plaintext(&mut self) -> bool {
+        self.tls.as_deref_mut().is_some_and(Tls::holds_plaintext)
+    }
+
     /// The interest to register: WRITABLE only while the socket has refused
-    /// output the session still holds, so a connection whose responses fit in
-    /// the socket buffer never costs an `epoll_ctl`.
+    /// bytes we still hold, so a connection whose responses fit in the socket
+    /// buffer never costs an `epoll_ctl`.
     pub(super) fn wanted_interest(&self) -> Interest {
-        if self.session.has_output() && !self.writable {
+        if self.has_bytes_to_send() && !self.writable {
             Interest::READABLE | Interest::WRITABLE
         } else {
             Interest::READABLE
         }
     }
+
+    /// Before the socket is closed: a TLS connection says goodbye.
+    pub(super) fn close_notify(&mut self) {
+        if let Some(tls) = self.tls.as_deref_mut() {
+            tls.close_notify(&mut self.socket);
+        }
+    }
+}
+
+/// What one read did.
+enum Read {
+    /// Bytes came (through TLS, 0 means plaintext TLS already held).
+    Bytes(usize),
+    /// The client closed its side.
+    Eof,
+    /// Nothing was wanted.
+    Nothing,
 }

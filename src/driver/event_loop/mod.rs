@@ -7,7 +7,8 @@
 //!    timers that are due are taken from the heap.
 //! 2. For each event: a listener → accept until `WouldBlock` (or the cap); a
 //!    connection → note which way it is ready and [`drive`](EventLoop::drive)
-//!    it; the signal pipe → begin (or, the second time, end) a shutdown.
+//!    it; the signal pipe → reload (SIGHUP), or begin (or, the second time,
+//!    end) a shutdown.
 //! 3. Connections that used up their share of the turn are driven again.
 //! 4. Connections whose timer was due are driven, their turn starting with the
 //!    deadline.
@@ -40,13 +41,15 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use super::Endpoint;
 use super::clock::Clock;
 use super::contain;
 use super::listener::{ACCEPT_BACKOFF, Accepted, Acceptor};
-use super::shutdown::{Shutdown, Signal};
+use super::signals::{Signal, Signals};
+use super::tls::TlsConfig;
 use crate::access_log::AccessLog;
 use crate::config::LogTarget;
-use crate::session::{Service, Session};
+use crate::session::Session;
 use buffers::BufferPool;
 use conn::{Budget, Conn};
 use timers::{TimerOwner, Timers};
@@ -56,7 +59,7 @@ const SIGNALS: Token = Token(usize::MAX);
 /// keys count up from 0, so the two never meet.
 const FIRST_LISTENER: usize = usize::MAX - 1;
 
-/// What the loop needs besides its listeners and its service.
+/// What the loop needs besides its listeners and their endpoints.
 pub(super) struct LoopConfig {
     pub max_connections: usize,
     pub shutdown_timeout: Duration,
@@ -65,12 +68,14 @@ pub(super) struct LoopConfig {
 
 pub(super) struct EventLoop {
     poll: Poll,
-    /// One per bound address; empty once a shutdown has begun.
+    /// One per bound port and address; empty once a shutdown has begun.
     listeners: Vec<TcpListener>,
+    /// What each listener serves (the service its sessions share, its TLS),
+    /// by the listener's index.
+    endpoints: Vec<Endpoint>,
     acceptor: Acceptor,
-    shutdown: Shutdown,
+    signals: Signals,
     conns: Slab<Conn>,
-    service: Arc<Service>,
     max_connections: usize,
     clock: Clock,
     timers: Timers,
@@ -91,21 +96,27 @@ pub(super) struct EventLoop {
 }
 
 impl EventLoop {
+    /// A loop over `listeners`, each with the index of its endpoint among
+    /// `endpoints`.
     pub(super) fn new(
-        listeners: Vec<std::net::TcpListener>,
-        service: Arc<Service>,
+        listeners: Vec<(std::net::TcpListener, usize)>,
+        endpoints: Vec<Endpoint>,
         config: LoopConfig,
     ) -> io::Result<EventLoop> {
         let poll = Poll::new()?;
         let mut registered = Vec::with_capacity(listeners.len());
-        for (i, listener) in listeners.into_iter().enumerate() {
+        let mut served = Vec::with_capacity(listeners.len());
+        for (i, (listener, endpoint)) in listeners.into_iter().enumerate() {
             let mut listener = TcpListener::from_std(listener);
             let token = Token(FIRST_LISTENER - i);
             poll.registry()
                 .register(&mut listener, token, Interest::READABLE)?;
             registered.push(listener);
+            let endpoint = endpoints.get(endpoint).cloned();
+            served
+                .push(endpoint.ok_or_else(|| io::Error::other("a listener without an endpoint"))?);
         }
-        let shutdown = Shutdown::watch(poll.registry(), SIGNALS, config.shutdown_timeout)?;
+        let signals = Signals::watch(poll.registry(), SIGNALS, config.shutdown_timeout)?;
         let access_log = config
             .access_log
             .as_ref()
@@ -114,10 +125,10 @@ impl EventLoop {
         Ok(EventLoop {
             poll,
             listeners: registered,
+            endpoints: served,
             acceptor: Acceptor::default(),
-            shutdown,
+            signals,
             conns: Slab::with_capacity(config.max_connections.min(4096)),
-            service,
             max_connections: config.max_connections,
             clock: Clock::default(),
             timers: Timers::default(),
@@ -170,7 +181,7 @@ impl EventLoop {
             if let Some(log) = self.access_log.as_mut() {
                 log.flush();
             }
-            if self.shutdown.is_over(self.conns.len(), now) {
+            if self.signals.shutdown_is_over(self.conns.len(), now) {
                 return Ok(());
             }
         }
@@ -185,7 +196,7 @@ impl EventLoop {
         let deadlines = [
             self.timers.next_deadline(),
             self.accept_paused_until,
-            self.shutdown.deadline(),
+            self.signals.deadline(),
         ];
         let nearest = deadlines.into_iter().flatten().min()?;
         // Round up: waking a millisecond early would spin until the deadline.
@@ -197,9 +208,11 @@ impl EventLoop {
     fn on_event(&mut self, event: &Event, now: Instant) -> Signal {
         match event.token() {
             SIGNALS => {
-                let signal = self.shutdown.on_event(self.conns.len(), now);
-                if signal == Signal::Begin {
-                    self.begin_shutdown(now);
+                let signal = self.signals.on_event(self.conns.len(), now);
+                match signal {
+                    Signal::Begin => self.begin_shutdown(now),
+                    Signal::Reload => self.reload(),
+                    Signal::None | Signal::ExitNow => {}
                 }
                 return signal;
             }
@@ -233,8 +246,8 @@ impl EventLoop {
                 return;
             }
             match self.acceptor.next(&self.listeners) {
-                Accepted::Connection(socket, peer) => {
-                    if let Err(message) = contain::catch(|| self.add(socket, peer, now)) {
+                Accepted::Connection(socket, peer, listener) => {
+                    if let Err(message) = contain::catch(|| self.add(socket, peer, listener, now)) {
                         log::error!("bug while accepting {peer}: {message}");
                     }
                 }
@@ -248,9 +261,19 @@ impl EventLoop {
         }
     }
 
-    fn add(&mut self, mut socket: TcpStream, peer: SocketAddr, now: Instant) {
+    fn add(&mut self, mut socket: TcpStream, peer: SocketAddr, listener: usize, now: Instant) {
         // Responses are written whole; Nagle would only delay the last segment.
         let _ = socket.set_nodelay(true);
+        let Some(endpoint) = self.endpoints.get(listener) else {
+            return;
+        };
+        let tls = match endpoint.tls.as_deref().map(TlsConfig::accept).transpose() {
+            Ok(tls) => tls.map(Box::new),
+            Err(e) => {
+                log::warn!("TLS for {peer}: {e}");
+                return;
+            }
+        };
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         let registry = self.poll.registry();
@@ -264,7 +287,8 @@ impl EventLoop {
             key,
             socket,
             peer,
-            session: Session::new(key, Arc::clone(&self.service), now),
+            session: Session::new(key, Arc::clone(&endpoint.service), now),
+            tls,
             serial: self.next_serial,
             readable: false,
             writable: true,
@@ -317,6 +341,9 @@ impl EventLoop {
         };
         if let Some(buffer) = conn.session.reclaim_buffer() {
             self.buffers.put(buffer);
+        }
+        if let Some(tls) = conn.tls.as_deref_mut() {
+            tls.log_turn(key);
         }
         if let Some(log) = self.access_log.as_mut() {
             let entries = conn.session.take_log_entries();
@@ -374,6 +401,7 @@ impl EventLoop {
             let entries = conn.session.take_log_entries();
             log.record(conn.peer.ip(), entries, self.clock.log_time());
         }
+        conn.close_notify();
         let served = conn.session.served();
         log::trace!("#{key}: closed ({} after {served} requests)", conn.peer);
         // Closing the descriptor removes it from the epoll set. An event already
@@ -426,6 +454,15 @@ impl EventLoop {
         conn.timer = None;
         conn.timer_fired = true;
         self.drive(owner.key, now);
+    }
+
+    /// SIGHUP: the TLS certificates are read again, for the connections to come.
+    fn reload(&self) {
+        for endpoint in &self.endpoints {
+            if let Some(tls) = &endpoint.tls {
+                tls.reload();
+            }
+        }
     }
 
     /// The first signal: stop accepting, and let every connection finish the

@@ -10,6 +10,9 @@
 //! - read and write at once: a client that pipelines while it is being sent a
 //!   large response is read only once the response has been written;
 //! - wait for one of several connections: each needs a thread of its own.
+//!
+//! HTTPS goes through the same TLS layer as the loop's ([`crate::driver::tls`]),
+//! over the blocking socket.
 
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -19,17 +22,29 @@ use std::time::{Duration, Instant};
 
 use super::registry::{Registered, Registry};
 use crate::access_log::AccessLog;
+use crate::driver::Endpoint;
 use crate::driver::clock::Clock;
 use crate::driver::contain;
+use crate::driver::tls::Tls;
 use crate::driver::transmit::write_once;
 use crate::http::READ_SIZE;
-use crate::session::{Service, Session};
+use crate::session::Session;
 
 /// Everything a connection thread shares with the others.
 pub(crate) struct Shared {
-    pub service: Arc<Service>,
+    /// What each listener serves, by the index the acceptor hands on.
+    pub endpoints: Vec<Endpoint>,
     pub registry: Arc<Registry>,
     pub access_log: Option<Mutex<AccessLog>>,
+}
+
+impl Shared {
+    /// SIGHUP: the TLS certificates are read again, for the connections to come.
+    pub(super) fn reload(&self) {
+        for tls in self.endpoints.iter().filter_map(|e| e.tls.as_deref()) {
+            tls.reload();
+        }
+    }
 }
 
 /// Serves `stream` (registered by the acceptor) until the connection ends.
@@ -38,11 +53,22 @@ pub(super) fn serve(
     peer: SocketAddr,
     id: usize,
     registration: Registered,
+    endpoint: usize,
     shared: &Shared,
 ) {
+    let Some(endpoint) = shared.endpoints.get(endpoint) else {
+        return;
+    };
+    let tls = match endpoint.tls.as_deref().map(|tls| tls.accept()).transpose() {
+        Ok(tls) => tls,
+        Err(e) => {
+            log::warn!("TLS for {peer}: {e}");
+            return;
+        }
+    };
     let _ = stream.set_nodelay(true);
     let _ = stream.set_nonblocking(false);
-    let mut session = Session::new(id, Arc::clone(&shared.service), Instant::now());
+    let mut session = Session::new(id, Arc::clone(&endpoint.service), Instant::now());
     // A thread's connection keeps its buffer: the thread's stack dwarfs it.
     session.lend_buffer(vec![0; READ_SIZE]);
     BlockingConnection {
@@ -50,6 +76,7 @@ pub(super) fn serve(
         peer,
         id,
         session,
+        tls,
         clock: Clock::default(),
         scratch: Vec::new(),
         draining: false,
@@ -62,6 +89,8 @@ struct BlockingConnection {
     peer: SocketAddr,
     id: usize,
     session: Session,
+    /// Its TLS, when its listener speaks HTTPS.
+    tls: Option<Tls>,
     /// This thread's clock.
     clock: Clock,
     scratch: Vec<u8>,
@@ -102,6 +131,9 @@ impl BlockingConnection {
             }
         }
         self.log_delivered(shared);
+        if let Some(tls) = self.tls.as_mut() {
+            tls.close_notify(&mut self.stream);
+        }
         log::trace!("#{}: closed ({})", self.id, self.peer);
     }
 
@@ -114,6 +146,9 @@ impl BlockingConnection {
         }
         self.write_all_queued();
         if self.session.take_shutdown_request() {
+            if let Some(tls) = self.tls.as_mut() {
+                tls.close_notify(&mut self.stream);
+            }
             let _ = self.stream.shutdown(Shutdown::Write);
         }
         self.log_delivered(shared);
@@ -154,15 +189,16 @@ impl BlockingConnection {
         self.session.on_deadline(self.clock.reading());
     }
 
+    /// Whether the session has output, or TLS has ciphertext waiting.
+    fn has_bytes_to_send(&self) -> bool {
+        self.session.has_output() || self.tls.as_ref().is_some_and(Tls::wants_write)
+    }
+
     fn write_all_queued(&mut self) {
-        while self.session.has_output() {
+        while self.has_bytes_to_send() && !self.session.is_closed() {
             let _ = self.stream.set_write_timeout(self.time_left());
-            match write_once(&mut self.stream, &self.session, &mut self.scratch) {
-                Ok(written) => {
-                    log::trace!("#{}: {written}", self.id);
-                    self.clock.tick();
-                    self.session.written(written.bytes, self.clock.reading());
-                }
+            match self.write_some() {
+                Ok(()) => {}
                 Err(e) if is_timeout(&e) => self.on_deadline(),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -173,21 +209,61 @@ impl BlockingConnection {
         }
     }
 
-    fn read_once(&mut self) {
-        let _ = self.stream.set_read_timeout(self.time_left());
-        let result = self.stream.read(self.session.read_buffer());
+    /// One blocking write: plaintext (`writev` or `sendfile`), or through TLS
+    /// until the socket's timeout.
+    fn write_some(&mut self) -> io::Result<()> {
+        let Some(tls) = self.tls.as_mut() else {
+            let written = write_once(&mut self.stream, &self.session, &mut self.scratch)?;
+            log::trace!("#{}: {written}", self.id);
+            self.clock.tick();
+            self.session.written(written.bytes, self.clock.reading());
+            return Ok(());
+        };
         self.clock.tick();
         let now = self.clock.reading();
-        match result {
-            Ok(0) => self.session.received_eof(now),
-            Ok(n) => self.session.received(n, now),
-            Err(e) if is_timeout(&e) => self.session.on_deadline(now),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                log::debug!("#{}: read: {e}", self.id);
-                self.session.abort();
+        let flushed = tls.flush(&mut self.stream, &mut self.session, &mut self.scratch, now)?;
+        tls.log_turn(self.id);
+        match flushed.blocked {
+            true => Err(io::ErrorKind::WouldBlock.into()),
+            false => Ok(()),
+        }
+    }
+
+    /// One blocking read (TLS first hands over any plaintext it holds); the
+    /// clock is read after the call, since it may have waited.
+    fn read_once(&mut self) {
+        if let Some(tls) = self.tls.as_mut() {
+            self.clock.tick();
+            match tls.deliver(&mut self.session, self.clock.reading()) {
+                Ok(0) => {}
+                Ok(_) => return,
+                Err(e) => return self.fail_read(&e),
             }
         }
+        let _ = self.stream.set_read_timeout(self.time_left());
+        let result = match self.tls.as_mut() {
+            Some(tls) => tls.read_ciphertext(self.id, &mut self.stream),
+            None => self.stream.read(self.session.read_buffer()),
+        };
+        self.clock.tick();
+        let now = self.clock.reading();
+        match (result, self.tls.as_mut()) {
+            (Ok(0), _) => self.session.received_eof(now),
+            (Ok(_), Some(tls)) => {
+                if let Err(e) = tls.deliver(&mut self.session, now) {
+                    self.fail_read(&e);
+                }
+            }
+            (Ok(n), None) => self.session.received(n, now),
+            (Err(e), _) if is_timeout(&e) => self.session.on_deadline(now),
+            (Err(e), _) if e.kind() == io::ErrorKind::Interrupted => {}
+            (Err(e), _) => self.fail_read(&e),
+        }
+    }
+
+    fn fail_read(&mut self, error: &io::Error) {
+        log::debug!("#{}: read: {error}", self.id);
+        self.session.abort();
     }
 
     fn sleep_until_deadline(&mut self) {

@@ -25,7 +25,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
 use super::listener::{ACCEPT_BACKOFF, Accepted, Acceptor};
-use super::shutdown::{Shutdown, Signal};
+use super::signals::{Signal, Signals};
 use crate::config::Model;
 use registry::Registered;
 
@@ -49,7 +49,9 @@ pub(super) struct ThreadedConfig {
     pub shutdown_timeout: Duration,
 }
 
-type Job = (std::net::TcpStream, SocketAddr, usize, Registered);
+/// An accepted connection for a thread: its socket, its peer, its id, its
+/// place in the registry, and the endpoint its listener serves (by index).
+type Job = (std::net::TcpStream, SocketAddr, usize, Registered, usize);
 
 /// The queue the pool's threads take connections from.
 #[derive(Default)]
@@ -82,8 +84,10 @@ impl Queue {
 struct Acceptance {
     poll: Poll,
     listeners: Vec<TcpListener>,
+    /// The endpoint (an index in `Shared::endpoints`) each listener serves.
+    routes: Vec<usize>,
     acceptor: Acceptor,
-    shutdown: Shutdown,
+    signals: Signals,
     shared: Arc<Shared>,
     queue: Arc<Queue>,
     config: ThreadedConfig,
@@ -93,20 +97,23 @@ struct Acceptance {
 
 /// Accepts and dispatches until a graceful shutdown completes.
 pub(super) fn run(
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Vec<(std::net::TcpListener, usize)>,
     shared: Arc<Shared>,
     config: ThreadedConfig,
     ready: impl FnOnce(),
 ) -> io::Result<()> {
     let poll = Poll::new()?;
-    let mut registered: Vec<TcpListener> =
-        listeners.into_iter().map(TcpListener::from_std).collect();
+    let routes = listeners.iter().map(|(_, endpoint)| *endpoint).collect();
+    let mut registered: Vec<TcpListener> = listeners
+        .into_iter()
+        .map(|(listener, _)| TcpListener::from_std(listener))
+        .collect();
     for (i, listener) in registered.iter_mut().enumerate() {
         let token = Token(FIRST_LISTENER + i);
         poll.registry()
             .register(listener, token, Interest::READABLE)?;
     }
-    let shutdown = Shutdown::watch(poll.registry(), SIGNALS, config.shutdown_timeout)?;
+    let signals = Signals::watch(poll.registry(), SIGNALS, config.shutdown_timeout)?;
     shared
         .registry
         .set_waker(mio::Waker::new(poll.registry(), WAKER)?);
@@ -118,8 +125,9 @@ pub(super) fn run(
     Acceptance {
         poll,
         listeners: registered,
+        routes,
         acceptor: Acceptor::default(),
-        shutdown,
+        signals,
         shared,
         queue,
         config,
@@ -137,8 +145,8 @@ fn start_pool(threads: usize, queue: &Arc<Queue>, shared: &Arc<Shared>) -> io::R
             .stack_size(THREAD_STACK)
             .spawn(move || {
                 loop {
-                    let (stream, peer, id, registration) = queue.pop();
-                    blocking::serve(stream, peer, id, registration, &shared);
+                    let (stream, peer, id, registration, endpoint) = queue.pop();
+                    blocking::serve(stream, peer, id, registration, endpoint, &shared);
                 }
             })?;
     }
@@ -149,7 +157,7 @@ impl Acceptance {
     fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(64);
         loop {
-            let deadlines = [self.paused_until, self.shutdown.deadline()];
+            let deadlines = [self.paused_until, self.signals.deadline()];
             let timeout =
                 deadlines.into_iter().flatten().min().map(|at| {
                     at.saturating_duration_since(Instant::now()) + Duration::from_millis(1)
@@ -163,13 +171,17 @@ impl Acceptance {
             let now = Instant::now();
             let signalled = events.iter().any(|event| event.token() == SIGNALS);
             if signalled {
-                match self.shutdown.on_event(self.shared.registry.len(), now) {
+                match self.signals.on_event(self.shared.registry.len(), now) {
                     Signal::ExitNow => return Ok(()),
                     Signal::Begin => self.begin_shutdown(),
+                    Signal::Reload => self.shared.reload(),
                     Signal::None => {}
                 }
             }
-            if self.shutdown.is_over(self.shared.registry.len(), now) {
+            if self
+                .signals
+                .shutdown_is_over(self.shared.registry.len(), now)
+            {
                 // Threads still blocked in a read or write are woken by a
                 // shut socket; the process then exits under them.
                 self.shared.registry.close_all();
@@ -188,9 +200,10 @@ impl Acceptance {
     fn accept(&mut self, now: Instant) {
         while self.shared.registry.len() < self.config.max_connections {
             match self.acceptor.next(&self.listeners) {
-                Accepted::Connection(socket, peer) => {
+                Accepted::Connection(socket, peer, listener) => {
                     self.next_id += 1;
-                    if let Err(e) = self.dispatch(socket, peer) {
+                    let endpoint = self.routes.get(listener).copied().unwrap_or_default();
+                    if let Err(e) = self.dispatch(socket, peer, endpoint) {
                         log::warn!(
                             "cannot serve {peer}: {e}; pausing accepts for {ACCEPT_BACKOFF:?}"
                         );
@@ -209,12 +222,17 @@ impl Acceptance {
     }
 
     /// Hands one accepted connection to a thread.
-    fn dispatch(&self, socket: mio::net::TcpStream, peer: SocketAddr) -> io::Result<()> {
+    fn dispatch(
+        &self,
+        socket: mio::net::TcpStream,
+        peer: SocketAddr,
+        endpoint: usize,
+    ) -> io::Result<()> {
         let id = self.next_id;
         let stream = std::net::TcpStream::from(std::os::fd::OwnedFd::from(socket));
         let registration = self.shared.registry.register(stream.try_clone()?);
         if self.config.model == Model::Pool {
-            self.queue.push((stream, peer, id, registration));
+            self.queue.push((stream, peer, id, registration, endpoint));
             return Ok(());
         }
         let shared = Arc::clone(&self.shared);
@@ -223,7 +241,7 @@ impl Acceptance {
         std::thread::Builder::new()
             .name(format!("conn-{id}"))
             .stack_size(THREAD_STACK)
-            .spawn(move || blocking::serve(stream, peer, id, registration, &shared))?;
+            .spawn(move || blocking::serve(stream, peer, id, registration, endpoint, &shared))?;
         Ok(())
     }
 

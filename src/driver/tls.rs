@@ -1,0 +1,442 @@
+//! HTTPS: TLS as a layer of the driver's byte stream, not of the protocol.
+//!
+//! rustls is sans-I/O like the core: ciphertext from the socket goes into a
+//! `ServerConnection`, plaintext comes out of it into the session's lent read
+//! buffer; the session's output (memory slices, or a file range read with
+//! `pread` into the driver's scratch buffer) goes into it, and ciphertext goes
+//! to the socket. The session and the core never know.
+//!
+//! Two rules keep the edge-triggered loop honest and the memory bounded:
+//!
+//! - **Reading**: plaintext is taken out of rustls only while the session wants
+//!   bytes; what it does not want yet stays in rustls, and no more ciphertext is
+//!   read until it does (rustls bounds what it holds).
+//! - **Writing**: the next slice of the session's output (at most [`SLICE`]
+//!   bytes) is encrypted only once the ciphertext before it has all left, and
+//!   the session is told those bytes were `written` only then. So a slow reader
+//!   holds one slice of ciphertext, never its whole response; a 1 GiB file goes
+//!   out in 16 KiB slices through one shared buffer; and the session's send
+//!   timeout, its close after the last byte, and the access log's byte counts
+//!   mean what they mean without TLS.
+//!
+//! What TLS costs: a file range can no longer go through `sendfile` (the bytes
+//! must be encrypted in user space), so it is read into memory slice by slice,
+//! and each connection holds rustls's state (a few KiB) and at most one slice
+//! of ciphertext.
+
+use std::fs::File;
+use std::io::{self, IoSlice, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rustls::server::ServerSessionMemoryCache;
+use rustls::{ServerConfig, ServerConnection};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::app::FileIdentity;
+use crate::http::{Front, Now};
+use crate::session::Session;
+
+/// Most plaintext encrypted at once: one TLS record's worth.
+pub const SLICE: usize = 16 * 1024;
+
+/// TLS sessions remembered for resumption by ID (TLS 1.2); TLS 1.3 resumes
+/// with tickets, which cost the server no memory.
+const SESSION_CACHE: usize = 1024;
+
+/// The certificate and key a listener serves, reloadable while it runs.
+pub struct TlsConfig {
+    cert: PathBuf,
+    key: PathBuf,
+    current: Mutex<Loaded>,
+}
+
+struct Loaded {
+    config: Arc<ServerConfig>,
+    /// What the files were when they were read, to tell whether a reload has
+    /// anything new to read.
+    files: Option<(FileIdentity, FileIdentity)>,
+}
+
+impl TlsConfig {
+    /// Reads `cert` (a PEM chain, the server's certificate first) and `key` (a
+    /// PEM PKCS#8, RSA or EC key), and checks that they belong together.
+    pub fn load(cert: &Path, key: &Path) -> Result<TlsConfig, String> {
+        let loaded = load(cert, key)?;
+        Ok(TlsConfig {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            current: Mutex::new(loaded),
+        })
+    }
+
+    /// Reads the files again if they changed (certbot renews them in place):
+    /// new connections get the new certificate, open ones keep theirs. A broken
+    /// new file is reported and the old certificate kept.
+    pub fn reload(&self) {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if current.files.is_some() && current.files == identities(&self.cert, &self.key) {
+            return; // another loop of this process has reloaded it already
+        }
+        match load(&self.cert, &self.key) {
+            Ok(loaded) => {
+                *current = loaded;
+                log::info!("TLS certificate reloaded from {}", self.cert.display());
+            }
+            Err(error) => {
+                log::error!("TLS certificate not reloaded, keeping the old one: {error}");
+            }
+        }
+    }
+
+    /// The TLS state for a new connection, with the current certificate.
+    pub fn accept(&self) -> Result<Tls, rustls::Error> {
+        let config = Arc::clone(
+            &self
+                .current
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .config,
+        );
+        Ok(Tls {
+            conn: ServerConnection::new(config)?,
+            unflushed: 0,
+            handshake_told: false,
+            turn: Counters::default(),
+        })
+    }
+}
+
+fn identities(cert: &Path, key: &Path) -> Option<(FileIdentity, FileIdentity)> {
+    let of = |path: &Path| std::fs::metadata(path).ok().map(|m| FileIdentity::of(&m));
+    Some((of(cert)?, of(key)?))
+}
+
+fn load(cert: &Path, key: &Path) -> Result<Loaded, String> {
+    let files = identities(cert, key);
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "--tls-cert {}: no PEM certificate in it",
+            cert.display()
+        ));
+    }
+    let private_key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("--tls-key {}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, private_key)
+        .map_err(|e| match e {
+            rustls::Error::InconsistentKeys(_) => format!(
+                "--tls-key {} does not belong to the certificate in --tls-cert {} \
+                 (is it the key of another certificate?)",
+                key.display(),
+                cert.display()
+            ),
+            e => format!(
+                "--tls-cert {} and --tls-key {}: {e}",
+                cert.display(),
+                key.display()
+            ),
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
+    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| format!("TLS: {e}"))?;
+    Ok(Loaded {
+        config: Arc::new(config),
+        files,
+    })
+}
+
+/// Bytes before and after encryption, for the debug log of each turn.
+#[derive(Debug, Default)]
+struct Counters {
+    cipher_in: usize,
+    plain_in: usize,
+    plain_out: usize,
+    cipher_out: usize,
+}
+
+/// One connection's TLS.
+pub struct Tls {
+    conn: ServerConnection,
+    /// Plaintext encrypted whose ciphertext has not all left yet: the session
+    /// hears it was written once it has.
+    unflushed: usize,
+    handshake_told: bool,
+    turn: Counters,
+}
+
+/// What one [`Tls::fill`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Filled {
+    /// Moved plaintext rustls already held into the session; read nothing (the
+    /// session answers that before more is read).
+    Plaintext,
+    /// Read this many bytes of ciphertext (and moved what plaintext there was).
+    Read(usize),
+    /// The session wants no bytes now; nothing was read.
+    NotWanted,
+    /// The client closed the connection.
+    Eof,
+}
+
+/// What one [`Tls::flush`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Flushed {
+    /// Ciphertext bytes written.
+    pub sent: usize,
+    /// The socket would take no more (`WouldBlock`, or a blocking socket's
+    /// timeout).
+    pub blocked: bool,
+}
+
+impl Tls {
+    /// Moves plaintext rustls already holds into the session if there is any;
+    /// otherwise reads ciphertext once and moves what it decrypts. A TLS error
+    /// (a failed handshake, plaintext HTTP on the TLS port) comes back as
+    /// `InvalidData`, after one try at sending rustls's alert.
+    pub fn fill<S: Read + Write>(
+        &mut self,
+        id: usize,
+        socket: &mut S,
+        session: &mut Session,
+        now: Now<'_>,
+    ) -> io::Result<Filled> {
+        if self.deliver(session, now)? > 0 {
+            return Ok(Filled::Plaintext);
+        }
+        if !session.wants_read() || session.is_closed() {
+            return Ok(Filled::NotWanted);
+        }
+        match self.read_ciphertext(id, socket)? {
+            0 => {
+                session.received_eof(now);
+                Ok(Filled::Eof)
+            }
+            read => {
+                self.deliver(session, now)?;
+                Ok(Filled::Read(read))
+            }
+        }
+    }
+
+    /// Reads ciphertext from the socket once and decrypts it (0 at EOF). A TLS
+    /// error (a failed handshake, plaintext HTTP on the TLS port) comes back as
+    /// `InvalidData`, after one try at sending rustls's alert.
+    pub fn read_ciphertext<S: Read + Write>(
+        &mut self,
+        id: usize,
+        socket: &mut S,
+    ) -> io::Result<usize> {
+        let read = self.conn.read_tls(socket)?;
+        if read == 0 {
+            return Ok(0);
+        }
+        self.turn.cipher_in += read;
+        if let Err(error) = self.conn.process_new_packets() {
+            // Debug, not a warning: anyone can send garbage to the port.
+            log::debug!("#{id}: TLS: {error}; closing");
+            let _ = self.conn.write_tls(socket);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, error));
+        }
+        self.tell_handshake(id);
+        Ok(read)
+    }
+
+    /// Plaintext out of rustls into the session, while it wants bytes;
+    /// returns how much moved.
+    pub fn deliver(&mut self, session: &mut Session, now: Now<'_>) -> io::Result<usize> {
+        let mut moved = 0;
+        while session.wants_read() && !session.is_closed() {
+            let buffer = session.read_buffer();
+            if buffer.is_empty() {
+                break;
+            }
+            match self.conn.reader().read(buffer) {
+                // A close_notify: the client will send nothing more.
+                Ok(0) => session.received_eof(now),
+                Ok(n) => {
+                    self.turn.plain_in += n;
+                    moved += n;
+                    session.received(n, now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // A TCP close without close_notify: the same to HTTP/1.1,
+                // whose messages carry their own lengths.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => session.received_eof(now),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Whether rustls holds decrypted bytes the session has not taken: they
+    /// are already out of the socket, so no readiness event will announce them.
+    pub fn holds_plaintext(&mut self) -> bool {
+        self.conn
+            .process_new_packets()
+            .is_ok_and(|state| state.plaintext_bytes_to_read() > 0)
+    }
+
+    /// Sends pending ciphertext, then encrypts and sends the session's output a
+    /// slice at a time, until the socket would block or nothing is left.
+    pub fn flush<S: Write>(
+        &mut self,
+        socket: &mut S,
+        session: &mut Session,
+        scratch: &mut Vec<u8>,
+        now: Now<'_>,
+    ) -> io::Result<Flushed> {
+        let mut sent = 0;
+        loop {
+            while self.conn.wants_write() {
+                match self.conn.write_tls(socket) {
+                    Ok(n) => {
+                        self.turn.cipher_out += n;
+                        sent += n;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        return Ok(Flushed {
+                            sent,
+                            blocked: true,
+                        });
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            // Everything encrypted so far has left: the session may count it.
+            if self.unflushed > 0 {
+                session.written(std::mem::take(&mut self.unflushed), now);
+            }
+            if !session.has_output() || self.conn.is_handshaking() {
+                return Ok(Flushed {
+                    sent,
+                    blocked: false,
+                });
+            }
+            self.unflushed = self.encrypt_next(session, scratch)?;
+            self.turn.plain_out += self.unflushed;
+        }
+    }
+
+    /// Encrypts the next slice of the session's output; returns its length.
+    fn encrypt_next(&mut self, session: &Session, scratch: &mut Vec<u8>) -> io::Result<usize> {
+        let mut slices = [IoSlice::new(&[]); 64];
+        let mut writer = self.conn.writer();
+        match session.front(&mut slices) {
+            Front::Empty => Ok(0),
+            Front::Memory { count, .. } => {
+                let mut taken = 0;
+                for slice in slices.iter().take(count) {
+                    let part = slice
+                        .get(..slice.len().min(SLICE - taken))
+                        .unwrap_or_default();
+                    writer.write_all(part)?;
+                    taken += part.len();
+                    if taken == SLICE {
+                        break;
+                    }
+                }
+                Ok(taken)
+            }
+            Front::File { file, offset, len } => {
+                let want = len.min(SLICE as u64) as usize;
+                let read = read_slice(file, offset, want, scratch)?;
+                writer.write_all(read)?;
+                Ok(read.len())
+            }
+        }
+    }
+
+    /// Whether ciphertext waits to be sent (a handshake message, an alert, or
+    /// the rest of a slice).
+    pub fn wants_write(&self) -> bool {
+        self.conn.wants_write()
+    }
+
+    /// Before the socket is shut or closed: tell the client, if the socket will
+    /// take it now (a best effort: a close_notify is a courtesy to HTTP/1.1).
+    pub fn close_notify<S: Write>(&mut self, socket: &mut S) {
+        self.conn.send_close_notify();
+        let _ = self.conn.write_tls(socket);
+    }
+
+    /// At debug level, the bytes before and after encryption since the last
+    /// call (a driver calls it once per turn of the connection).
+    pub fn log_turn(&mut self, id: usize) {
+        let turn = std::mem::take(&mut self.turn);
+        if turn.cipher_in + turn.cipher_out > 0 {
+            log::debug!(
+                "#{id}: TLS: read {} B of ciphertext ({} B plaintext), sent {} B plaintext as {} B",
+                turn.cipher_in,
+                turn.plain_in,
+                turn.plain_out,
+                turn.cipher_out
+            );
+        }
+    }
+
+    /// The handshake's progress at trace level; what it agreed, at debug level,
+    /// once it is done.
+    fn tell_handshake(&mut self, id: usize) {
+        if self.conn.is_handshaking() {
+            let reply = if self.conn.wants_write() {
+                "; its reply is ready"
+            } else {
+                ""
+            };
+            log::trace!("#{id}: TLS handshake in progress{reply}");
+            return;
+        }
+        if std::mem::replace(&mut self.handshake_told, true) {
+            return;
+        }
+        let version = self.conn.protocol_version().map(|v| format!("{v:?}"));
+        let suite = self
+            .conn
+            .negotiated_cipher_suite()
+            .map(|s| format!("{:?}", s.suite()));
+        let alpn = self
+            .conn
+            .alpn_protocol()
+            .map(|p| String::from_utf8_lossy(p).into_owned());
+        log::debug!(
+            "#{id}: TLS handshake done: {}, {}, ALPN {}, SNI {}",
+            version.as_deref().unwrap_or("?"),
+            suite.as_deref().unwrap_or("?"),
+            alpn.as_deref().unwrap_or("none"),
+            self.conn.server_name().unwrap_or("none"),
+        );
+    }
+}
+
+/// Reads `want` bytes of `file` at `offset` into `scratch`; a file shorter than
+/// promised is an error, as for sendfile.
+fn read_slice<'a>(
+    file: &File,
+    offset: u64,
+    want: usize,
+    scratch: &'a mut Vec<u8>,
+) -> io::Result<&'a [u8]> {
+    if scratch.len() < want {
+        scratch.resize(want, 0);
+    }
+    let buffer = scratch.get_mut(..want).unwrap_or_default();
+    let read = file.read_at(buffer, offset)?;
+    if read == 0 && want > 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "file shorter than its response",
+        ));
+    }
+    Ok(scratch.get(..read).unwrap_or_default())
+}
