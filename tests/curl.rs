@@ -1,4 +1,5 @@
-//! A real client: curl reuses our keep-alive connections and decodes our gzip.
+//! A real client: curl reuses our keep-alive connections and decodes our gzip,
+//! over HTTP and over HTTPS (trusting the test certificate with --cacert).
 
 mod common;
 
@@ -12,9 +13,10 @@ every_model!(
     curl_uploads_and_downloads_a_file,
 );
 
-fn curl(args: &[&str]) -> (String, String) {
+fn curl(server: &Server, args: &[&str]) -> (String, String) {
     let output = Command::new("curl")
         .args(["--silent", "--show-error", "--max-time", "10"])
+        .args(server.curl_trust())
         .args(args)
         .output()
         .expect("run curl");
@@ -35,13 +37,16 @@ fn curl_reuses_the_connection(model: Model) {
         return;
     }
     let server = Server::start_model(model, &[]);
-    let base = format!("http://{}", server.addr);
-    let (body, verbose) = curl(&[
-        "--verbose",
-        &format!("{base}/echo/one"),
-        &format!("{base}/echo/two"),
-        &format!("{base}/user-agent"),
-    ]);
+    let base = server.base_url();
+    let (body, verbose) = curl(
+        &server,
+        &[
+            "--verbose",
+            &format!("{base}/echo/one"),
+            &format!("{base}/echo/two"),
+            &format!("{base}/user-agent"),
+        ],
+    );
     assert!(body.starts_with("onetwocurl/"), "{body}");
     assert!(
         verbose.contains("Re-using existing connection") || verbose.contains("Reusing existing"),
@@ -56,8 +61,8 @@ fn curl_decodes_gzip(model: Model) {
         return;
     }
     let server = Server::start_model(model, &[]);
-    let url = format!("http://{}/echo/compressed-text", server.addr);
-    let (body, verbose) = curl(&["--verbose", "--compressed", &url]);
+    let url = format!("{}/echo/compressed-text", server.base_url());
+    let (body, verbose) = curl(&server, &["--verbose", "--compressed", &url]);
     assert_eq!(body, "compressed-text");
     assert!(
         verbose
@@ -77,15 +82,18 @@ fn curl_uploads_and_downloads_a_file(model: Model) {
     let source = dir.path().join(".source");
     let content: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
     std::fs::write(&source, &content).unwrap();
-    let url = format!("http://{}/files/copy.bin", server.addr);
-    let (_, verbose) = curl(&[
-        "--verbose",
-        "--data-binary",
-        &format!("@{}", source.display()),
-        &url,
-    ]);
+    let url = format!("{}/files/copy.bin", server.base_url());
+    let (_, verbose) = curl(
+        &server,
+        &[
+            "--verbose",
+            "--data-binary",
+            &format!("@{}", source.display()),
+            &url,
+        ],
+    );
     assert!(verbose.contains("HTTP/1.1 201 Created"), "{verbose}");
     let target = dir.path().join(".downloaded");
-    curl(&["--output", target.to_str().unwrap(), &url]);
+    curl(&server, &["--output", target.to_str().unwrap(), &url]);
     assert_eq!(std::fs::read(target).unwrap(), content);
 }

@@ -5,7 +5,6 @@
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::{Model, Server, closes_within, read_response};
@@ -176,7 +175,7 @@ fn the_connection_cap_holds_newcomers_without_spinning(model: Model) {
 fn running_out_of_descriptors_neither_spins_nor_stalls() {
     // Few enough descriptors that a handful of clients exhaust them.
     let mut server = Server::start_with_descriptor_limit(&[], 24);
-    let mut clients: Vec<TcpStream> = (0..40).map(|_| server.connect()).collect();
+    let mut clients: Vec<common::Client> = (0..40).map(|_| server.connect()).collect();
     for (i, c) in clients.iter_mut().enumerate() {
         let _ = c.write_all(format!("GET /echo/{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
     }

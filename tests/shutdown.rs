@@ -26,7 +26,7 @@ fn big_store(size: usize) -> (tempfile::TempDir, Vec<u8>) {
 
 /// Asks for the store's big file and reads its first bytes: a response in
 /// flight, which the client may then leave unread.
-fn download_in_flight(server: &Server) -> (TcpStream, Vec<u8>) {
+fn download_in_flight(server: &Server) -> (common::Client, Vec<u8>) {
     let mut stream = server.connect();
     stream
         .write_all(b"GET /files/big HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -844,7 +844,8 @@ fn the_access_log_can_go_to_stdout() {
     let port = common::eventually(Duration::from_secs(5), || listening_port(pid).is_some())
         .then(|| listening_port(pid).unwrap())
         .expect("the server listens");
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut stream = common::Client::new(tcp, false);
     stream
         .write_all(b"GET /style.css HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         .unwrap();
@@ -902,13 +903,14 @@ fn curl_ranges_conditionals_and_compression(model: Model) {
     let curl = |args: &[&str]| {
         let out = Command::new("curl")
             .args(["-s", "--max-time", "10"])
+            .args(server.curl_trust())
             .args(args)
             .output()
             .unwrap();
         assert!(out.status.success());
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let base = format!("http://{}", server.addr);
+    let base = server.base_url();
     assert_eq!(
         curl(&["-r", "10-19", &format!("{base}/digits.txt")]),
         digits(10, 19)

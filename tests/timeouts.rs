@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use common::{Model, Server, closes_within, read_response};
@@ -180,7 +180,7 @@ fn a_client_that_stops_reading_is_dropped(model: Model) {
         match stream.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => received += n,
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) if common::tls::is_a_close(&e) => break,
             Err(e) => panic!("{e}"),
         }
     }

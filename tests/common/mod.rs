@@ -1,12 +1,16 @@
 //! Black-box harness: start the real `oneloop` binary on an ephemeral port and
-//! talk to it over raw TCP.
+//! talk to it over raw TCP, or raw TLS for the HTTPS models.
 #![allow(dead_code)] // each test file uses its own part of the harness
+
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+pub use tls::Client;
 
 /// How long any single read may wait before a test fails instead of hanging.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,21 +26,36 @@ pub enum Model {
     Threads,
     /// A fixed pool of threads.
     Pool,
+    /// One event loop, over HTTPS.
+    LoopTls,
+    /// A thread per connection, over HTTPS.
+    ThreadsTls,
 }
 
 impl Model {
-    pub fn args(self) -> &'static [&'static str] {
-        match self {
-            Model::Loop => &[],
+    pub fn args(self) -> Vec<String> {
+        let args: &[&str] = match self {
+            Model::Loop | Model::LoopTls => &[],
             Model::Workers => &["--workers", "2"],
-            Model::Threads => &["--model", "threads"],
+            Model::Threads | Model::ThreadsTls => &["--model", "threads"],
             Model::Pool => &["--model", "pool", "--threads", "16"],
+        };
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        if self.tls() {
+            args.extend(tls::server_args());
         }
+        args
+    }
+
+    /// Whether clients speak TLS to it.
+    pub fn tls(self) -> bool {
+        matches!(self, Model::LoopTls | Model::ThreadsTls)
     }
 }
 
 /// Turns each `fn name(model: Model)` into one test per model:
-/// `name::event_loop`, `name::workers`, `name::threads`, `name::pool`.
+/// `name::event_loop`, `name::workers`, `name::threads`, `name::pool`, and
+/// over HTTPS `name::event_loop_tls` and `name::threads_tls`.
 #[macro_export]
 macro_rules! every_model {
     ($($name:ident),* $(,)?) => {
@@ -58,6 +77,14 @@ macro_rules! every_model {
                 fn pool() {
                     super::$name(super::common::Model::Pool)
                 }
+                #[test]
+                fn event_loop_tls() {
+                    super::$name(super::common::Model::LoopTls)
+                }
+                #[test]
+                fn threads_tls() {
+                    super::$name(super::common::Model::ThreadsTls)
+                }
             }
         )*
     };
@@ -68,6 +95,8 @@ pub struct Server {
     child: Child,
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
+    /// Whether it serves HTTPS (its clients then speak TLS).
+    pub tls: bool,
 }
 
 impl Server {
@@ -78,7 +107,8 @@ impl Server {
 
     /// Starts the server in `model` with `args`.
     pub fn start_model(model: Model, args: &[&str]) -> Server {
-        let mut all = model.args().to_vec();
+        let model_args = model.args();
+        let mut all: Vec<&str> = model_args.iter().map(String::as_str).collect();
         all.extend_from_slice(args);
         Server::start(&all)
     }
@@ -145,7 +175,10 @@ impl Server {
                     log.push('\n');
                 }
                 if let Some(tx) = addr_tx.as_ref()
-                    && let Some(rest) = line.split("listening on http://").nth(1)
+                    && let Some(rest) = line
+                        .split("listening on http://")
+                        .nth(1)
+                        .or_else(|| line.split("listening on https://").nth(1))
                 {
                     let addr = rest.split_whitespace().next().unwrap_or_default();
                     let _ = tx.send(addr.to_string());
@@ -164,14 +197,37 @@ impl Server {
                 );
             }
         };
-        Server { child, addr, log }
+        let tls = args.contains(&"--tls-cert");
+        Server {
+            child,
+            addr,
+            log,
+            tls,
+        }
     }
 
-    pub fn connect(&self) -> TcpStream {
+    /// A new connection: plain TCP, or TLS to an HTTPS server (the handshake
+    /// happens with the first read or write).
+    pub fn connect(&self) -> Client {
         let stream = TcpStream::connect(self.addr).expect("connect");
         stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
-        stream
+        Client::new(stream, self.tls)
+    }
+
+    /// `http://ADDR` or `https://ADDR`.
+    pub fn base_url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// What curl needs to trust this server (nothing for plain HTTP).
+    pub fn curl_trust(&self) -> Vec<String> {
+        if self.tls {
+            vec!["--cacert".into(), tls::certificate_path()]
+        } else {
+            Vec::new()
+        }
     }
 
     /// One request on a fresh connection; the response to it.
@@ -366,25 +422,24 @@ pub fn read_response(stream: &mut impl Read, head_request: bool) -> Response {
 
 /// Whether the server closes the connection (EOF, or a reset) within `within`,
 /// with no further bytes.
-pub fn closes_within(stream: &mut TcpStream, within: Duration) -> bool {
+pub fn closes_within(stream: &mut Client, within: Duration) -> bool {
     stream.set_read_timeout(Some(within)).unwrap();
     let mut buf = [0u8; 1024];
     match stream.read(&mut buf) {
         Ok(0) => true,
         Ok(n) => panic!("unexpected bytes: {:?}", String::from_utf8_lossy(&buf[..n])),
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => true,
-        Err(_) => false,
+        Err(e) => tls::is_a_close(&e),
     }
 }
 
 /// Writes `raw` and then closes the sending side.
-pub fn send_and_half_close(stream: &mut TcpStream, raw: &[u8]) {
+pub fn send_and_half_close(stream: &mut Client, raw: &[u8]) {
     stream.write_all(raw).unwrap();
     stream.shutdown(Shutdown::Write).unwrap();
 }
 
 /// Reads everything until the server closes.
-pub fn read_all(stream: &mut TcpStream) -> Vec<u8> {
+pub fn read_all(stream: &mut Client) -> Vec<u8> {
     let mut all = Vec::new();
     let _ = stream.read_to_end(&mut all);
     all
