@@ -13,16 +13,17 @@
 //! - An [`AccessLog`] writes entries in the Combined Log Format. Lines are
 //!   gathered in memory and written once per loop turn, so the log never costs
 //!   the loop a system call per request. Times are UTC. A failing log (full
-//!   disk, closed pipe) is reported once and never stops the serving.
+//!   disk, closed pipe) is reported once and never stops the serving. SIGHUP
+//!   and SIGUSR1 reopen a log file ([`AccessLog::reopen`]), for logrotate.
 
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::config::LogTarget;
 use crate::http::{Delivered, RequestHead, StatusCode};
+use crate::log_file::LogFile;
 
 /// Gathered lines are written early once they pass this size.
 const FLUSH_AT: usize = 64 * 1024;
@@ -100,7 +101,7 @@ impl Ledger {
 
 enum Sink {
     Stdout,
-    File(File),
+    File(LogFile),
 }
 
 pub(crate) struct AccessLog {
@@ -113,19 +114,41 @@ impl AccessLog {
         let sink = match target {
             LogTarget::Stdout => Sink::Stdout,
             LogTarget::File(path) => Sink::File(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|e| {
-                        io::Error::new(e.kind(), format!("access log {}: {e}", path.display()))
-                    })?,
+                LogFile::open(path)
+                    .map_err(|e| io::Error::new(e.kind(), format!("access log {e}")))?,
             ),
         };
-        Ok(AccessLog {
+        Ok(AccessLog::over(sink))
+    }
+
+    fn over(sink: Sink) -> AccessLog {
+        AccessLog {
             sink,
             pending: Vec::with_capacity(4096),
-        })
+        }
+    }
+
+    /// Another access log into the same file (for another worker loop), opened
+    /// before the server gives up its privileges.
+    pub(crate) fn try_clone(&self) -> io::Result<AccessLog> {
+        let sink = match &self.sink {
+            Sink::Stdout => Sink::Stdout,
+            Sink::File(file) => Sink::File(file.try_clone()?),
+        };
+        Ok(AccessLog::over(sink))
+    }
+
+    /// After a rotation: what is gathered goes to the old file, and what
+    /// follows to a new one under the same name. On failure the old file
+    /// stays, and the error says why.
+    pub(crate) fn reopen(&mut self) -> io::Result<()> {
+        self.flush();
+        match &mut self.sink {
+            Sink::Stdout => Ok(()),
+            Sink::File(file) => file
+                .reopen()
+                .map_err(|e| io::Error::new(e.kind(), format!("access log {e}"))),
+        }
     }
 
     /// Adds a line for each entry of `client`, at `time` (the Common Log

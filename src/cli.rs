@@ -92,8 +92,14 @@ pub struct Cli {
     pub cache_open_files: usize,
 
     /// Write a Combined Log Format line per response to PATH ('-' for stdout).
+    /// SIGHUP and SIGUSR1 reopen it (after logrotate renamed it).
     #[arg(long, value_name = "PATH")]
     pub access_log: Option<PathBuf>,
+
+    /// Write the server's own log (start, warnings, errors) to PATH instead
+    /// of stderr. SIGHUP and SIGUSR1 reopen it.
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
 
     /// Most connections held at once (split evenly between --workers loops);
     /// beyond it new ones wait in the kernel's backlog.

@@ -10,14 +10,14 @@
 //!
 //! Between them, the **application** (`app`) maps a parsed request to a reply,
 //! and the **session** ([`Session`]) joins one connection's core to it: it is
-//! the one thing a driver holds per connection. The access log (`access_log`),
-//! the command line (`cli`), the configuration (`config`) and calendar dates
-//! (`timefmt`) are the supporting cast. docs/architecture.md suggests a reading
+//! the one thing a driver holds per connection. The logs (`access_log`,
+//! [`logging`], `log_file`), the command line (`cli`), the configuration
+//! (`config`) and calendar dates (`timefmt`) are the supporting cast. docs/architecture.md suggests a reading
 //! order.
 //!
 //! What is public is what may be touched from outside:
 //!
-//! - running the server: [`Cli`], [`Config`], [`run`];
+//! - running the server: [`Cli`], [`Config`], [`logging::init`], [`run`];
 //! - the driver's interface: [`Session`] and its verbs, over a [`Service`],
 //!   with time as [`Now`] and output as [`Front`];
 //! - the application's interface: [`App`] answers a [`RequestHead`] with a
@@ -32,6 +32,8 @@ mod cli;
 mod config;
 mod driver;
 mod http;
+mod log_file;
+pub mod logging;
 mod session;
 #[cfg(any(test, feature = "harness"))]
 pub mod testkit;

@@ -7,9 +7,10 @@ use oneloop::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(cli.log_filter()))
-        .format_timestamp_millis()
-        .init();
+    if let Err(error) = oneloop::logging::init(cli.log_filter(), cli.log_file.as_deref()) {
+        eprintln!("oneloop: --log-file {error}");
+        return ExitCode::from(2);
+    }
     oneloop::log_panics();
 
     let config = match cli.into_config() {

@@ -34,6 +34,7 @@ use crate::app::App;
 use crate::config::{Config, Model};
 use crate::session::Service;
 use event_loop::{EventLoop, LoopConfig};
+use signals::ProcessReload;
 use threaded::{Shared, ThreadedConfig};
 use tls::TlsConfig;
 
@@ -95,14 +96,20 @@ pub fn run(config: Config) -> io::Result<()> {
             })
             .collect()
     };
+    // Opened here, before anything can take the right to open it away.
+    let access_log = config
+        .access_log
+        .as_ref()
+        .map(AccessLog::open)
+        .transpose()?;
+    let process = ProcessReload { tls: tls.clone() };
     match config.model {
-        Model::Loop => run_loops(bound, endpoints, &config, ready),
+        Model::Loop => run_loops(bound, endpoints, access_log, process, &config, ready),
         Model::Threads | Model::Pool => {
-            let access_log = config.access_log.as_ref().map(AccessLog::open);
             let shared = Arc::new(Shared {
                 endpoints: endpoints(),
                 registry: Arc::default(),
-                access_log: access_log.transpose()?.map(Mutex::new),
+                access_log: access_log.map(Mutex::new),
             });
             let threaded = ThreadedConfig {
                 model: config.model,
@@ -111,7 +118,7 @@ pub fn run(config: Config) -> io::Result<()> {
                 shutdown_timeout: config.shutdown_timeout,
             };
             let listeners = bound.pop().unwrap_or_default();
-            threaded::run(listeners, shared, threaded, ready)
+            threaded::run(listeners, shared, process, threaded, ready)
         }
     }
 }
@@ -210,6 +217,8 @@ fn describe_model(config: &Config, workers: usize) -> String {
 fn run_loops(
     bound: Vec<Vec<(std::net::TcpListener, usize)>>,
     endpoints: impl Fn() -> Vec<Endpoint>,
+    access_log: Option<AccessLog>,
+    process: ProcessReload,
     config: &Config,
     ready: impl FnOnce(),
 ) -> io::Result<()> {
@@ -217,11 +226,15 @@ fn run_loops(
     // own connections, and the kernel picks the loop a newcomer meets.
     let per_loop = config.max_connections.div_ceil(bound.len());
     let mut loops = Vec::with_capacity(bound.len());
+    let mut process = Some(process);
     for worker in bound {
         let loop_config = LoopConfig {
             max_connections: per_loop,
             shutdown_timeout: config.shutdown_timeout,
-            access_log: config.access_log.clone(),
+            // Each loop writes through a descriptor of its own, with no lock.
+            access_log: access_log.as_ref().map(AccessLog::try_clone).transpose()?,
+            // The first loop does what is done once per process.
+            process: process.take(),
         };
         loops.push(EventLoop::new(worker, endpoints(), loop_config)?);
     }

@@ -4,8 +4,11 @@
 //!   idle connections close at once, those in the middle of an exchange finish
 //!   it (with `Connection: close`) for up to the grace period, and then the
 //!   driver returns. A second one ends it at once.
-//! - SIGHUP reloads: the TLS certificate and key are read again (certbot
-//!   renews them in place) for the connections to come.
+//! - SIGUSR1 reopens the logs (the access log and `--log-file`): logrotate
+//!   renames them, signals, and the next line goes to a new file.
+//! - SIGHUP reopens the logs too, and reloads: the TLS certificate and key are
+//!   read again (certbot renews them in place) for the connections to come,
+//!   and so is the `--auth-file`.
 //!
 //! The signals arrive through a self-pipe registered with the driver's poll,
 //! like any socket: no handler runs our code in signal context.
@@ -13,21 +16,51 @@
 use std::io;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use mio::{Interest, Registry, Token};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals as SignalPipe;
+
+use super::tls::TlsConfig;
+use crate::logging;
 
 /// What a signal event asks of the driver.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Signal {
     /// A spurious wake-up: nothing was pending.
     None,
-    /// Read the TLS certificate and key again.
+    /// Reopen the log files.
+    Reopen,
+    /// Reopen the log files, and read the certificate, its key and the
+    /// password file again.
     Reload,
     /// Begin a graceful shutdown.
     Begin,
     /// A second shutdown signal: exit now.
     ExitNow,
+}
+
+/// What the whole process reloads on SIGHUP and reopens on SIGUSR1, besides
+/// each driver's own access log. One driver holds it (the first event loop,
+/// or the threaded models' acceptor), so that it is done once however many
+/// loops hear the signal.
+#[derive(Default)]
+pub(super) struct ProcessReload {
+    pub tls: Option<Arc<TlsConfig>>,
+}
+
+impl ProcessReload {
+    pub(super) fn reopen_logs(&self) {
+        logging::reopen();
+    }
+
+    pub(super) fn reload(&self) {
+        self.reopen_logs();
+        if let Some(tls) = &self.tls {
+            tls.reload();
+        }
+    }
 }
 
 pub(super) struct Signals {
@@ -38,10 +71,10 @@ pub(super) struct Signals {
 }
 
 impl Signals {
-    /// Watches SIGINT, SIGTERM and SIGHUP through `registry`, under `token`;
-    /// a graceful shutdown will last at most `grace`.
+    /// Watches SIGINT, SIGTERM, SIGHUP and SIGUSR1 through `registry`, under
+    /// `token`; a graceful shutdown will last at most `grace`.
     pub(super) fn watch(registry: &Registry, token: Token, grace: Duration) -> io::Result<Signals> {
-        let mut pipe = SignalPipe::new([SIGINT, SIGTERM, SIGHUP])?;
+        let mut pipe = SignalPipe::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1])?;
         registry.register(&mut pipe, token, Interest::READABLE)?;
         Ok(Signals {
             pipe,
@@ -52,20 +85,24 @@ impl Signals {
 
     /// Reads the pending signals after their event; `live` connections remain.
     pub(super) fn on_event(&mut self, live: usize, now: Instant) -> Signal {
-        let (mut reloads, mut stops) = (0, 0);
+        let (mut reloads, mut reopens, mut stops) = (0, 0, 0);
         for signal in self.pipe.pending() {
-            if signal == SIGHUP {
-                reloads += 1;
-            } else {
-                stops += 1;
+            match signal {
+                SIGHUP => reloads += 1,
+                SIGUSR1 => reopens += 1,
+                _ => stops += 1,
             }
         }
         if stops == 0 {
-            if reloads == 0 {
-                return Signal::None;
+            if reloads > 0 {
+                log::info!("SIGHUP: reopening the logs, reloading");
+                return Signal::Reload;
             }
-            log::info!("SIGHUP: reloading");
-            return Signal::Reload;
+            if reopens > 0 {
+                log::info!("SIGUSR1: reopening the logs");
+                return Signal::Reopen;
+            }
+            return Signal::None;
         }
         if self.deadline.is_some() || stops > 1 {
             log::info!("second signal: exiting now");

@@ -7,6 +7,7 @@ pub mod tls;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -97,6 +98,8 @@ pub struct Server {
     log: Arc<Mutex<String>>,
     /// Whether it serves HTTPS (its clients then speak TLS).
     pub tls: bool,
+    /// Tells the thread following a `--log-file` to stop.
+    stopped: Arc<AtomicBool>,
 }
 
 impl Server {
@@ -162,30 +165,21 @@ impl Server {
         let stderr = child.stderr.take().expect("stderr is piped");
         let log = Arc::new(Mutex::new(String::new()));
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            // Keep draining stderr for the server's whole life, so it never
-            // blocks on a full pipe, and keep it for the tests to read.
-            let mut addr_tx = Some(addr_tx);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                {
-                    let mut log = sink.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-                if let Some(tx) = addr_tx.as_ref()
-                    && let Some(rest) = line
-                        .split("listening on http://")
-                        .nth(1)
-                        .or_else(|| line.split("listening on https://").nth(1))
-                {
-                    let addr = rest.split_whitespace().next().unwrap_or_default();
-                    let _ = tx.send(addr.to_string());
-                    addr_tx = None;
-                }
-            }
-        });
+        let stopped = Arc::new(AtomicBool::new(false));
+        let (sink, tx) = (Arc::clone(&log), addr_tx.clone());
+        // Keep draining stderr for the server's whole life, so it never blocks
+        // on a full pipe, and keep it for the tests to read.
+        std::thread::spawn(move || collect_lines(BufReader::new(stderr), &sink, tx));
+        // With --log-file, the server's log is that file: follow it.
+        if let Some(path) = args
+            .iter()
+            .position(|a| *a == "--log-file")
+            .and_then(|i| args.get(i + 1))
+        {
+            let tail = Tail::open(path, Arc::clone(&stopped));
+            let sink = Arc::clone(&log);
+            std::thread::spawn(move || collect_lines(BufReader::new(tail), &sink, addr_tx));
+        }
         let addr = match addr_rx.recv_timeout(IO_TIMEOUT) {
             Ok(addr) => addr.parse().expect("a socket address in the log"),
             Err(_) => {
@@ -203,6 +197,7 @@ impl Server {
             addr,
             log,
             tls,
+            stopped,
         }
     }
 
@@ -249,6 +244,12 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends a signal (the server goes on, or not).
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
     }
 
     /// Sends a signal and waits for the exit status.
@@ -319,8 +320,73 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        self.stopped.store(true, Ordering::Relaxed);
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Gathers the server's log lines into `sink`, and sends the address of the
+/// first "listening on" line.
+fn collect_lines(
+    lines: impl BufRead,
+    sink: &Mutex<String>,
+    addr_tx: std::sync::mpsc::Sender<String>,
+) {
+    let mut addr_tx = Some(addr_tx);
+    for line in lines.lines() {
+        let Ok(line) = line else { break };
+        {
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+        if let Some(tx) = addr_tx.as_ref()
+            && let Some(rest) = line
+                .split("listening on http://")
+                .nth(1)
+                .or_else(|| line.split("listening on https://").nth(1))
+        {
+            let addr = rest.split_whitespace().next().unwrap_or_default();
+            let _ = tx.send(addr.to_string());
+            addr_tx = None;
+        }
+    }
+}
+
+/// A file read as it grows (`tail -f`), until the server is dropped.
+struct Tail {
+    path: std::path::PathBuf,
+    file: Option<std::fs::File>,
+    stopped: Arc<AtomicBool>,
+}
+
+impl Tail {
+    fn open(path: &str, stopped: Arc<AtomicBool>) -> Tail {
+        Tail {
+            path: path.into(),
+            file: None,
+            stopped,
+        }
+    }
+}
+
+impl Read for Tail {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while !self.stopped.load(Ordering::Relaxed) {
+            if self.file.is_none() {
+                // The server creates it: wait for it to exist.
+                self.file = std::fs::File::open(&self.path).ok();
+            }
+            if let Some(file) = self.file.as_mut() {
+                let n = file.read(buf)?;
+                if n > 0 {
+                    return Ok(n);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(0)
     }
 }
 

@@ -45,10 +45,9 @@ use super::Endpoint;
 use super::clock::Clock;
 use super::contain;
 use super::listener::{ACCEPT_BACKOFF, Accepted, Acceptor};
-use super::signals::{Signal, Signals};
+use super::signals::{ProcessReload, Signal, Signals};
 use super::tls::TlsConfig;
 use crate::access_log::AccessLog;
-use crate::config::LogTarget;
 use crate::session::Session;
 use buffers::BufferPool;
 use conn::{Budget, Conn};
@@ -63,7 +62,10 @@ const FIRST_LISTENER: usize = usize::MAX - 1;
 pub(super) struct LoopConfig {
     pub max_connections: usize,
     pub shutdown_timeout: Duration,
-    pub access_log: Option<LogTarget>,
+    /// Its own descriptor on the access log, if there is one.
+    pub access_log: Option<AccessLog>,
+    /// What the process reloads on SIGHUP, for the one loop that does it.
+    pub process: Option<ProcessReload>,
 }
 
 pub(super) struct EventLoop {
@@ -82,6 +84,8 @@ pub(super) struct EventLoop {
     /// The timers due this turn, taken from the heap at its start.
     due: Vec<(Instant, TimerOwner)>,
     access_log: Option<AccessLog>,
+    /// Set in the first loop only.
+    process: Option<ProcessReload>,
     buffers: BufferPool,
     /// For the rare file that cannot be `sendfile`d.
     scratch: Vec<u8>,
@@ -117,11 +121,6 @@ impl EventLoop {
                 .push(endpoint.ok_or_else(|| io::Error::other("a listener without an endpoint"))?);
         }
         let signals = Signals::watch(poll.registry(), SIGNALS, config.shutdown_timeout)?;
-        let access_log = config
-            .access_log
-            .as_ref()
-            .map(AccessLog::open)
-            .transpose()?;
         Ok(EventLoop {
             poll,
             listeners: registered,
@@ -133,7 +132,8 @@ impl EventLoop {
             clock: Clock::default(),
             timers: Timers::default(),
             due: Vec::new(),
-            access_log,
+            access_log: config.access_log,
+            process: config.process,
             buffers: BufferPool::new(64),
             scratch: Vec::new(),
             again: VecDeque::new(),
@@ -211,7 +211,7 @@ impl EventLoop {
                 let signal = self.signals.on_event(self.conns.len(), now);
                 match signal {
                     Signal::Begin => self.begin_shutdown(now),
-                    Signal::Reload => self.reload(),
+                    Signal::Reopen | Signal::Reload => self.reload(&signal),
                     Signal::None | Signal::ExitNow => {}
                 }
                 return signal;
@@ -456,12 +456,18 @@ impl EventLoop {
         self.drive(owner.key, now);
     }
 
-    /// SIGHUP: the TLS certificates are read again, for the connections to come.
-    fn reload(&self) {
-        for endpoint in &self.endpoints {
-            if let Some(tls) = &endpoint.tls {
-                tls.reload();
-            }
+    /// SIGUSR1 reopens this loop's access log, and in the first loop the
+    /// server's log; SIGHUP also reloads what the process reads at start.
+    fn reload(&mut self, signal: &Signal) {
+        if let Some(log) = self.access_log.as_mut()
+            && let Err(e) = log.reopen()
+        {
+            log::error!("{e}; still writing to the old file");
+        }
+        match (&self.process, signal) {
+            (Some(process), Signal::Reload) => process.reload(),
+            (Some(process), _) => process.reopen_logs(),
+            (None, _) => {}
         }
     }
 

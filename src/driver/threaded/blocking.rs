@@ -39,10 +39,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// SIGHUP: the TLS certificates are read again, for the connections to come.
-    pub(super) fn reload(&self) {
-        for tls in self.endpoints.iter().filter_map(|e| e.tls.as_deref()) {
-            tls.reload();
+    /// SIGHUP or SIGUSR1: the access log is reopened (after a rotation).
+    pub(super) fn reopen_access_log(&self) {
+        if let Some(log) = &self.access_log {
+            let reopened = log.lock().unwrap_or_else(|p| p.into_inner()).reopen();
+            if let Err(e) = reopened {
+                log::error!("{e}; still writing to the old file");
+            }
         }
     }
 }

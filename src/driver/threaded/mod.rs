@@ -25,7 +25,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
 use super::listener::{ACCEPT_BACKOFF, Accepted, Acceptor};
-use super::signals::{Signal, Signals};
+use super::signals::{ProcessReload, Signal, Signals};
 use crate::config::Model;
 use registry::Registered;
 
@@ -88,6 +88,7 @@ struct Acceptance {
     routes: Vec<usize>,
     acceptor: Acceptor,
     signals: Signals,
+    process: ProcessReload,
     shared: Arc<Shared>,
     queue: Arc<Queue>,
     config: ThreadedConfig,
@@ -99,6 +100,7 @@ struct Acceptance {
 pub(super) fn run(
     listeners: Vec<(std::net::TcpListener, usize)>,
     shared: Arc<Shared>,
+    process: ProcessReload,
     config: ThreadedConfig,
     ready: impl FnOnce(),
 ) -> io::Result<()> {
@@ -128,6 +130,7 @@ pub(super) fn run(
         routes,
         acceptor: Acceptor::default(),
         signals,
+        process,
         shared,
         queue,
         config,
@@ -174,7 +177,14 @@ impl Acceptance {
                 match self.signals.on_event(self.shared.registry.len(), now) {
                     Signal::ExitNow => return Ok(()),
                     Signal::Begin => self.begin_shutdown(),
-                    Signal::Reload => self.shared.reload(),
+                    Signal::Reopen => {
+                        self.shared.reopen_access_log();
+                        self.process.reopen_logs();
+                    }
+                    Signal::Reload => {
+                        self.shared.reopen_access_log();
+                        self.process.reload();
+                    }
                     Signal::None => {}
                 }
             }

@@ -1,0 +1,76 @@
+//! The server's own log: start-up, warnings, errors, and with `-v`/`-vv` the
+//! trace. (What was served goes to the access log, `access_log`.)
+//!
+//! It goes to stderr, where journald keeps it under systemd, or with
+//! `--log-file PATH` to a file that SIGHUP and SIGUSR1 reopen
+//! ([`reopen`]), so that logrotate can rename it and signal.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use crate::log_file::LogFile;
+
+/// The log file, when there is one. Every thread's log lines go through it.
+static FILE: OnceLock<Mutex<LogFile>> = OnceLock::new();
+
+/// Sets up the process's logger: `filter` (from -v/-q) unless RUST_LOG says
+/// otherwise, to stderr or to `file`.
+pub fn init(filter: &str, file: Option<&Path>) -> io::Result<()> {
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(filter));
+    builder.format_timestamp_millis();
+    if let Some(path) = file {
+        let opened = LogFile::open(path)?;
+        if FILE.set(Mutex::new(opened)).is_err() {
+            return Err(io::Error::other("the log is already set up"));
+        }
+        // env_logger formats a whole line, then writes it in one call.
+        builder.target(env_logger::Target::Pipe(Box::new(ToFile)));
+    }
+    builder.try_init().map_err(io::Error::other)
+}
+
+/// Reopens `--log-file` (after logrotate renamed it); the line saying so is
+/// the new file's first. Without a log file, nothing to do.
+pub(crate) fn reopen() {
+    let Some(file) = FILE.get() else {
+        return;
+    };
+    // The guard is gone before logging: the logger takes the same lock.
+    let reopened = lock(file).reopen();
+    match reopened {
+        Ok(()) => log::info!("log file reopened"),
+        Err(e) => log::error!("cannot reopen the log file ({e}); still writing to the old one"),
+    }
+}
+
+/// A log line is worth more than a poisoned lock: a thread that panicked while
+/// writing cannot have left the file in a state we care about.
+fn lock(file: &Mutex<LogFile>) -> MutexGuard<'_, LogFile> {
+    file.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The logger's target: whatever file [`FILE`] holds now.
+struct ToFile;
+
+impl Write for ToFile {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match FILE.get() {
+            Some(file) => lock(file).write(data),
+            None => Ok(data.len()),
+        }
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        match FILE.get() {
+            // One lock for the whole line, so lines from two threads never mix.
+            Some(file) => lock(file).write_all(data),
+            None => Ok(()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,119 @@
+//! The logs over a server's life: logrotate renames the access log and the
+//! server's own log (`--log-file`), sends SIGUSR1 or SIGHUP, and the next lines
+//! land in new files, written by the same process.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Model, Server, eventually};
+
+every_model!(usr1_and_hup_reopen_both_logs_in_the_same_process);
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// The access log's lines for `path`.
+fn requests_for(log: &str, path: &str) -> usize {
+    log.lines()
+        .filter(|line| line.contains(&format!("\"GET {path} HTTP/1.1\" 200")))
+        .count()
+}
+
+fn usr1_and_hup_reopen_both_logs_in_the_same_process(model: Model) {
+    let dir = tempfile::tempdir().unwrap();
+    let access = dir.path().join("access.log");
+    let server_log = dir.path().join("oneloop.log");
+    let server = Server::start_model(
+        model,
+        &[
+            "--access-log",
+            access.to_str().unwrap(),
+            "--log-file",
+            server_log.to_str().unwrap(),
+        ],
+    );
+    let pid = server.pid();
+    assert!(read(&server_log).contains("listening on"));
+    assert_eq!(server.get("/echo/before").status, 200);
+    assert!(eventually(Duration::from_secs(5), || {
+        requests_for(&read(&access), "/echo/before") == 1
+    }));
+
+    for (round, (signal, name)) in [(libc::SIGUSR1, "SIGUSR1"), (libc::SIGHUP, "SIGHUP")]
+        .into_iter()
+        .enumerate()
+    {
+        // What logrotate does without copytruncate: rename, then signal.
+        let rotated_access = dir.path().join(format!("access.log.{round}"));
+        let rotated_server = dir.path().join(format!("oneloop.log.{round}"));
+        std::fs::rename(&access, &rotated_access).unwrap();
+        std::fs::rename(&server_log, &rotated_server).unwrap();
+        server.signal(signal);
+        assert!(
+            eventually(Duration::from_secs(5), || read(&server_log)
+                .contains("log file reopened")),
+            "{name}: no new server log; the old one says:\n{}",
+            read(&rotated_server)
+        );
+        assert!(read(&rotated_server).contains(name), "{name} was logged");
+        let path = format!("/echo/after-{name}");
+        assert_eq!(server.get(&path).status, 200, "still serving after {name}");
+        assert!(
+            eventually(Duration::from_secs(5), || requests_for(
+                &read(&access),
+                &path
+            ) == 1),
+            "{name}: the request after the signal is in the new access log: {:?}",
+            read(&access)
+        );
+        assert_eq!(
+            requests_for(&read(&rotated_access), &path),
+            0,
+            "and not in the rotated one"
+        );
+        assert_eq!(server.pid(), pid);
+    }
+    assert_eq!(
+        requests_for(&read(&dir.path().join("access.log.0")), "/echo/before"),
+        1,
+        "the rotated log keeps what it had"
+    );
+}
+
+#[test]
+fn a_log_file_that_cannot_be_opened_is_refused_at_start() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_oneloop"))
+        .args(["--port", "0", "--log-file", "/no/such/dir/oneloop.log"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--log-file /no/such/dir/oneloop.log"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_failed_reopen_keeps_logging_to_the_old_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let access = logs.join("access.log");
+    let server = Server::start(&["--access-log", access.to_str().unwrap()]);
+    // The folder goes away: the reopen cannot create a new file.
+    let moved = dir.path().join("moved");
+    std::fs::rename(&logs, &moved).unwrap();
+    server.signal(libc::SIGUSR1);
+    assert!(eventually(Duration::from_secs(5), || server
+        .log()
+        .contains("still writing to the old file")));
+    assert_eq!(server.get("/echo/kept").status, 200);
+    assert!(eventually(Duration::from_secs(5), || requests_for(
+        &read(&moved.join("access.log")),
+        "/echo/kept"
+    ) == 1));
+}
