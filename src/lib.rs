@@ -35,6 +35,7 @@ mod http;
 mod log_file;
 pub mod logging;
 mod session;
+mod system;
 #[cfg(any(test, feature = "harness"))]
 pub mod testkit;
 mod timefmt;

@@ -169,12 +169,30 @@ fn the_connection_cap_holds_newcomers_without_spinning(model: Model) {
     drop(first);
     third.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();
     assert_eq!(read_response(&mut third, false).body, b"3");
+    // More newcomers knock while the cap holds: the operator hears of it once
+    // (at default verbosity), not once per knock.
+    let waiting: Vec<_> = (0..5).map(|_| server.connect()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let warnings = server
+        .log()
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("at the connection cap (2 open)"))
+        .count();
+    assert_eq!(warnings, 1, "{}", server.log());
+    drop(waiting);
 }
 
 #[test]
 fn running_out_of_descriptors_neither_spins_nor_stalls() {
     // Few enough descriptors that a handful of clients exhaust them.
-    let mut server = Server::start_with_descriptor_limit(&[], 24);
+    let mut server = Server::start_with_descriptor_limit(&[], 24, 24);
+    assert!(
+        server
+            .log()
+            .contains("the descriptor limit is 24, below the 2112"),
+        "warned at start: {}",
+        server.log()
+    );
     let mut clients: Vec<common::Client> = (0..40).map(|_| server.connect()).collect();
     for (i, c) in clients.iter_mut().enumerate() {
         let _ = c.write_all(format!("GET /echo/{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
@@ -188,7 +206,15 @@ fn running_out_of_descriptors_neither_spins_nor_stalls() {
         "accept must back off, spent {spent:?}"
     );
     assert!(server.is_running());
-    assert!(server.log().contains("accept"), "{}", server.log());
+    // Accepting was retried every 100 ms: one warning says so, with advice.
+    let warnings: Vec<_> = server
+        .log()
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("cannot accept"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", server.log());
+    assert!(warnings[0].contains("raise `ulimit -n`"), "{warnings:?}");
     // Every client is eventually answered as others leave.
     for (i, mut c) in clients.drain(..).enumerate() {
         assert_eq!(
@@ -198,6 +224,17 @@ fn running_out_of_descriptors_neither_spins_nor_stalls() {
         );
     }
     assert_eq!(server.get("/echo/after").body, b"after", "still accepting");
+}
+
+#[test]
+fn the_soft_descriptor_limit_is_raised_to_the_hard_one() {
+    let server = Server::start_with_descriptor_limit(&[], 256, 4096);
+    assert_eq!(server.descriptor_limit(), 4096);
+    assert!(
+        !server.log().contains("descriptor limit is"),
+        "no warning once raised: {}",
+        server.log()
+    );
 }
 
 fn a_client_that_never_reads_is_not_read_either(model: Model) {

@@ -19,6 +19,7 @@ mod clock;
 pub(crate) mod contain;
 mod event_loop;
 mod listener;
+mod pressure;
 mod sendfile;
 mod signals;
 mod threaded;
@@ -33,6 +34,7 @@ use crate::access_log::AccessLog;
 use crate::app::App;
 use crate::config::{Config, Model};
 use crate::session::Service;
+use crate::system;
 use event_loop::{EventLoop, LoopConfig};
 use signals::ProcessReload;
 use threaded::{Shared, ThreadedConfig};
@@ -67,6 +69,11 @@ pub fn run(config: Config) -> io::Result<()> {
         Model::Loop => config.workers.max(1),
         Model::Threads | Model::Pool => 1,
     };
+    system::raise_limit(system::Needs {
+        max_connections: config.max_connections,
+        cached_files_per_loop: config.app.site.as_ref().map_or(0, |s| s.cache.open_files),
+        loops: workers,
+    });
     let mut ports = vec![Port {
         number: config.port,
         tls: tls.is_some(),

@@ -128,21 +128,22 @@ impl Server {
         Server::spawn(args, env, None)
     }
 
-    /// Starts the server with at most `nofile` open descriptors (soft and hard).
-    pub fn start_with_descriptor_limit(args: &[&str], nofile: u64) -> Server {
-        Server::spawn(args, &[], Some(nofile))
+    /// Starts the server with a descriptor limit (`ulimit -n`) of `soft`, which
+    /// it may raise up to `hard`.
+    pub fn start_with_descriptor_limit(args: &[&str], soft: u64, hard: u64) -> Server {
+        Server::spawn(args, &[], Some((soft, hard)))
     }
 
-    fn spawn(args: &[&str], env: &[(&str, &str)], nofile: Option<u64>) -> Server {
+    fn spawn(args: &[&str], env: &[(&str, &str)], nofile: Option<(u64, u64)>) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_oneloop"));
-        if let Some(limit) = nofile {
+        if let Some((soft, hard)) = nofile {
             use std::os::unix::process::CommandExt;
             // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
             unsafe {
                 command.pre_exec(move || {
                     let rlimit = libc::rlimit {
-                        rlim_cur: limit,
-                        rlim_max: limit,
+                        rlim_cur: soft,
+                        rlim_max: hard,
                     };
                     if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
                         Ok(())
@@ -308,6 +309,16 @@ impl Server {
             .find_map(|l| l.strip_prefix(key))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap()
+    }
+
+    /// The soft descriptor limit it runs with, from /proc.
+    pub fn descriptor_limit(&self) -> u64 {
+        let limits = std::fs::read_to_string(format!("/proc/{}/limits", self.pid())).unwrap();
+        let line = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .expect("a descriptor limit");
+        line.split_whitespace().nth(3).unwrap().parse().unwrap()
     }
 
     /// Open descriptors, from /proc.

@@ -45,6 +45,7 @@ use super::Endpoint;
 use super::clock::Clock;
 use super::contain;
 use super::listener::{ACCEPT_BACKOFF, Accepted, Acceptor};
+use super::pressure::Pressure;
 use super::signals::{ProcessReload, Signal, Signals};
 use super::tls::TlsConfig;
 use crate::access_log::AccessLog;
@@ -97,6 +98,8 @@ pub(super) struct EventLoop {
     accept_at_cap: bool,
     /// Accepting paused after running out of descriptors: resume at this time.
     accept_paused_until: Option<Instant>,
+    /// Warnings when accepting has to wait.
+    pressure: Pressure,
 }
 
 impl EventLoop {
@@ -141,6 +144,7 @@ impl EventLoop {
             next_serial: 0,
             accept_at_cap: false,
             accept_paused_until: None,
+            pressure: Pressure::default(),
         })
     }
 
@@ -216,7 +220,13 @@ impl EventLoop {
                 }
                 return signal;
             }
-            Token(token) if token > FIRST_LISTENER - self.listeners.len() => self.accept(now),
+            Token(token) if token > FIRST_LISTENER - self.listeners.len() => {
+                if self.conns.len() >= self.max_connections {
+                    // A newcomer is knocking while every slot is taken.
+                    self.pressure.at_cap(self.conns.len(), now);
+                }
+                self.accept(now);
+            }
             Token(key) => {
                 let Some(conn) = self.conns.get_mut(key) else {
                     return Signal::None; // closed earlier in this turn
@@ -239,10 +249,6 @@ impl EventLoop {
                 // Edge-triggered: the listener will not tell us again about the
                 // connections waiting in its backlog, so remember to come back.
                 self.accept_at_cap = true;
-                log::debug!(
-                    "at the connection cap ({}): not accepting",
-                    self.conns.len()
-                );
                 return;
             }
             match self.acceptor.next(&self.listeners) {
@@ -253,7 +259,7 @@ impl EventLoop {
                 }
                 Accepted::Drained => return,
                 Accepted::Pause(e) => {
-                    log::warn!("accept: {e}; pausing for {ACCEPT_BACKOFF:?}");
+                    self.pressure.exhausted(&e, ACCEPT_BACKOFF, now);
                     self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
                     return;
                 }

@@ -25,6 +25,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
 use super::listener::{ACCEPT_BACKOFF, Accepted, Acceptor};
+use super::pressure::Pressure;
 use super::signals::{ProcessReload, Signal, Signals};
 use crate::config::Model;
 use registry::Registered;
@@ -94,6 +95,7 @@ struct Acceptance {
     config: ThreadedConfig,
     next_id: usize,
     paused_until: Option<Instant>,
+    pressure: Pressure,
 }
 
 /// Accepts and dispatches until a graceful shutdown completes.
@@ -136,6 +138,7 @@ pub(super) fn run(
         config,
         next_id: 0,
         paused_until: None,
+        pressure: Pressure::default(),
     }
     .run()
 }
@@ -173,6 +176,7 @@ impl Acceptance {
             }
             let now = Instant::now();
             let signalled = events.iter().any(|event| event.token() == SIGNALS);
+            let knocked = events.iter().any(|event| event.token().0 >= FIRST_LISTENER);
             if signalled {
                 match self.signals.on_event(self.shared.registry.len(), now) {
                     Signal::ExitNow => return Ok(()),
@@ -201,6 +205,11 @@ impl Acceptance {
                 continue;
             }
             self.paused_until = None;
+            let held = self.shared.registry.len();
+            if knocked && held >= self.config.max_connections {
+                // A newcomer is knocking while every slot is taken.
+                self.pressure.at_cap(held, now);
+            }
             self.accept(now);
         }
     }
@@ -214,16 +223,15 @@ impl Acceptance {
                     self.next_id += 1;
                     let endpoint = self.routes.get(listener).copied().unwrap_or_default();
                     if let Err(e) = self.dispatch(socket, peer, endpoint) {
-                        log::warn!(
-                            "cannot serve {peer}: {e}; pausing accepts for {ACCEPT_BACKOFF:?}"
-                        );
+                        // No thread, or no descriptor to register it with.
+                        self.pressure.exhausted(&e, ACCEPT_BACKOFF, now);
                         self.paused_until = Some(now + ACCEPT_BACKOFF);
                         return;
                     }
                 }
                 Accepted::Drained => return,
                 Accepted::Pause(e) => {
-                    log::warn!("accept: {e}; pausing for {ACCEPT_BACKOFF:?}");
+                    self.pressure.exhausted(&e, ACCEPT_BACKOFF, now);
                     self.paused_until = Some(now + ACCEPT_BACKOFF);
                     return;
                 }
