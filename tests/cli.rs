@@ -111,4 +111,25 @@ fn a_port_in_use_is_reported() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     assert_refused(&["--port", &port], "cannot listen on 127.0.0.1");
+    // Worker loops share their port through SO_REUSEPORT, which must not let
+    // them in beside someone else.
+    assert_refused(
+        &["--port", &port, "--workers", "2"],
+        &format!("cannot listen on 127.0.0.1:{port}: Address already in use"),
+    );
+}
+
+#[test]
+fn a_second_server_with_workers_cannot_share_the_first_ones_port() {
+    let first = common::Server::start(&["--workers", "2"]);
+    let port = first.addr.port().to_string();
+    assert_refused(
+        &["--port", &port, "--workers", "2"],
+        &format!("cannot listen on 127.0.0.1:{port}"),
+    );
+    assert_refused(
+        &["--port", &port],
+        &format!("cannot listen on 127.0.0.1:{port}"),
+    );
+    assert_eq!(first.get("/echo/alone").body, b"alone");
 }

@@ -107,6 +107,21 @@ pub(super) struct BindOptions {
     pub v6_only: bool,
 }
 
+/// Whether `addr` is free for a new server, asked before several listeners
+/// share it through `SO_REUSEPORT`: sharing would otherwise also let them in
+/// beside another server's listeners there (of the same user), and the kernel
+/// would split the clients between two different sites. A socket without
+/// `SO_REUSEPORT` cannot bind where anyone listens. Returns the address with
+/// the port the system chose, when asked for port 0.
+pub(super) fn probe(addr: SocketAddr, options: BindOptions) -> io::Result<SocketAddr> {
+    let exclusive = BindOptions {
+        reuse_port: false,
+        ..options
+    };
+    let socket = bind(addr, exclusive)?;
+    socket.local_addr()
+}
+
 /// Binds a non-blocking listener.
 pub(super) fn bind(addr: SocketAddr, options: BindOptions) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;

@@ -154,7 +154,8 @@ fn redirect_service(config: &Config, https_port: u16) -> Arc<Service> {
 
 /// For each of `workers` loops, one listener per port and address, in the
 /// order of `ports` (so a listener's index names its port). With several
-/// workers they share each address through `SO_REUSEPORT`. A port of 0 is
+/// workers they share each address through `SO_REUSEPORT`, once it is known
+/// that nobody else listens there. A port of 0 is
 /// chosen by the first address and joined by every other listener; `ports`
 /// learns the numbers given.
 fn bind_all(
@@ -171,8 +172,13 @@ fn bind_all(
     for (index, port) in ports.iter_mut().enumerate() {
         for &ip in addresses {
             let addr = SocketAddr::new(ip, port.number);
-            let bound = listener::bind(addr, options)
-                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+            let refused =
+                |e: io::Error| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"));
+            let free = match options.reuse_port {
+                true => listener::probe(addr, options).map_err(refused)?,
+                false => addr,
+            };
+            let bound = listener::bind(free, options).map_err(refused)?;
             port.number = bound.local_addr()?.port();
             first_worker.push((bound, index));
         }
