@@ -128,6 +128,14 @@ impl AccessLog {
         }
     }
 
+    /// The file it writes to, if not stdout.
+    pub(crate) fn file_mut(&mut self) -> Option<&mut LogFile> {
+        match &mut self.sink {
+            Sink::Stdout => None,
+            Sink::File(file) => Some(file),
+        }
+    }
+
     /// Another access log into the same file (for another worker loop), opened
     /// before the server gives up its privileges.
     pub(crate) fn try_clone(&self) -> io::Result<AccessLog> {

@@ -4,7 +4,7 @@
 //! does not parse) is reported before the server starts, with a non-zero exit.
 
 use std::net::{IpAddr, Ipv6Addr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
@@ -12,6 +12,7 @@ use clap::Parser;
 use crate::app::{CacheLimits, DEFAULT_MAX_ENTRIES, StaticConfig, Visibility};
 use crate::config::{Config, LogTarget, Model, TlsFiles};
 use crate::http::MAX_HEADERS_CEILING;
+use crate::system::{Account, Jail, Privileges};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -156,6 +157,22 @@ pub struct Cli {
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub workers: usize,
 
+    /// Once the listeners are bound and the logs open, give up root and run
+    /// as this user (its groups too). Lets a server started as root serve
+    /// port 80 without keeping root's rights.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// Run as this group instead of --user's own.
+    #[arg(long, value_name = "NAME", requires = "user")]
+    pub group: Option<String>,
+
+    /// Before giving up root, confine the server to DIR (chroot): ROOT and
+    /// --directory must be inside it, and log files and certificates outside
+    /// it cannot be reopened or reloaded.
+    #[arg(long, value_name = "DIR", requires = "user")]
+    pub chroot: Option<PathBuf>,
+
     /// More logging: -v for debug, -vv for a trace of every readiness event and state change.
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
@@ -218,6 +235,15 @@ impl Cli {
             });
         }
         config.app.builtins = !self.no_builtins;
+        config.privileges = Privileges {
+            account: self
+                .user
+                .as_deref()
+                .map(|user| Account::look_up(user, self.group.as_deref()))
+                .transpose()?,
+            jail: self.chroot.as_deref().map(Jail::new).transpose()?,
+        };
+        config.privileges.check()?;
         config.access_log = self.access_log.map(|path| {
             if path.as_os_str() == "-" {
                 LogTarget::Stdout
@@ -244,6 +270,9 @@ impl Cli {
         timeouts.keep_alive = self.keep_alive_timeout;
         timeouts.body = self.body_timeout;
         timeouts.send = self.send_timeout;
+        if let Some(jail) = &config.privileges.jail {
+            check_jail(jail, &config, self.log_file.as_deref())?;
+        }
         Ok(config)
     }
 
@@ -258,7 +287,50 @@ impl Cli {
     }
 }
 
-fn existing_dir(path: &std::path::Path, what: &str) -> Result<PathBuf, String> {
+/// What the server serves must be inside the `--chroot`; files it only reopens
+/// or reloads may be outside it, with a warning, since they then cannot be.
+fn check_jail(jail: &Jail, config: &Config, log_file: Option<&Path>) -> Result<(), String> {
+    let served = [
+        (config.app.site.as_ref().map(|site| &site.root), "ROOT"),
+        (config.app.files_dir.as_ref(), "--directory"),
+    ];
+    for (path, what) in served {
+        if let Some(path) = path
+            && jail.inside(path).is_none()
+        {
+            return Err(format!(
+                "{what} {} is outside --chroot {}",
+                path.display(),
+                jail.dir().display()
+            ));
+        }
+    }
+    let access_log = match &config.access_log {
+        Some(LogTarget::File(path)) => Some(path.as_path()),
+        _ => None,
+    };
+    let tls = config.tls.as_ref();
+    let reopened = [
+        (access_log, "--access-log", "reopened"),
+        (log_file, "--log-file", "reopened"),
+        (tls.map(|t| t.cert.as_path()), "--tls-cert", "reloaded"),
+        (tls.map(|t| t.key.as_path()), "--tls-key", "reloaded"),
+    ];
+    for (path, what, done) in reopened {
+        if let Some(path) = path
+            && jail.inside(path).is_none()
+        {
+            log::warn!(
+                "{what} {} is outside --chroot {}: it cannot be {done} after a signal",
+                path.display(),
+                jail.dir().display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn existing_dir(path: &Path, what: &str) -> Result<PathBuf, String> {
     let canonical = path
         .canonicalize()
         .map_err(|e| format!("{what} {}: {e}", path.display()))?;

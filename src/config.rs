@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::app::AppConfig;
 use crate::http::Settings;
+use crate::system::Privileges;
 
 /// How connections are driven (`--model`). Every model runs the same core and
 /// application.
@@ -63,6 +64,8 @@ pub struct Config {
     pub threads: usize,
     /// Independent loops (each with its own SO_REUSEPORT listener) in the `loop` model.
     pub workers: usize,
+    /// Who the server becomes once its listeners are bound and its files open.
+    pub privileges: Privileges,
 }
 
 impl Default for Config {
@@ -83,6 +86,7 @@ impl Default for Config {
             model: Model::Loop,
             threads: 64,
             workers: 1,
+            privileges: Privileges::default(),
         }
     }
 }

@@ -34,6 +34,16 @@ impl LogFile {
         Ok(())
     }
 
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// From now on, reopen at `path` (the same file, named from inside a
+    /// `--chroot`).
+    pub(crate) fn rename(&mut self, path: PathBuf) {
+        self.path = path;
+    }
+
     /// Another handle on the same file, reopened on its own.
     pub(crate) fn try_clone(&self) -> io::Result<LogFile> {
         Ok(LogFile {

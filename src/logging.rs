@@ -6,7 +6,7 @@
 //! ([`reopen`]), so that logrotate can rename it and signal.
 
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::log_file::LogFile;
@@ -42,6 +42,19 @@ pub(crate) fn reopen() {
     match reopened {
         Ok(()) => log::info!("log file reopened"),
         Err(e) => log::error!("cannot reopen the log file ({e}); still writing to the old one"),
+    }
+}
+
+/// The log file's path, if there is one.
+pub(crate) fn file_path() -> Option<PathBuf> {
+    FILE.get().map(|file| lock(file).path().to_path_buf())
+}
+
+/// From now on, reopen the log file at `path` (its name from inside a
+/// `--chroot`).
+pub(crate) fn rename_file(path: PathBuf) {
+    if let Some(file) = FILE.get() {
+        lock(file).rename(path);
     }
 }
 

@@ -28,13 +28,15 @@ mod transmit;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::access_log::AccessLog;
 use crate::app::App;
 use crate::config::{Config, Model};
+use crate::logging;
 use crate::session::Service;
-use crate::system;
+use crate::system::{self, Jail};
 use event_loop::{EventLoop, LoopConfig};
 use signals::ProcessReload;
 use threaded::{Shared, ThreadedConfig};
@@ -58,11 +60,9 @@ struct Port {
 
 /// Binds the configured addresses, says where it listens, and serves until a
 /// graceful shutdown completes.
-pub fn run(config: Config) -> io::Result<()> {
-    let tls = match &config.tls {
-        Some(files) => Some(Arc::new(
-            TlsConfig::load(&files.cert, &files.key).map_err(io::Error::other)?,
-        )),
+pub fn run(mut config: Config) -> io::Result<()> {
+    let mut tls = match &config.tls {
+        Some(files) => Some(TlsConfig::load(&files.cert, &files.key).map_err(io::Error::other)?),
         None => None,
     };
     let workers = match config.model {
@@ -87,6 +87,19 @@ pub fn run(config: Config) -> io::Result<()> {
         });
     }
     let mut bound = bind_all(&config.bind, &mut ports, workers)?;
+    let mut access_log = config
+        .access_log
+        .as_ref()
+        .map(AccessLog::open)
+        .transpose()?;
+    // Everything that needed root is open: give it up before the first
+    // request. The names the files will have inside a chroot are worked out
+    // first, while the paths they are known by still lead to them.
+    if let Some(jail) = config.privileges.jail.clone() {
+        rename_inside(&jail, &mut config, tls.as_mut(), access_log.as_mut());
+    }
+    config.privileges.give_up().map_err(io::Error::other)?;
+    let tls = tls.map(Arc::new);
     // Said once everything is ready to serve (the loops exist, the log is open).
     let urls = describe_ports(&config.bind, &ports);
     let ready = || log::info!("listening on {urls} ({})", describe_model(&config, workers));
@@ -103,12 +116,6 @@ pub fn run(config: Config) -> io::Result<()> {
             })
             .collect()
     };
-    // Opened here, before anything can take the right to open it away.
-    let access_log = config
-        .access_log
-        .as_ref()
-        .map(AccessLog::open)
-        .transpose()?;
     let process = ProcessReload { tls: tls.clone() };
     match config.model {
         Model::Loop => run_loops(bound, endpoints, access_log, process, &config, ready),
@@ -127,6 +134,37 @@ pub fn run(config: Config) -> io::Result<()> {
             let listeners = bound.pop().unwrap_or_default();
             threaded::run(listeners, shared, process, threaded, ready)
         }
+    }
+}
+
+/// Inside a chroot, the server's files go by the names they have there:
+/// what it serves (checked at start to be inside), and what it reopens and
+/// reloads on a signal (if outside, they keep their old names, and reopening
+/// them fails with a message; a warning at start said so).
+fn rename_inside(
+    jail: &Jail,
+    config: &mut Config,
+    tls: Option<&mut TlsConfig>,
+    access_log: Option<&mut AccessLog>,
+) {
+    let inside = |path: &Path| jail.inside(path).unwrap_or_else(|| path.to_path_buf());
+    if let Some(site) = config.app.site.as_mut() {
+        site.root = inside(&site.root);
+    }
+    if let Some(dir) = config.app.files_dir.as_mut() {
+        *dir = inside(dir);
+    }
+    if let Some(tls) = tls {
+        let (cert, key) = tls.paths();
+        let renamed = (inside(cert), inside(key));
+        tls.rename(renamed.0, renamed.1);
+    }
+    if let Some(file) = access_log.and_then(AccessLog::file_mut) {
+        let renamed = inside(file.path());
+        file.rename(renamed);
+    }
+    if let Some(path) = logging::file_path() {
+        logging::rename_file(inside(&path));
     }
 }
 

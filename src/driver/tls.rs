@@ -72,6 +72,18 @@ impl TlsConfig {
         })
     }
 
+    /// From now on, reload from these paths (the same files, named from
+    /// inside a `--chroot`).
+    pub fn rename(&mut self, cert: PathBuf, key: PathBuf) {
+        self.cert = cert;
+        self.key = key;
+    }
+
+    /// The files it reloads from.
+    pub fn paths(&self) -> (&Path, &Path) {
+        (&self.cert, &self.key)
+    }
+
     /// Reads the files again if they changed (certbot renews them in place):
     /// new connections get the new certificate, open ones keep theirs. A broken
     /// new file is reported and the old certificate kept.

@@ -103,7 +103,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `oneloop --port 0 ARGS...` and waits for it to say where it listens.
+    /// Starts `oneloop --port 0 ARGS...` (unless ARGS name a port) and waits
+    /// for it to say where it listens.
     pub fn start(args: &[&str]) -> Server {
         Server::start_with_env(args, &[])
     }
@@ -153,8 +154,10 @@ impl Server {
                 });
             }
         }
+        if !args.contains(&"--port") {
+            command.args(["--port", "0"]);
+        }
         command
-            .args(["--port", "0"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

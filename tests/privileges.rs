@@ -1,0 +1,286 @@
+//! Giving up root: `--user`, `--group` and `--chroot` on the real binary.
+//!
+//! Changing user needs root; these tests run as root (CI does) and skip, with
+//! a printed reason, elsewhere.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{Server, eventually};
+
+const NOBODY: u32 = 65534;
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether the test can run here; if not, says why.
+fn can_switch_users(test: &str) -> bool {
+    if !running_as_root() {
+        println!(
+            "skipped {test}: changing user needs root, and this runs as uid {}",
+            unsafe { libc::geteuid() }
+        );
+        return false;
+    }
+    if std::process::Command::new("getent")
+        .args(["passwd", "nobody"])
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        println!("skipped {test}: this machine has no user `nobody`");
+        return false;
+    }
+    true
+}
+
+/// A folder others may enter (tempfile makes them 0700).
+fn open_to_all(path: &Path) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn chown_to_nobody(path: &Path) {
+    std::os::unix::fs::chown(path, Some(NOBODY), Some(NOBODY)).unwrap();
+}
+
+/// `Uid:`, `Gid:` and `Groups:` of the server, from /proc.
+fn ids(server: &Server) -> (String, String, String) {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    (field("Uid:"), field("Gid:"), field("Groups:"))
+}
+
+/// A port below 1024 that nobody uses on 127.0.0.1, if one can be found.
+fn free_privileged_port() -> Option<u16> {
+    (900..1024).find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+}
+
+#[test]
+fn root_binds_a_privileged_port_then_serves_as_nobody() {
+    if !can_switch_users("root_binds_a_privileged_port_then_serves_as_nobody") {
+        return;
+    }
+    let site = tempfile::tempdir().unwrap();
+    open_to_all(site.path());
+    std::fs::write(site.path().join("index.html"), "hello").unwrap();
+    let port = free_privileged_port()
+        .expect("a free port below 1024")
+        .to_string();
+    let server = Server::start(&[
+        "--port",
+        &port,
+        "--user",
+        "nobody",
+        site.path().to_str().unwrap(),
+    ]);
+    assert_eq!(server.addr.port().to_string(), port);
+    assert_eq!(
+        ids(&server),
+        (
+            "65534 65534 65534 65534".into(),
+            "65534 65534 65534 65534".into(),
+            "65534".into()
+        ),
+        "every id is nobody's, and no supplementary group of root's is left"
+    );
+    assert!(
+        server
+            .log()
+            .contains("running as nobody (uid 65534, gid 65534)")
+    );
+    assert_eq!(server.get("/").body, b"hello");
+}
+
+#[test]
+fn group_replaces_the_users_own() {
+    if !can_switch_users("group_replaces_the_users_own") {
+        return;
+    }
+    let server = Server::start(&["--user", "nobody", "--group", "root"]);
+    let (uid, gid, _) = ids(&server);
+    assert_eq!(uid, "65534 65534 65534 65534");
+    assert_eq!(gid, "0 0 0 0");
+    assert_eq!(server.get("/echo/g").body, b"g");
+}
+
+#[test]
+fn a_chroot_serves_from_inside_and_reopens_its_logs_there() {
+    if !can_switch_users("a_chroot_serves_from_inside_and_reopens_its_logs_there") {
+        return;
+    }
+    let jail = tempfile::tempdir().unwrap();
+    open_to_all(jail.path());
+    let site = jail.path().join("site");
+    let store = jail.path().join("store");
+    let logs = jail.path().join("logs");
+    for dir in [&site, &store, &logs] {
+        std::fs::create_dir(dir).unwrap();
+        open_to_all(dir);
+    }
+    // What the server writes to, after it has become nobody.
+    chown_to_nobody(&store);
+    chown_to_nobody(&logs);
+    std::fs::write(site.join("index.html"), "inside").unwrap();
+    let access = logs.join("access.log");
+    // The server's own log stays outside: it is written, but cannot be reopened.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let server_log = elsewhere.path().join("oneloop.log");
+    let server = Server::start(&[
+        "--log-file",
+        server_log.to_str().unwrap(),
+        "--chroot",
+        jail.path().to_str().unwrap(),
+        "--user",
+        "nobody",
+        "--directory",
+        store.to_str().unwrap(),
+        "--access-log",
+        access.to_str().unwrap(),
+        site.to_str().unwrap(),
+    ]);
+    let root = std::fs::read_link(format!("/proc/{}/root", server.pid())).unwrap();
+    assert_eq!(root, jail.path().canonicalize().unwrap());
+    assert_eq!(server.get("/").body, b"inside");
+    assert!(
+        server.log().contains("is outside --chroot") && server.log().contains("cannot be reopened"),
+        "{}",
+        server.log()
+    );
+
+    let mut client = server.connect();
+    client
+        .write_all(b"POST /files/note HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+        .unwrap();
+    assert_eq!(common::read_response(&mut client, false).status, 201);
+    let written = store.join("note");
+    assert_eq!(std::fs::read(&written).unwrap(), b"hi");
+    assert_eq!(
+        written.metadata().unwrap().uid(),
+        NOBODY,
+        "written as nobody"
+    );
+
+    // logrotate renames the access log; the server reopens it by its name
+    // inside the chroot, as nobody.
+    std::fs::rename(&access, logs.join("access.log.1")).unwrap();
+    server.signal(libc::SIGUSR1);
+    assert!(eventually(Duration::from_secs(5), || access.exists()));
+    assert_eq!(server.get("/").status, 200);
+    assert!(eventually(Duration::from_secs(5), || {
+        std::fs::read_to_string(&access).is_ok_and(|log| log.contains("\"GET / HTTP/1.1\" 200"))
+    }));
+    assert_eq!(access.metadata().unwrap().uid(), NOBODY);
+}
+
+fn oneloop_as(uid: Option<u32>, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_oneloop"));
+    command.args(["--port", "0"]).args(args);
+    if let Some(uid) = uid {
+        // SAFETY: setgid and setuid are async-signal-safe, as pre_exec requires.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::setgid(uid) != 0 || libc::setuid(uid) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    command.output().unwrap()
+}
+
+fn refused(output: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(needle), "{stderr}");
+}
+
+#[test]
+fn served_folders_outside_the_chroot_are_refused_at_start() {
+    if !can_switch_users("served_folders_outside_the_chroot_are_refused_at_start") {
+        return;
+    }
+    let jail = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let jail_dir = jail.path().to_str().unwrap();
+    let outside_dir = outside.path().to_str().unwrap();
+    let chroot = ["--chroot", jail_dir, "--user", "nobody"];
+    refused(
+        &oneloop_as(None, &[&chroot[..], &[outside_dir]].concat()),
+        "is outside --chroot",
+    );
+    refused(
+        &oneloop_as(None, &[&chroot[..], &["--directory", outside_dir]].concat()),
+        "--directory",
+    );
+}
+
+#[test]
+fn only_root_can_become_someone_else() {
+    // Run as nobody (which needs root to arrange), or as whoever runs the test.
+    let (uid, who) = match running_as_root() {
+        true => (Some(NOBODY), "root"),
+        false => (None, "root"),
+    };
+    if running_as_root() && !can_switch_users("only_root_can_become_someone_else") {
+        return;
+    }
+    refused(
+        &oneloop_as(uid, &["--user", who]),
+        "only root can become another user",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    open_to_all(dir.path());
+    refused(
+        &oneloop_as(
+            uid,
+            &["--chroot", dir.path().to_str().unwrap(), "--user", who],
+        ),
+        "--chroot needs the server to start as root",
+    );
+}
+
+#[test]
+fn unknown_names_are_refused_at_start() {
+    refused(
+        &oneloop_as(None, &["--user", "no-such-user-here"]),
+        "--user: there is no user named `no-such-user-here`",
+    );
+    refused(
+        &oneloop_as(None, &["--user", "root", "--group", "no-such-group-here"]),
+        "--group: there is no group named `no-such-group-here`",
+    );
+    let output = oneloop_as(None, &["--group", "root"]);
+    assert!(!output.status.success(), "--group without --user");
+    let output = oneloop_as(None, &["--chroot", "/"]);
+    assert!(!output.status.success(), "--chroot without --user");
+}
+
+#[test]
+fn root_without_user_is_warned() {
+    if !running_as_root() {
+        println!(
+            "skipped root_without_user_is_warned: this runs as uid {}",
+            unsafe { libc::geteuid() }
+        );
+        return;
+    }
+    let server = Server::start(&[]);
+    assert!(server.log().contains("running as root"), "{}", server.log());
+}
