@@ -9,8 +9,9 @@
 //! - [`threaded`]: a thread per connection, or a fixed pool, over blocking
 //!   sockets, for comparison.
 //!
-//! What both wings share: the listening sockets and the accept loop
-//! ([`listener`]), writing a session's output ([`transmit`], [`sendfile`]),
+//! What both wings share: where they listen ([`ports`]: bound here or passed
+//! by systemd), the listening sockets and the accept loop ([`listener`]), what
+//! they say when accepting must wait ([`pressure`]), writing a session's output ([`transmit`], [`sendfile`]),
 //! TLS as a layer of the byte stream ([`tls`]), the clock ([`clock`]), what
 //! each signal means and the graceful shutdown ([`signals`]), and the panic
 //! boundary ([`contain`]).
@@ -19,6 +20,7 @@ mod clock;
 pub(crate) mod contain;
 mod event_loop;
 mod listener;
+mod ports;
 mod pressure;
 mod sendfile;
 mod signals;
@@ -27,7 +29,6 @@ mod tls;
 mod transmit;
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -38,6 +39,7 @@ use crate::logging;
 use crate::session::Service;
 use crate::system::{self, Jail};
 use event_loop::{EventLoop, LoopConfig};
+use ports::Listening;
 use signals::ProcessReload;
 use threaded::{Shared, ThreadedConfig};
 use tls::TlsConfig;
@@ -48,14 +50,6 @@ use tls::TlsConfig;
 struct Endpoint {
     service: Arc<Service>,
     tls: Option<Arc<TlsConfig>>,
-}
-
-/// One port the server listens on, on every bound address.
-struct Port {
-    number: u16,
-    tls: bool,
-    /// A plaintext port whose whole job is to send clients to HTTPS.
-    redirect: bool,
 }
 
 /// Binds the configured addresses, says where it listens, and serves until a
@@ -74,19 +68,8 @@ pub fn run(mut config: Config) -> io::Result<()> {
         cached_files_per_loop: config.app.site.as_ref().map_or(0, |s| s.cache.open_files),
         loops: workers,
     });
-    let mut ports = vec![Port {
-        number: config.port,
-        tls: tls.is_some(),
-        redirect: false,
-    }];
-    if let Some(number) = config.redirect_http {
-        ports.push(Port {
-            number,
-            tls: false,
-            redirect: true,
-        });
-    }
-    let mut bound = bind_all(&config.bind, &mut ports, workers)?;
+    let listening = Listening::open(&config, tls.is_some(), workers)?;
+    system::connect_notify();
     let mut access_log = config
         .access_log
         .as_ref()
@@ -98,12 +81,23 @@ pub fn run(mut config: Config) -> io::Result<()> {
     if let Some(jail) = config.privileges.jail.clone() {
         rename_inside(&jail, &mut config, tls.as_mut(), access_log.as_mut());
     }
-    config.privileges.give_up().map_err(io::Error::other)?;
+    config
+        .privileges
+        .give_up(listening.is_public())
+        .map_err(io::Error::other)?;
     let tls = tls.map(Arc::new);
     // Said once everything is ready to serve (the loops exist, the log is open).
-    let urls = describe_ports(&config.bind, &ports);
-    let ready = || log::info!("listening on {urls} ({})", describe_model(&config, workers));
-    let https_port = ports.first().map_or(443, |port| port.number);
+    let urls = listening.describe();
+    let ready = || {
+        log::info!("listening on {urls} ({})", describe_model(&config, workers));
+        system::notify(&format!("READY=1\nSTATUS=listening on {urls}"));
+    };
+    let https_port = listening.https_port();
+    let Listening {
+        ports,
+        per_loop: mut bound,
+        ..
+    } = listening;
     let endpoints = || -> Vec<Endpoint> {
         ports
             .iter()
@@ -188,69 +182,6 @@ fn redirect_service(config: &Config, https_port: u16) -> Arc<Service> {
         settings,
         config.access_log.is_some(),
     )
-}
-
-/// For each of `workers` loops, one listener per port and address, in the
-/// order of `ports` (so a listener's index names its port). With several
-/// workers they share each address through `SO_REUSEPORT`, once it is known
-/// that nobody else listens there. A port of 0 is
-/// chosen by the first address and joined by every other listener; `ports`
-/// learns the numbers given.
-fn bind_all(
-    addresses: &[IpAddr],
-    ports: &mut [Port],
-    workers: usize,
-) -> io::Result<Vec<Vec<(std::net::TcpListener, usize)>>> {
-    let options = listener::BindOptions {
-        reuse_port: workers > 1,
-        // `::` alone takes IPv4 too; beside other addresses it must not.
-        v6_only: addresses.len() > 1,
-    };
-    let mut first_worker = Vec::new();
-    for (index, port) in ports.iter_mut().enumerate() {
-        for &ip in addresses {
-            let addr = SocketAddr::new(ip, port.number);
-            let refused =
-                |e: io::Error| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"));
-            let free = match options.reuse_port {
-                true => listener::probe(addr, options).map_err(refused)?,
-                false => addr,
-            };
-            let bound = listener::bind(free, options).map_err(refused)?;
-            port.number = bound.local_addr()?.port();
-            first_worker.push((bound, index));
-        }
-    }
-    let mut all = Vec::with_capacity(workers);
-    for _ in 1..workers {
-        let worker = first_worker
-            .iter()
-            .map(|(listener, index)| Ok((listener::bind(listener.local_addr()?, options)?, *index)))
-            .collect::<io::Result<_>>()?;
-        all.push(worker);
-    }
-    all.insert(0, first_worker);
-    Ok(all)
-}
-
-/// `https://127.0.0.1:8443 and http://127.0.0.1:8080 (redirect to HTTPS)`.
-fn describe_ports(addresses: &[IpAddr], ports: &[Port]) -> String {
-    let mut urls = Vec::new();
-    for port in ports {
-        for &ip in addresses {
-            let scheme = if port.tls { "https" } else { "http" };
-            let note = if port.redirect {
-                " (redirect to HTTPS)"
-            } else {
-                ""
-            };
-            urls.push(format!(
-                "{scheme}://{}{note}",
-                SocketAddr::new(ip, port.number)
-            ));
-        }
-    }
-    urls.join(" and ")
 }
 
 fn describe_model(config: &Config, workers: usize) -> String {

@@ -24,6 +24,7 @@ use signal_hook_mio::v1_0::Signals as SignalPipe;
 
 use super::tls::TlsConfig;
 use crate::logging;
+use crate::system;
 
 /// What a signal event asks of the driver.
 #[derive(Debug, PartialEq, Eq)]
@@ -113,6 +114,7 @@ impl Signals {
             self.grace
         );
         self.deadline = Some(now + self.grace);
+        system::notify("STOPPING=1");
         Signal::Begin
     }
 

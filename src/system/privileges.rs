@@ -116,8 +116,9 @@ impl Privileges {
     }
 
     /// Enters the jail and becomes the account; an error means the process
-    /// must not go on.
-    pub fn give_up(&self) -> Result<(), String> {
+    /// must not go on. `public` says whether the server listens beyond
+    /// loopback, where running as root deserves a warning.
+    pub fn give_up(&self, public: bool) -> Result<(), String> {
         // SAFETY: getuid and geteuid have no preconditions.
         let running_as_root = unsafe { libc::geteuid() == 0 };
         if let Some(jail) = &self.jail {
@@ -138,7 +139,7 @@ impl Privileges {
                 );
             }
             Some(_) => {} // already that user: checked at start
-            None if running_as_root => log::warn!(
+            None if running_as_root && public => log::warn!(
                 "running as root: any flaw in the server would be a flaw with root's rights; \
                  --user NAME gives them up once the listeners are bound"
             ),

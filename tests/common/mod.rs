@@ -157,14 +157,20 @@ impl Server {
         if !args.contains(&"--port") {
             command.args(["--port", "0"]);
         }
-        command
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        command.args(args);
         for (key, value) in env {
             command.env(key, value);
         }
+        Server::from_command(command, args)
+    }
+
+    /// Starts `command`, which runs oneloop with `args` (perhaps through a
+    /// wrapper), and waits for it to say where it listens.
+    pub fn from_command(mut command: Command, args: &[&str]) -> Server {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = command.spawn().expect("start oneloop");
         let stderr = child.stderr.take().expect("stderr is piped");
         let log = Arc::new(Mutex::new(String::new()));
