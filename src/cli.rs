@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::app::{CacheLimits, DEFAULT_MAX_ENTRIES, StaticConfig, Visibility};
+use crate::app::{CacheLimits, DEFAULT_MAX_ENTRIES, StaticConfig, StatusConfig, Visibility};
+use crate::cidr::Cidr;
 use crate::config::{Config, LogTarget, Model, TlsFiles};
 use crate::http::MAX_HEADERS_CEILING;
 use crate::system::{Account, Jail, Privileges};
@@ -157,6 +158,18 @@ pub struct Cli {
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub workers: usize,
 
+    /// Serve a status page at PATH (e.g. /.status): connections by state,
+    /// requests, bytes, loop turns, cache hits; JSON with Accept:
+    /// application/json, Prometheus at PATH/metrics. Loopback clients only,
+    /// unless --status-allow.
+    #[arg(long, value_name = "PATH", value_parser = parse_status_path)]
+    pub status: Option<String>,
+
+    /// Also show the status page to clients in this range (10.0.0.0/8,
+    /// 2001:db8::/32, or one address). Repeatable.
+    #[arg(long, value_name = "CIDR", requires = "status")]
+    pub status_allow: Vec<Cidr>,
+
     /// Once the listeners are bound and the logs open, give up root and run
     /// as this user (its groups too). Lets a server started as root serve
     /// port 80 without keeping root's rights.
@@ -235,6 +248,10 @@ impl Cli {
             });
         }
         config.app.builtins = !self.no_builtins;
+        config.app.status = self.status.map(|path| StatusConfig {
+            path,
+            allow: self.status_allow,
+        });
         config.privileges = Privileges {
             account: self
                 .user
@@ -404,6 +421,25 @@ fn parse_bind(text: &str) -> Result<BindAddresses, String> {
     Ok(BindAddresses(addresses))
 }
 
+/// `--status`: an absolute path with no trailing slash, query or fragment,
+/// in plain characters (it is compared with the decoded path as sent).
+fn parse_status_path(text: &str) -> Result<String, String> {
+    let plain = text.len() > 1
+        && text.starts_with('/')
+        && !text.ends_with('/')
+        && !text.contains("//")
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-~".contains(&b));
+    match plain {
+        true => Ok(text.to_owned()),
+        false => Err(format!(
+            "`{text}` is not a status page path (try /.status: a leading slash, letters, \
+             digits, `.`, `_`, `-`, `~`)"
+        )),
+    }
+}
+
 /// A timeout: a duration that is not zero (a zero timeout would close every
 /// connection at once).
 fn parse_timeout(text: &str) -> Result<Duration, String> {
@@ -477,6 +513,27 @@ mod tests {
         assert!(localhost.0.iter().all(IpAddr::is_loopback), "{localhost:?}");
         for bad in ["[127.0.0.1]", "[::1", "bad host", "a..b", "", "-1"] {
             assert!(parse_bind(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn status_paths_are_plain_absolute_paths() {
+        assert_eq!(parse_status_path("/.status"), Ok("/.status".into()));
+        assert_eq!(
+            parse_status_path("/admin/status"),
+            Ok("/admin/status".into())
+        );
+        for bad in [
+            "",
+            "/",
+            "status",
+            "/.status/",
+            "/a b",
+            "/a?b",
+            "/a%20b",
+            "//x",
+        ] {
+            assert!(parse_status_path(bad).is_err(), "{bad}");
         }
     }
 

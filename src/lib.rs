@@ -28,6 +28,7 @@
 
 mod access_log;
 mod app;
+mod cidr;
 mod cli;
 mod config;
 mod driver;
@@ -35,6 +36,7 @@ mod http;
 mod log_file;
 pub mod logging;
 mod session;
+pub mod stats;
 mod system;
 #[cfg(any(test, feature = "harness"))]
 pub mod testkit;

@@ -23,29 +23,39 @@
 //! that connection answers `500` (when it still can) and closes.
 
 use std::io::IoSlice;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::access_log::{Entry, Ledger};
 use crate::app::{App, BodySink, Reply};
 use crate::http::{
-    Connection, Event, Failure, Front, Now, RequestHead, Response, Settings, StatusCode,
+    Connection, Delivered, Event, Failure, Front, Now, RequestHead, Response, Settings, State,
+    StatusCode,
 };
+use crate::stats::{DriverStats, Phase};
 
 /// What every session of a driver shares: the application, the protocol's
-/// settings, and whether anyone keeps an access log.
+/// settings, whether anyone keeps an access log, and the driver's counters.
 pub struct Service {
     app: App,
     settings: Arc<Settings>,
     access_log: bool,
+    stats: Arc<DriverStats>,
 }
 
 impl Service {
-    pub fn new(app: App, settings: Settings, access_log: bool) -> Arc<Service> {
+    pub fn new(
+        app: App,
+        settings: Settings,
+        access_log: bool,
+        stats: Arc<DriverStats>,
+    ) -> Arc<Service> {
         Arc::new(Service {
             app,
             settings: Arc::new(settings),
             access_log,
+            stats,
         })
     }
 }
@@ -53,6 +63,9 @@ impl Service {
 pub struct Session {
     conn: Connection,
     service: Arc<Service>,
+    /// Who the requests come from: the peer, or the client a trusted proxy
+    /// named (the PROXY protocol).
+    client: IpAddr,
     /// The request being answered, from its head until its response is queued.
     current: Option<(u64, RequestHead)>,
     /// Where the body of the current request goes, when the application wanted it.
@@ -62,15 +75,27 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session for the connection the driver calls `id` (its token).
-    pub fn new(id: usize, service: Arc<Service>, now: Instant) -> Session {
+    /// A session for the connection the driver calls `id` (its token), from
+    /// `client`.
+    pub fn new(id: usize, service: Arc<Service>, client: IpAddr, now: Instant) -> Session {
         Session {
             conn: Connection::new(id, Arc::clone(&service.settings), now),
             ledger: service.access_log.then(Box::default),
             service,
+            client,
             current: None,
             sink: None,
         }
+    }
+
+    /// Who the requests come from.
+    pub fn client(&self) -> IpAddr {
+        self.client
+    }
+
+    /// The client is someone else than the peer: a trusted proxy said so.
+    pub fn set_client(&mut self, client: IpAddr) {
+        self.client = client;
     }
 
     // ----- reading -----------------------------------------------------------
@@ -127,11 +152,9 @@ impl Session {
 
     /// `n` bytes from the front were written.
     pub fn written(&mut self, n: usize, now: Now<'_>) {
-        let ledger = &mut self.ledger;
+        let (ledger, stats) = (&mut self.ledger, &self.service.stats);
         self.conn.written(n, now.instant, &mut |delivery| {
-            if let Some(ledger) = ledger.as_deref_mut() {
-                ledger.delivered(delivery);
-            }
+            record_delivery(ledger, stats, delivery);
         });
         // Room in the queue may let pipelined requests in.
         self.advance(now);
@@ -154,6 +177,20 @@ impl Session {
     pub fn on_deadline(&mut self, now: Now<'_>) {
         self.conn.handle_timeout(now);
         self.advance(now);
+    }
+
+    /// What the connection is doing, for the status page (the driver knows
+    /// when it is in a TLS handshake).
+    pub fn phase(&self) -> Phase {
+        if self.conn.has_output() {
+            return Phase::Writing;
+        }
+        match self.conn.state() {
+            State::Idle => Phase::Waiting,
+            State::ReadingHead | State::ReadingBody | State::DiscardingBody => Phase::Reading,
+            State::AwaitingAnswer => Phase::Writing,
+            State::Closing | State::Lingering | State::Closed => Phase::Closing,
+        }
     }
 
     /// Waiting for a request, none begun.
@@ -224,7 +261,7 @@ impl Session {
                     // Kept before the application sees it, so that a panic in
                     // the application can still be told apart by its request line.
                     let (_, head) = self.current.insert((id, head));
-                    match self.service.app.handle(head, now) {
+                    match self.service.app.handle(head, self.client, now) {
                         Reply::Respond(response) => self.respond(response, now),
                         Reply::ReadBody(sink) => {
                             self.sink = Some(sink);
@@ -292,11 +329,9 @@ impl Session {
         if self.conn.is_closed() {
             self.sink = None;
             self.current = None;
-            let ledger = &mut self.ledger;
+            let (ledger, stats) = (&mut self.ledger, &self.service.stats);
             self.conn.abandon_output(&mut |delivery| {
-                if let Some(ledger) = ledger.as_deref_mut() {
-                    ledger.delivered(delivery);
-                }
+                record_delivery(ledger, stats, delivery);
             });
         }
     }
@@ -314,5 +349,14 @@ impl Session {
     #[cfg(any(test, feature = "harness"))]
     pub fn state(&self) -> crate::http::State {
         self.conn.state()
+    }
+}
+
+/// A response has gone (or was cut short): the access log and the counters
+/// hear of it.
+fn record_delivery(ledger: &mut Option<Box<Ledger>>, stats: &DriverStats, delivery: Delivered) {
+    stats.delivered(delivery.body_bytes);
+    if let Some(ledger) = ledger.as_deref_mut() {
+        ledger.delivered(delivery);
     }
 }

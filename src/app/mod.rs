@@ -3,6 +3,7 @@
 //! same code, which is what makes the models comparable.
 //!
 //! Routing precedence, first match wins:
+//! 0. the status page, when `--status` names its path;
 //! 1. built-in endpoints (unless `--no-builtins`): `/echo/{text}`, `/user-agent`,
 //!    and `/files/{name}` when `--directory` is given;
 //! 2. the static root, when one is given;
@@ -18,14 +19,19 @@ mod methods;
 mod open;
 mod redirect;
 pub(crate) mod statics;
+mod status;
 mod url;
 
 pub(crate) use open::FileIdentity;
 pub(crate) use statics::{CacheLimits, DEFAULT_MAX_ENTRIES, StaticConfig, Visibility};
+pub use status::StatusConfig;
 
+use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::http::{Method, Now, RequestHead, Response, StatusCode};
+use crate::stats::Registry;
 
 /// What the application does with a request.
 pub enum Reply {
@@ -56,6 +62,8 @@ pub struct AppConfig {
     pub files_dir: Option<PathBuf>,
     /// The static site served at `/`.
     pub site: Option<statics::StaticConfig>,
+    /// The status page.
+    pub status: Option<StatusConfig>,
 }
 
 pub struct App {
@@ -65,10 +73,13 @@ pub struct App {
     builtins: bool,
     store: Option<file_store::FileStore>,
     site: Option<statics::StaticSite>,
+    status: Option<status::StatusPage>,
 }
 
 impl App {
-    pub fn new(config: &AppConfig) -> App {
+    /// The application `config` describes; its file cache counts into
+    /// `stats`, and its status page reads from it.
+    pub fn new(config: &AppConfig, stats: &Arc<Registry>) -> App {
         App {
             redirect_to_https: None,
             builtins: config.builtins,
@@ -77,7 +88,14 @@ impl App {
                 .as_ref()
                 .filter(|_| config.builtins)
                 .map(|dir| file_store::FileStore::new(dir.clone())),
-            site: config.site.clone().map(statics::StaticSite::new),
+            site: config
+                .site
+                .clone()
+                .map(|site| statics::StaticSite::new(site, stats.cache())),
+            status: config
+                .status
+                .clone()
+                .map(|page| status::StatusPage::new(page, Arc::clone(stats))),
         }
     }
 
@@ -89,12 +107,13 @@ impl App {
             builtins: false,
             store: None,
             site: None,
+            status: None,
         }
     }
 
-    /// Answers a request, or asks for its body. `now` is the driver's clock: the
-    /// application reads no clock of its own.
-    pub fn handle(&self, request: &RequestHead, now: Now<'_>) -> Reply {
+    /// Answers a request from `client`, or asks for its body. `now` is the
+    /// driver's clock: the application reads no clock of its own.
+    pub fn handle(&self, request: &RequestHead, client: IpAddr, now: Now<'_>) -> Reply {
         if let Some(port) = self.redirect_to_https {
             return Reply::Respond(redirect::to_https(request, port));
         }
@@ -111,6 +130,13 @@ impl App {
             return Reply::Respond(methods::options(methods::SERVER));
         }
         let path = request.path();
+        if let Some(reply) = self
+            .status
+            .as_ref()
+            .and_then(|page| page.answer(request, path, client, now))
+        {
+            return reply;
+        }
         if self.builtins {
             if let Some(text) = path.strip_prefix("/echo/") {
                 return methods::only(request, methods::READ, || builtins::echo(request, text));
@@ -161,10 +187,18 @@ pub(crate) mod tests {
     }
 
     fn app() -> App {
-        App::new(&AppConfig {
-            builtins: true,
-            ..AppConfig::default()
-        })
+        App::new(
+            &AppConfig {
+                builtins: true,
+                ..AppConfig::default()
+            },
+            &Registry::new(),
+        )
+    }
+
+    /// The client every test request comes from.
+    pub(crate) fn client() -> IpAddr {
+        IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
     }
 
     /// The time every test request is answered at.
@@ -177,7 +211,7 @@ pub(crate) mod tests {
     }
 
     fn get(app: &App, text: &str) -> Response {
-        respond(app.handle(&head(text), now()))
+        respond(app.handle(&head(text), client(), now()))
     }
 
     #[test]
@@ -221,7 +255,7 @@ pub(crate) mod tests {
 
     #[test]
     fn builtins_can_be_switched_off() {
-        let app = App::new(&AppConfig::default());
+        let app = App::new(&AppConfig::default(), &Registry::new());
         let r = get(&app, "GET /echo/x HTTP/1.1\r\nHost: a\r\n\r\n");
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
     }

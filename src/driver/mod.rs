@@ -37,6 +37,7 @@ use crate::app::App;
 use crate::config::{Config, Model};
 use crate::logging;
 use crate::session::Service;
+use crate::stats::{DriverKind, DriverStats, Registry};
 use crate::system::{self, Jail};
 use event_loop::{EventLoop, LoopConfig};
 use ports::Listening;
@@ -98,13 +99,17 @@ pub fn run(mut config: Config) -> io::Result<()> {
         per_loop: mut bound,
         ..
     } = listening;
-    let endpoints = || -> Vec<Endpoint> {
+    // What the status page reads: every driver's counters and every cache's.
+    let stats = Registry::new();
+    // A driver's endpoints: one application per driver (and so one cache),
+    // counting into the driver's counters.
+    let endpoints = |driver: &Arc<DriverStats>| -> Vec<Endpoint> {
         ports
             .iter()
             .map(|port| Endpoint {
                 service: match port.redirect {
-                    true => redirect_service(&config, https_port),
-                    false => service(&config),
+                    true => redirect_service(&config, https_port, driver),
+                    false => service(&config, &stats, driver),
                 },
                 tls: tls.clone().filter(|_| port.tls),
             })
@@ -112,10 +117,17 @@ pub fn run(mut config: Config) -> io::Result<()> {
     };
     let process = ProcessReload { tls: tls.clone() };
     match config.model {
-        Model::Loop => run_loops(bound, endpoints, access_log, process, &config, ready),
+        Model::Loop => {
+            let drivers = || stats.driver(DriverKind::Loop);
+            run_loops(
+                bound, drivers, endpoints, access_log, process, &config, ready,
+            )
+        }
         Model::Threads | Model::Pool => {
+            let driver = stats.driver(DriverKind::Threads);
             let shared = Arc::new(Shared {
-                endpoints: endpoints(),
+                endpoints: endpoints(&driver),
+                stats: driver,
                 registry: Arc::default(),
                 access_log: access_log.map(Mutex::new),
             });
@@ -163,24 +175,26 @@ fn rename_inside(
 }
 
 /// The application and the protocol settings every session of one driver
-/// shares.
-fn service(config: &Config) -> Arc<Service> {
+/// shares, counting into `driver`.
+fn service(config: &Config, stats: &Arc<Registry>, driver: &Arc<DriverStats>) -> Arc<Service> {
     Service::new(
-        App::new(&config.app),
+        App::new(&config.app, stats),
         config.http,
         config.access_log.is_some(),
+        Arc::clone(driver),
     )
 }
 
 /// The redirect listener's: every request answered with a 308 to HTTPS, and no
 /// Strict-Transport-Security (RFC 6797 section 7.2: never over plain HTTP).
-fn redirect_service(config: &Config, https_port: u16) -> Arc<Service> {
+fn redirect_service(config: &Config, https_port: u16, driver: &Arc<DriverStats>) -> Arc<Service> {
     let mut settings = config.http;
     settings.strict_transport_max_age = None;
     Service::new(
         App::redirect_to_https(https_port),
         settings,
         config.access_log.is_some(),
+        Arc::clone(driver),
     )
 }
 
@@ -198,7 +212,8 @@ fn describe_model(config: &Config, workers: usize) -> String {
 /// by its sessions and by nothing else: the loops share nothing.
 fn run_loops(
     bound: Vec<Vec<(std::net::TcpListener, usize)>>,
-    endpoints: impl Fn() -> Vec<Endpoint>,
+    drivers: impl Fn() -> Arc<DriverStats>,
+    endpoints: impl Fn(&Arc<DriverStats>) -> Vec<Endpoint>,
     access_log: Option<AccessLog>,
     process: ProcessReload,
     config: &Config,
@@ -217,8 +232,13 @@ fn run_loops(
             access_log: access_log.as_ref().map(AccessLog::try_clone).transpose()?,
             // The first loop does what is done once per process.
             process: process.take(),
+            stats: drivers(),
         };
-        loops.push(EventLoop::new(worker, endpoints(), loop_config)?);
+        loops.push(EventLoop::new(
+            worker,
+            endpoints(&loop_config.stats),
+            loop_config,
+        )?);
     }
     let last = loops
         .pop()

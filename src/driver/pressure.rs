@@ -7,7 +7,10 @@
 //! with how many times it happened since the last one and what to do about it.
 
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::stats::DriverStats;
 
 /// The shortest time between two warnings about the same thing.
 const WARNING_INTERVAL: Duration = Duration::from_secs(60);
@@ -36,15 +39,26 @@ impl Alarm {
 }
 
 /// The warnings one accepting driver gives (each worker loop has its own).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Pressure {
     at_cap: Alarm,
     exhausted: Alarm,
+    /// Where each pause is counted, for the status page.
+    stats: Arc<DriverStats>,
 }
 
 impl Pressure {
+    pub(super) fn new(stats: Arc<DriverStats>) -> Pressure {
+        Pressure {
+            at_cap: Alarm::default(),
+            exhausted: Alarm::default(),
+            stats,
+        }
+    }
+
     /// Connections are waiting and `held` are open, the most allowed.
     pub(super) fn at_cap(&mut self, held: usize, now: Instant) {
+        self.stats.accept_paused();
         log::debug!("at the connection cap ({held}): not accepting");
         if let Some(count) = self.at_cap.ring(now) {
             log::warn!(
@@ -59,6 +73,7 @@ impl Pressure {
     /// `accept` failed for want of descriptors or memory; accepting pauses
     /// for `backoff`.
     pub(super) fn exhausted(&mut self, error: &io::Error, backoff: Duration, now: Instant) {
+        self.stats.accept_paused();
         log::debug!("accept: {error}; pausing for {backoff:?}");
         if let Some(count) = self.exhausted.ring(now) {
             let advice = match error.raw_os_error() {

@@ -371,6 +371,11 @@ impl Tls {
 
     /// Whether ciphertext waits to be sent (a handshake message, an alert, or
     /// the rest of a slice).
+    /// Whether the handshake is still under way.
+    pub fn is_handshaking(&self) -> bool {
+        self.conn.is_handshaking()
+    }
+
     pub fn wants_write(&self) -> bool {
         self.conn.wants_write()
     }

@@ -14,6 +14,8 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 
+use super::site::STATUS_PATH;
+
 /// Requests sent back to back on one connection, and where the client's writes
 /// are cut.
 #[derive(Clone, Debug)]
@@ -209,11 +211,15 @@ enum Route {
     NewFile(String),
     Traversal,
     EncodedTraversal,
+    /// The status page, or its metrics.
+    Status {
+        metrics: bool,
+    },
 }
 
 impl<'a> Arbitrary<'a> for Route {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        Ok(match pick(u, &[2, 8, 3, 1, 2, 2, 1, 1])? {
+        Ok(match pick(u, &[2, 8, 3, 1, 2, 2, 1, 1, 1])? {
             0 => Route::Root,
             1 => Route::File(Name::arbitrary(u)?),
             2 => Route::Echo(safe_text(u)?),
@@ -221,7 +227,10 @@ impl<'a> Arbitrary<'a> for Route {
             4 => Route::Stored,
             5 => Route::NewFile(safe_text(u)?),
             6 => Route::Traversal,
-            _ => Route::EncodedTraversal,
+            7 => Route::EncodedTraversal,
+            _ => Route::Status {
+                metrics: u.arbitrary()?,
+            },
         })
     }
 }
@@ -582,6 +591,13 @@ impl Route {
             Route::NewFile(name) => format!("files/{name}"),
             Route::Traversal => "docs/../../outside/secret.txt".to_owned(),
             Route::EncodedTraversal => "%2e%2e/outside%2Fsecret.txt".to_owned(),
+            Route::Status { metrics } => {
+                let page = STATUS_PATH.trim_start_matches('/');
+                match metrics {
+                    true => format!("{page}/metrics"),
+                    false => page.to_owned(),
+                }
+            }
         };
         out.extend_from_slice(path.as_bytes());
     }

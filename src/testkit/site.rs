@@ -5,9 +5,16 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::app::{App, AppConfig, CacheLimits, StaticConfig, Visibility};
+use crate::app::{App, AppConfig, CacheLimits, StaticConfig, StatusConfig, Visibility};
 use crate::http::Settings;
 use crate::session::Service;
+use crate::stats::{DriverKind, Registry};
+
+/// Where the fixture's status page is. The conversations' client is not on
+/// loopback (`wire::CLIENT`), so it is refused: the page's routing and access
+/// control are fuzzed, and its numbers (which change between runs, and so
+/// between the splits a property compares) are not shown.
+pub const STATUS_PATH: &str = "/.status";
 
 /// Files kept in memory are at most this big here, so `big.bin` goes out as a
 /// file range, as large files do in production.
@@ -79,26 +86,36 @@ impl FixtureSite {
         symlink(outside.join("secret.txt"), root.join("out-link.txt"))?;
         symlink(root.join("docs"), root.join("docs-link"))?;
 
-        let app = App::new(&AppConfig {
-            builtins: true,
-            files_dir: Some(store.clone()),
-            site: Some(StaticConfig {
-                root: root.clone(),
-                listing: true,
-                listing_max_entries: LISTING_MAX_ENTRIES,
-                visibility: Visibility::default(),
-                cache: CacheLimits {
-                    total_bytes: 64 * 1024,
-                    file_bytes: CACHE_FILE_BYTES,
-                    open_files: 4,
-                },
-            }),
-        });
+        let stats = Registry::new();
+        let status = StatusConfig {
+            path: STATUS_PATH.to_owned(),
+            allow: Vec::new(),
+        };
+        let app = App::new(
+            &AppConfig {
+                status: Some(status),
+                builtins: true,
+                files_dir: Some(store.clone()),
+                site: Some(StaticConfig {
+                    root: root.clone(),
+                    listing: true,
+                    listing_max_entries: LISTING_MAX_ENTRIES,
+                    visibility: Visibility::default(),
+                    cache: CacheLimits {
+                        total_bytes: 64 * 1024,
+                        file_bytes: CACHE_FILE_BYTES,
+                        open_files: 4,
+                    },
+                }),
+            },
+            &stats,
+        );
+        let driver = stats.driver(DriverKind::Loop);
         let site = FixtureSite {
             _dir: dir,
             root,
             store,
-            service: Service::new(app, Settings::default(), false),
+            service: Service::new(app, Settings::default(), false, driver),
         };
         site.reset_store()?;
         Ok(site)

@@ -19,6 +19,9 @@ use crate::session::{Service, Session};
 
 use super::site::CACHE_FILE_BYTES;
 
+/// Who every conversation comes from: a client on the internet.
+pub const CLIENT: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7));
+
 /// The `Date` every response carries here.
 pub const DATE: &str = "Sat, 21 Nov 2026 00:00:00 GMT";
 
@@ -168,7 +171,7 @@ impl Wire {
 pub fn converse(service: &Arc<Service>, input: &[u8], cuts: &[usize]) -> Transcript {
     let clock = Instant::now();
     let mut wire = Wire {
-        session: Session::new(7, Arc::clone(service), clock),
+        session: Session::new(7, Arc::clone(service), CLIENT, clock),
         clock,
         pending: Vec::new(),
         out: Vec::new(),

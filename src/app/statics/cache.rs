@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use super::Representation;
 use super::lru::{Lru, lock};
 use crate::app::encoding::Codings;
+use crate::stats::CacheStats;
 
 /// How long a cached answer is trusted without looking at the file system.
 pub(super) const REVALIDATE_AFTER: Duration = Duration::from_secs(1);
@@ -89,14 +90,17 @@ pub(super) struct FileCache {
     memory: Mutex<Lru<Key, Cached>>,
     /// Larger files' descriptors, weighed one each.
     open: Mutex<Lru<Key, Cached>>,
+    /// Hits, misses and what is held, for the status page.
+    stats: Arc<CacheStats>,
 }
 
 impl FileCache {
-    pub(super) fn new(limits: CacheLimits) -> FileCache {
+    pub(super) fn new(limits: CacheLimits, stats: Arc<CacheStats>) -> FileCache {
         FileCache {
             limits,
             memory: Mutex::new(Lru::new(limits.total_bytes)),
             open: Mutex::new(Lru::new(limits.open_files)),
+            stats,
         }
     }
 
@@ -112,10 +116,17 @@ impl FileCache {
             .or_else(|| lock(&self.open).touch(key));
         match found {
             Some((cached, checked)) if now.duration_since(checked) < REVALIDATE_AFTER => {
+                self.stats.hit();
                 Lookup::Fresh(cached)
             }
-            Some((cached, _)) => Lookup::Stale(cached),
-            None => Lookup::Miss,
+            Some((cached, _)) => {
+                self.stats.revalidated();
+                Lookup::Stale(cached)
+            }
+            None => {
+                self.stats.missed();
+                Lookup::Miss
+            }
         }
     }
 
@@ -130,24 +141,28 @@ impl FileCache {
             }
             Content::Open(_) => lock(&self.open).insert(key, cached, 1, now),
         }
+        self.publish_held();
     }
 
     /// Forgets an entry.
     pub(super) fn remove(&self, key: &Key) {
         lock(&self.memory).remove(key);
         lock(&self.open).remove(key);
+        self.publish_held();
     }
 
     /// Bytes held in memory.
-    #[cfg(test)]
     pub fn bytes_held(&self) -> usize {
         lock(&self.memory).used()
     }
 
     /// Descriptors held open.
-    #[cfg(test)]
     pub fn files_held(&self) -> usize {
         lock(&self.open).used()
+    }
+
+    fn publish_held(&self) {
+        self.stats.set_held(self.bytes_held(), self.files_held());
     }
 }
 
@@ -207,21 +222,31 @@ mod tests {
     }
 
     #[test]
-    fn fresh_then_stale() {
-        let cache = FileCache::new(CacheLimits::default());
+    fn fresh_then_stale_each_counted() {
+        let registry = crate::stats::Registry::new();
+        let cache = FileCache::new(CacheLimits::default(), registry.cache());
         let t0 = Instant::now();
         cache.insert(key("/a"), in_memory(10), t0);
+        cache.insert(key("/big"), open_file(), t0);
         assert!(matches!(cache.lookup(&key("/a"), t0), Lookup::Fresh(_)));
         assert!(matches!(
             cache.lookup(&key("/a"), t0 + REVALIDATE_AFTER),
             Lookup::Stale(_)
         ));
         assert!(matches!(cache.lookup(&key("/b"), t0), Lookup::Miss));
+        let counted = registry.snapshot(t0).cache;
+        assert_eq!(
+            (counted.hits, counted.revalidations, counted.misses),
+            (1, 1, 1)
+        );
+        assert_eq!((counted.bytes_held, counted.files_open), (10, 1));
+        cache.remove(&key("/a"));
+        assert_eq!(registry.snapshot(t0).cache.bytes_held, 0);
     }
 
     #[test]
     fn evicts_the_least_recently_used() {
-        let cache = FileCache::new(limits(30, 30, 0));
+        let cache = FileCache::new(limits(30, 30, 0), Arc::default());
         let t0 = Instant::now();
         cache.insert(key("/a"), in_memory(10), t0);
         cache.insert(key("/b"), in_memory(10), t0);
@@ -238,7 +263,7 @@ mod tests {
 
     #[test]
     fn descriptors_are_bounded_apart_from_bytes() {
-        let cache = FileCache::new(limits(100, 50, 2));
+        let cache = FileCache::new(limits(100, 50, 2), Arc::default());
         let t0 = Instant::now();
         cache.insert(key("/small"), in_memory(40), t0);
         for path in ["/big1", "/big2", "/big3"] {
@@ -254,7 +279,7 @@ mod tests {
 
     #[test]
     fn what_does_not_fit_is_not_held() {
-        let cache = FileCache::new(limits(100, 20, 0));
+        let cache = FileCache::new(limits(100, 20, 0), Arc::default());
         assert!(!cache.holds_in_memory(21));
         cache.insert(key("/big"), in_memory(101), Instant::now());
         assert_eq!(cache.bytes_held(), 0);
@@ -264,7 +289,7 @@ mod tests {
 
     #[test]
     fn an_entry_moves_between_kinds_when_its_file_does() {
-        let cache = FileCache::new(CacheLimits::default());
+        let cache = FileCache::new(CacheLimits::default(), Arc::default());
         let t0 = Instant::now();
         cache.insert(key("/a"), in_memory(10), t0);
         cache.insert(key("/a"), open_file(), t0);

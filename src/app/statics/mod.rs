@@ -43,6 +43,7 @@ use super::methods::{self, READ};
 use super::open::{FileIdentity, open_error_status, open_regular};
 use super::url;
 use crate::http::{Chunk, Method, Now, RequestHead, Response, StatusCode};
+use crate::stats::CacheStats;
 use cache::{Cached, Content, FileCache, Key, Lookup};
 use conditional::Precondition;
 use listing::Listings;
@@ -114,9 +115,9 @@ pub(crate) struct StaticSite {
 }
 
 impl StaticSite {
-    pub(crate) fn new(config: StaticConfig) -> StaticSite {
+    pub(crate) fn new(config: StaticConfig, cache_stats: Arc<CacheStats>) -> StaticSite {
         StaticSite {
-            cache: FileCache::new(config.cache),
+            cache: FileCache::new(config.cache, cache_stats),
             listings: Listings::new(config.listing_max_entries, config.cache.total_bytes),
             config,
         }

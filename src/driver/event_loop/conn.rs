@@ -20,6 +20,7 @@ use crate::driver::tls::{Filled, Tls};
 use crate::driver::transmit::write_once;
 use crate::http::Now;
 use crate::session::Session;
+use crate::stats::Phase;
 
 /// Reads one connection may do in one turn before others get theirs.
 const READS_PER_TURN: usize = 16;
@@ -77,6 +78,8 @@ pub(super) struct Conn {
     pub tls: Option<Box<Tls>>,
     /// A bug panicked in this connection's work; it is answering 500 and closing.
     pub panicked: bool,
+    /// What the status page last counted it as doing.
+    pub phase: Phase,
 }
 
 impl Conn {
@@ -237,6 +240,14 @@ impl Conn {
     /// The interest to register: WRITABLE only while the socket has refused
     /// bytes we still hold, so a connection whose responses fit in the socket
     /// buffer never costs an `epoll_ctl`.
+    /// What it is doing now, for the status page.
+    pub(super) fn phase(&self) -> Phase {
+        match &self.tls {
+            Some(tls) if tls.is_handshaking() => Phase::Handshake,
+            _ => self.session.phase(),
+        }
+    }
+
     pub(super) fn wanted_interest(&self) -> Interest {
         if self.has_bytes_to_send() && !self.writable {
             Interest::READABLE | Interest::WRITABLE

@@ -50,6 +50,7 @@ use super::signals::{ProcessReload, Signal, Signals};
 use super::tls::TlsConfig;
 use crate::access_log::AccessLog;
 use crate::session::Session;
+use crate::stats::{DriverStats, Phase};
 use buffers::BufferPool;
 use conn::{Budget, Conn};
 use timers::{TimerOwner, Timers};
@@ -67,6 +68,8 @@ pub(super) struct LoopConfig {
     pub access_log: Option<AccessLog>,
     /// What the process reloads on SIGHUP, for the one loop that does it.
     pub process: Option<ProcessReload>,
+    /// This loop's counters, for the status page.
+    pub stats: Arc<DriverStats>,
 }
 
 pub(super) struct EventLoop {
@@ -100,6 +103,8 @@ pub(super) struct EventLoop {
     accept_paused_until: Option<Instant>,
     /// Warnings when accepting has to wait.
     pressure: Pressure,
+    /// This loop's counters, for the status page.
+    stats: Arc<DriverStats>,
 }
 
 impl EventLoop {
@@ -144,7 +149,8 @@ impl EventLoop {
             next_serial: 0,
             accept_at_cap: false,
             accept_paused_until: None,
-            pressure: Pressure::default(),
+            pressure: Pressure::new(Arc::clone(&config.stats)),
+            stats: config.stats,
         })
     }
 
@@ -161,10 +167,11 @@ impl EventLoop {
             let now = self.clock.tick();
             self.turns += 1;
             self.timers.take_due(now, &mut self.due);
+            let ready = events.iter().count();
+            self.stats.turn(ready);
             log::trace!(
-                "turn {}: {} events, {} timers due",
+                "turn {}: {ready} events, {} timers due",
                 self.turns,
-                events.iter().count(),
                 self.due.len()
             );
             for event in events.iter() {
@@ -185,6 +192,7 @@ impl EventLoop {
             if let Some(log) = self.access_log.as_mut() {
                 log.flush();
             }
+            self.stats.set_timers(self.timers.len());
             if self.signals.shutdown_is_over(self.conns.len(), now) {
                 return Ok(());
             }
@@ -289,11 +297,16 @@ impl EventLoop {
         }
         self.next_serial += 1;
         log::trace!("#{key}: accepted {peer}");
+        let phase = match tls {
+            Some(_) => Phase::Handshake,
+            None => Phase::Waiting,
+        };
+        self.stats.opened(phase);
         entry.insert(Conn {
             key,
             socket,
             peer,
-            session: Session::new(key, Arc::clone(&endpoint.service), now),
+            session: Session::new(key, Arc::clone(&endpoint.service), peer.ip(), now),
             tls,
             serial: self.next_serial,
             readable: false,
@@ -303,6 +316,7 @@ impl EventLoop {
             timer_fired: false,
             drain: false,
             panicked: false,
+            phase,
         });
         self.arm_timer(key);
     }
@@ -358,6 +372,9 @@ impl EventLoop {
         if conn.session.is_closed() {
             return self.close(key, now);
         }
+        let phase = conn.phase();
+        self.stats.moved(conn.phase, phase);
+        conn.phase = phase;
         let wanted = conn.wanted_interest();
         if wanted != conn.interest {
             log::trace!("#{key}: interest {wanted:?}");
@@ -408,6 +425,7 @@ impl EventLoop {
             log.record(conn.peer.ip(), entries, self.clock.log_time());
         }
         conn.close_notify();
+        self.stats.closed(conn.phase);
         let served = conn.session.served();
         log::trace!("#{key}: closed ({} after {served} requests)", conn.peer);
         // Closing the descriptor removes it from the epoll set. An event already

@@ -29,6 +29,7 @@ use crate::driver::tls::Tls;
 use crate::driver::transmit::write_once;
 use crate::http::READ_SIZE;
 use crate::session::Session;
+use crate::stats::{DriverStats, Phase};
 
 /// Everything a connection thread shares with the others.
 pub(crate) struct Shared {
@@ -36,6 +37,8 @@ pub(crate) struct Shared {
     pub endpoints: Vec<Endpoint>,
     pub registry: Arc<Registry>,
     pub access_log: Option<Mutex<AccessLog>>,
+    /// Every connection thread's counters, for the status page.
+    pub stats: Arc<DriverStats>,
 }
 
 impl Shared {
@@ -71,9 +74,14 @@ pub(super) fn serve(
     };
     let _ = stream.set_nodelay(true);
     let _ = stream.set_nonblocking(false);
-    let mut session = Session::new(id, Arc::clone(&endpoint.service), Instant::now());
+    let mut session = Session::new(id, Arc::clone(&endpoint.service), peer.ip(), Instant::now());
     // A thread's connection keeps its buffer: the thread's stack dwarfs it.
     session.lend_buffer(vec![0; READ_SIZE]);
+    let phase = match tls {
+        Some(_) => Phase::Handshake,
+        None => Phase::Waiting,
+    };
+    shared.stats.opened(phase);
     BlockingConnection {
         stream,
         peer,
@@ -83,6 +91,7 @@ pub(super) fn serve(
         clock: Clock::default(),
         scratch: Vec::new(),
         draining: false,
+        phase,
     }
     .run(shared, &registration);
 }
@@ -98,6 +107,8 @@ struct BlockingConnection {
     clock: Clock,
     scratch: Vec<u8>,
     draining: bool,
+    /// What the status page last counted it as doing.
+    phase: Phase,
 }
 
 /// Whether a connection goes on after one step.
@@ -114,7 +125,7 @@ impl BlockingConnection {
         let mut panicked = false;
         loop {
             match contain::catch(|| self.step(shared, registration)) {
-                Ok(Step::Continue) => {}
+                Ok(Step::Continue) => self.note_phase(&shared.stats),
                 Ok(Step::Closed) => break,
                 Err(message) => {
                     registration.set_idle(false);
@@ -137,7 +148,18 @@ impl BlockingConnection {
         if let Some(tls) = self.tls.as_mut() {
             tls.close_notify(&mut self.stream);
         }
+        shared.stats.closed(self.phase);
         log::trace!("#{}: closed ({})", self.id, self.peer);
+    }
+
+    /// Counts the connection under what it is doing now.
+    fn note_phase(&mut self, stats: &DriverStats) {
+        let phase = match &self.tls {
+            Some(tls) if tls.is_handshaking() => Phase::Handshake,
+            _ => self.session.phase(),
+        };
+        stats.moved(self.phase, phase);
+        self.phase = phase;
     }
 
     /// Writes everything queued, then waits for input or a deadline.

@@ -126,7 +126,9 @@ pub(super) fn run(
         start_pool(config.threads, &queue, &shared)?;
     }
     ready();
+    let pressure = Pressure::new(Arc::clone(&shared.stats));
     Acceptance {
+        pressure,
         poll,
         listeners: registered,
         routes,
@@ -138,7 +140,6 @@ pub(super) fn run(
         config,
         next_id: 0,
         paused_until: None,
-        pressure: Pressure::default(),
     }
     .run()
 }

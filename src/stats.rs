@@ -1,0 +1,383 @@
+//! What the status page shows: counters kept where things happen (each
+//! driver, each session, each file cache) and summed when someone looks.
+//!
+//! Each set of counters belongs to one driver (an event loop, or the threaded
+//! models' connections together) or one cache, and is registered with the
+//! process's [`Registry`] when it is made. The counters are atomics with
+//! relaxed ordering: a status page needs a picture that is right to within a
+//! request, never a point of synchronisation, and an uncontended relaxed
+//! increment costs the loop a few nanoseconds.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Every set of counters in the process.
+#[derive(Debug)]
+pub struct Registry {
+    started: Instant,
+    drivers: Mutex<Vec<Arc<DriverStats>>>,
+    caches: Mutex<Vec<Arc<CacheStats>>>,
+}
+
+impl Registry {
+    pub fn new() -> Arc<Registry> {
+        Arc::new(Registry {
+            started: Instant::now(),
+            drivers: Mutex::default(),
+            caches: Mutex::default(),
+        })
+    }
+
+    /// A new set of counters for one driver.
+    pub fn driver(&self, kind: DriverKind) -> Arc<DriverStats> {
+        let stats = Arc::new(DriverStats::new(kind));
+        lock(&self.drivers).push(Arc::clone(&stats));
+        stats
+    }
+
+    /// A new set of counters for one file cache.
+    pub(crate) fn cache(&self) -> Arc<CacheStats> {
+        let stats = Arc::new(CacheStats::default());
+        lock(&self.caches).push(Arc::clone(&stats));
+        stats
+    }
+
+    /// Everything summed, as of now.
+    pub(crate) fn snapshot(&self, now: Instant) -> Snapshot {
+        let mut snapshot = Snapshot {
+            uptime: now.saturating_duration_since(self.started),
+            ..Snapshot::default()
+        };
+        for driver in lock(&self.drivers).iter() {
+            driver.add_to(&mut snapshot);
+        }
+        for cache in lock(&self.caches).iter() {
+            cache.add_to(&mut snapshot.cache);
+        }
+        snapshot
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What a connection is doing, as the status page counts it (the way
+/// nginx's stub_status has reading, writing and waiting).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Its TLS handshake is under way.
+    Handshake,
+    /// A request (its head or its body) is arriving.
+    Reading,
+    /// An answer is being made or sent.
+    Writing,
+    /// Idle between requests (keep-alive).
+    Waiting,
+    /// Finishing: no more requests will be read.
+    Closing,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 5] = [
+        Phase::Handshake,
+        Phase::Reading,
+        Phase::Writing,
+        Phase::Waiting,
+        Phase::Closing,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Handshake => "handshake",
+            Phase::Reading => "reading",
+            Phase::Writing => "writing",
+            Phase::Waiting => "waiting",
+            Phase::Closing => "closing",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Which kind of driver keeps a set of counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DriverKind {
+    /// An event loop: it also counts its turns.
+    Loop,
+    /// The threaded models' connections.
+    Threads,
+}
+
+/// Buckets of the events-per-turn histogram: 0, 1, 2-3, 4-7, ..., 512 and up.
+pub const EVENT_BUCKETS: usize = 11;
+
+/// The bucket `events` falls in.
+fn bucket(events: usize) -> usize {
+    match events {
+        0 => 0,
+        n => (usize::BITS - n.leading_zeros()).min(EVENT_BUCKETS as u32 - 1) as usize,
+    }
+}
+
+/// The largest count in bucket `index` (`None` for the last, unbounded one).
+pub fn bucket_bound(index: usize) -> Option<u64> {
+    match index {
+        0 => Some(0),
+        i if i + 1 < EVENT_BUCKETS => Some((1u64 << i) - 1),
+        _ => None,
+    }
+}
+
+/// One driver's counters.
+#[derive(Debug)]
+pub struct DriverStats {
+    kind: DriverKind,
+    /// Open connections by phase.
+    phases: [AtomicI64; 5],
+    accepted: AtomicU64,
+    requests: AtomicU64,
+    body_bytes: AtomicU64,
+    turns: AtomicU64,
+    events: AtomicU64,
+    events_per_turn: [AtomicU64; EVENT_BUCKETS],
+    timers: AtomicU64,
+    accept_pauses: AtomicU64,
+}
+
+impl DriverStats {
+    fn new(kind: DriverKind) -> DriverStats {
+        DriverStats {
+            kind,
+            phases: Default::default(),
+            accepted: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            body_bytes: AtomicU64::new(0),
+            turns: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            events_per_turn: Default::default(),
+            timers: AtomicU64::new(0),
+            accept_pauses: AtomicU64::new(0),
+        }
+    }
+
+    /// A connection was accepted, in `phase`.
+    pub(crate) fn opened(&self, phase: Phase) {
+        self.accepted.fetch_add(1, Relaxed);
+        self.phases[phase.index()].fetch_add(1, Relaxed);
+    }
+
+    /// A connection went from one phase to another.
+    pub(crate) fn moved(&self, from: Phase, to: Phase) {
+        if from != to {
+            self.phases[from.index()].fetch_sub(1, Relaxed);
+            self.phases[to.index()].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A connection in `phase` closed.
+    pub(crate) fn closed(&self, phase: Phase) {
+        self.phases[phase.index()].fetch_sub(1, Relaxed);
+    }
+
+    /// A response went out whole or cut short, with this much of its body.
+    pub(crate) fn delivered(&self, body_bytes: u64) {
+        self.requests.fetch_add(1, Relaxed);
+        self.body_bytes.fetch_add(body_bytes, Relaxed);
+    }
+
+    /// A loop turn that handled `events` readiness events.
+    pub(crate) fn turn(&self, events: usize) {
+        self.turns.fetch_add(1, Relaxed);
+        self.events
+            .fetch_add(u64::try_from(events).unwrap_or(u64::MAX), Relaxed);
+        self.events_per_turn[bucket(events)].fetch_add(1, Relaxed);
+    }
+
+    /// Timers in the loop's heap now.
+    pub(crate) fn set_timers(&self, armed: usize) {
+        self.timers
+            .store(u64::try_from(armed).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    /// Accepting was held back (the cap, or no descriptors).
+    pub(crate) fn accept_paused(&self) {
+        self.accept_pauses.fetch_add(1, Relaxed);
+    }
+
+    fn add_to(&self, snapshot: &mut Snapshot) {
+        for (total, count) in snapshot.connections.iter_mut().zip(&self.phases) {
+            *total += u64::try_from(count.load(Relaxed)).unwrap_or(0);
+        }
+        snapshot.accepted += self.accepted.load(Relaxed);
+        snapshot.requests += self.requests.load(Relaxed);
+        snapshot.body_bytes += self.body_bytes.load(Relaxed);
+        snapshot.accept_pauses += self.accept_pauses.load(Relaxed);
+        if self.kind == DriverKind::Loop {
+            snapshot.loops += 1;
+            snapshot.turns += self.turns.load(Relaxed);
+            snapshot.events += self.events.load(Relaxed);
+            snapshot.timers += self.timers.load(Relaxed);
+            for (total, count) in snapshot
+                .events_per_turn
+                .iter_mut()
+                .zip(&self.events_per_turn)
+            {
+                *total += count.load(Relaxed);
+            }
+        }
+    }
+}
+
+/// One file cache's counters.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    hits: AtomicU64,
+    revalidations: AtomicU64,
+    misses: AtomicU64,
+    bytes_held: AtomicU64,
+    files_open: AtomicU64,
+}
+
+impl CacheStats {
+    /// Served from the cache without a system call.
+    pub(crate) fn hit(&self) {
+        self.hits.fetch_add(1, Relaxed);
+    }
+
+    /// Found, but old enough to be checked against the file system.
+    pub(crate) fn revalidated(&self) {
+        self.revalidations.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn missed(&self) {
+        self.misses.fetch_add(1, Relaxed);
+    }
+
+    /// What the cache holds now.
+    pub(crate) fn set_held(&self, bytes: usize, files_open: usize) {
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        self.bytes_held.store(count(bytes), Relaxed);
+        self.files_open.store(count(files_open), Relaxed);
+    }
+
+    fn add_to(&self, totals: &mut CacheSnapshot) {
+        totals.hits += self.hits.load(Relaxed);
+        totals.revalidations += self.revalidations.load(Relaxed);
+        totals.misses += self.misses.load(Relaxed);
+        totals.bytes_held += self.bytes_held.load(Relaxed);
+        totals.files_open += self.files_open.load(Relaxed);
+    }
+}
+
+/// Every counter of the process, summed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub uptime: Duration,
+    /// Open connections, by [`Phase::ALL`]'s order.
+    pub connections: [u64; 5],
+    pub accepted: u64,
+    pub requests: u64,
+    pub body_bytes: u64,
+    pub accept_pauses: u64,
+    /// Event loops (none in the threaded models).
+    pub loops: u64,
+    pub turns: u64,
+    pub events: u64,
+    pub events_per_turn: [u64; EVENT_BUCKETS],
+    pub timers: u64,
+    pub cache: CacheSnapshot,
+}
+
+impl Snapshot {
+    pub fn open_connections(&self) -> u64 {
+        self.connections.iter().sum()
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CacheSnapshot {
+    pub hits: u64,
+    pub revalidations: u64,
+    pub misses: u64,
+    pub bytes_held: u64,
+    pub files_open: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_fall_in_power_of_two_buckets() {
+        let cases = [
+            (0, 0),
+            (1, 1),
+            (2, 2),
+            (3, 2),
+            (4, 3),
+            (7, 3),
+            (8, 4),
+            (511, 9),
+        ];
+        for (events, expected) in cases {
+            assert_eq!(bucket(events), expected, "{events}");
+        }
+        assert_eq!(bucket(512), 10);
+        assert_eq!(bucket(usize::MAX), 10);
+        assert_eq!(bucket_bound(0), Some(0));
+        assert_eq!(bucket_bound(1), Some(1));
+        assert_eq!(bucket_bound(2), Some(3));
+        assert_eq!(bucket_bound(9), Some(511));
+        assert_eq!(bucket_bound(10), None);
+    }
+
+    #[test]
+    fn a_snapshot_sums_every_driver_and_cache() {
+        let registry = Registry::new();
+        let first = registry.driver(DriverKind::Loop);
+        let second = registry.driver(DriverKind::Loop);
+        let threads = registry.driver(DriverKind::Threads);
+        first.opened(Phase::Reading);
+        first.moved(Phase::Reading, Phase::Writing);
+        first.delivered(100);
+        first.moved(Phase::Writing, Phase::Waiting);
+        second.opened(Phase::Handshake);
+        threads.opened(Phase::Reading);
+        threads.closed(Phase::Reading);
+        first.turn(3);
+        second.turn(0);
+        threads.turn(5); // threads keep no turns: not counted
+        first.set_timers(2);
+        first.accept_paused();
+        let cache = registry.cache();
+        cache.hit();
+        cache.hit();
+        cache.missed();
+        cache.set_held(4096, 1);
+        let snapshot = registry.snapshot(Instant::now());
+        assert_eq!(snapshot.connections, [1, 0, 0, 1, 0]);
+        assert_eq!(snapshot.open_connections(), 2);
+        assert_eq!(snapshot.accepted, 3);
+        assert_eq!((snapshot.requests, snapshot.body_bytes), (1, 100));
+        assert_eq!((snapshot.loops, snapshot.turns, snapshot.events), (2, 2, 3));
+        assert_eq!(snapshot.events_per_turn[0], 1);
+        assert_eq!(snapshot.events_per_turn[2], 1);
+        assert_eq!((snapshot.timers, snapshot.accept_pauses), (2, 1));
+        assert_eq!(
+            snapshot.cache,
+            CacheSnapshot {
+                hits: 2,
+                revalidations: 0,
+                misses: 1,
+                bytes_held: 4096,
+                files_open: 1
+            }
+        );
+    }
+}

@@ -1,0 +1,195 @@
+//! The status page (`--status`) on the real binary: what it counts is what
+//! happened, in every model, in three formats, and only for whom it should.
+
+mod common;
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::time::Duration;
+
+use common::{Model, Server, eventually, read_response};
+
+every_model!(it_counts_what_happened, connections_show_by_phase);
+
+const STATUS: &str = "/.status";
+
+/// `"key":N` in a JSON text.
+fn number(json: &str, key: &str) -> u64 {
+    let needle = format!("\"{key}\":");
+    let at = json
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no {key} in {json}"));
+    json[at + needle.len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
+}
+
+fn status_json(server: &Server) -> String {
+    let response =
+        server.request("GET /.status HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n\r\n");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    response.text()
+}
+
+fn site() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), "<h1>home</h1>").unwrap();
+    dir
+}
+
+fn it_counts_what_happened(model: Model) {
+    let root = site();
+    let server = Server::start_model(model, &["--status", STATUS, root.path().to_str().unwrap()]);
+    for _ in 0..3 {
+        assert_eq!(server.get("/index.html").status, 200);
+    }
+    let json = status_json(&server);
+    assert!(number(&json, "requests") >= 3, "{json}");
+    assert!(number(&json, "body_bytes") >= 3 * 13, "{json}");
+    assert!(number(&json, "accepted") >= 4, "{json}");
+    let loops = match model {
+        Model::Workers => 2,
+        Model::Loop | Model::LoopTls => 1,
+        Model::Threads | Model::Pool | Model::ThreadsTls => 0,
+    };
+    // A miss fills a cache; the other requests are served from it. Each
+    // worker loop has a cache of its own.
+    let (hits, misses) = (number(&json, "hits"), number(&json, "misses"));
+    assert_eq!(hits + misses, 3, "{json}");
+    assert!((1..=loops.max(1)).contains(&misses), "{json}");
+    assert_eq!(number(&json, "bytes_held"), 13 * misses, "{json}");
+    assert_eq!(number(&json, "loops"), loops, "{json}");
+    if loops > 0 {
+        assert!(number(&json, "turns") > 0, "{json}");
+    }
+
+    let html = server.get(STATUS);
+    assert_eq!(
+        html.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(html.header("cache-control"), Some("no-store"));
+    assert!(html.text().contains("<h1>oneloop status</h1>"));
+
+    let metrics = server.get("/.status/metrics");
+    assert_eq!(
+        metrics.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = metrics.text();
+    for line in text.lines() {
+        // Prometheus' text format: comments, or `name{labels} value`.
+        let sample = line.starts_with("# HELP oneloop_")
+            || line.starts_with("# TYPE oneloop_")
+            || (line.starts_with("oneloop_")
+                && line
+                    .rsplit(' ')
+                    .next()
+                    .is_some_and(|v| v.parse::<f64>().is_ok()));
+        assert!(sample, "not in the text format: {line:?}");
+    }
+    assert!(text.contains(&format!("oneloop_loops {loops}\n")), "{text}");
+    assert!(
+        text.contains(&format!("oneloop_cache_hits_total {hits}\n")),
+        "{text}"
+    );
+}
+
+fn connections_show_by_phase(model: Model) {
+    let server = Server::start_model(model, &["--status", STATUS]);
+    // One idle keep-alive connection, one halfway through a request head.
+    let mut idle = server.connect();
+    idle.write_all(b"GET /echo/a HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut idle, false).body, b"a");
+    let mut halfway = server.connect();
+    halfway.write_all(b"GET /echo/b HTTP/1.1\r\nHo").unwrap();
+    // Over TLS: one that never starts its handshake.
+    let _silent = server.tls.then(|| TcpStream::connect(server.addr).unwrap());
+    let settled = eventually(Duration::from_secs(5), || {
+        let json = status_json(&server);
+        number(&json, "waiting") >= 1
+            && number(&json, "reading") >= 1
+            && (!server.tls || number(&json, "handshake") >= 1)
+    });
+    assert!(settled, "{}", status_json(&server));
+    drop((idle, halfway));
+    let closed = eventually(Duration::from_secs(5), || {
+        let json = status_json(&server);
+        // Only the status request itself (and the silent one) remain.
+        number(&json, "waiting") + number(&json, "reading") <= 1
+    });
+    assert!(closed, "{}", status_json(&server));
+}
+
+#[test]
+fn waiting_at_the_cap_is_counted() {
+    let server = Server::start(&["--status", STATUS, "--max-connections", "2"]);
+    let first = server.connect();
+    let mut second = server.connect();
+    second
+        .write_all(b"GET /echo/2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut second, false).body, b"2");
+    // The third knocks at the cap, and gets in when the first leaves.
+    let mut third = server.connect();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(first);
+    third
+        .write_all(b"GET /.status HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n\r\n")
+        .unwrap();
+    let json = read_response(&mut third, false).text();
+    assert!(number(&json, "accept_pauses") >= 1, "{json}");
+}
+
+/// This machine's address on its way out, if it has one besides loopback.
+fn outward_address() -> Option<IpAddr> {
+    let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
+    // No packet is sent: connecting a UDP socket only picks a route.
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback()).then_some(ip)
+}
+
+#[test]
+fn only_loopback_and_allowed_ranges_see_it() {
+    let Some(outward) = outward_address() else {
+        println!("skipped only_loopback_and_allowed_ranges_see_it: no address besides loopback");
+        return;
+    };
+    let ask = |server: &Server| {
+        let addr = SocketAddr::new(outward, server.addr.port());
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();
+        stream
+            .write_all(b"GET /.status HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        read_response(&mut stream, false).status
+    };
+    let closed = Server::start(&["--bind", "0.0.0.0", "--status", STATUS]);
+    assert_eq!(ask(&closed), 403, "{outward} is not loopback");
+    assert_eq!(closed.get(STATUS).status, 200, "loopback is");
+    let allowed = format!("{outward}/32");
+    let open = Server::start(&[
+        "--bind",
+        "0.0.0.0",
+        "--status",
+        STATUS,
+        "--status-allow",
+        "198.51.100.0/24",
+        "--status-allow",
+        &allowed,
+    ]);
+    assert_eq!(ask(&open), 200);
+}
+
+#[test]
+fn without_the_flag_there_is_no_page() {
+    let server = Server::start(&[]);
+    assert_eq!(server.get(STATUS).status, 404);
+    assert_eq!(server.get("/.status/metrics").status, 404);
+}
