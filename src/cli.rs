@@ -5,15 +5,19 @@
 
 use std::net::{IpAddr, Ipv6Addr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 
-use crate::app::{CacheLimits, DEFAULT_MAX_ENTRIES, StaticConfig, StatusConfig, Visibility};
+use crate::app::auth::{check_realm, check_user_name, hash_line};
+use crate::app::{
+    CacheLimits, DEFAULT_MAX_ENTRIES, Gate, Scope, StaticConfig, StatusConfig, Visibility,
+};
 use crate::cidr::Cidr;
 use crate::config::{Config, LogTarget, Model, TlsFiles};
 use crate::http::MAX_HEADERS_CEILING;
-use crate::system::{Account, Jail, Privileges};
+use crate::system::{Account, Jail, Privileges, read_password};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -158,6 +162,31 @@ pub struct Cli {
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub workers: usize,
 
+    /// Ask for a user name and password (Basic authentication) with the users
+    /// of PATH: `user:hash` lines, argon2 or bcrypt (make them with
+    /// --hash-password, or htpasswd -B). Without TLS, passwords cross the
+    /// network in clear. SIGHUP reads it again.
+    #[arg(long, value_name = "PATH")]
+    pub auth_file: Option<PathBuf>,
+
+    /// Ask for credentials for uploads (POST /files/) only; reading stays open.
+    #[arg(long, requires = "auth_file")]
+    pub auth_uploads_only: bool,
+
+    /// The realm browsers show when they ask for credentials.
+    #[arg(
+        long,
+        value_name = "TEXT",
+        default_value = "oneloop",
+        requires = "auth_file"
+    )]
+    pub auth_realm: String,
+
+    /// Print the --auth-file line for USER and exit: the password is read from
+    /// stdin (asked twice, without echo, at a terminal) and hashed with argon2id.
+    #[arg(long, value_name = "USER", exclusive = true)]
+    pub hash_password: Option<String>,
+
     /// Serve a status page at PATH (e.g. /.status): connections by state,
     /// requests, bytes, loop turns, cache hits; JSON with Accept:
     /// application/json, Prometheus at PATH/metrics. Loopback clients only,
@@ -248,6 +277,14 @@ impl Cli {
             });
         }
         config.app.builtins = !self.no_builtins;
+        if let Some(path) = &self.auth_file {
+            check_realm(&self.auth_realm)?;
+            let scope = match self.auth_uploads_only {
+                true => Scope::Uploads,
+                false => Scope::Everything,
+            };
+            config.app.auth = Some(Arc::new(Gate::load(path, &self.auth_realm, scope)?));
+        }
         config.app.status = self.status.map(|path| StatusConfig {
             path,
             allow: self.status_allow,
@@ -293,6 +330,15 @@ impl Cli {
         Ok(config)
     }
 
+    /// `--hash-password USER`: the password file line, from a password read
+    /// on stdin.
+    pub fn hash_password_line(user: &str) -> Result<String, String> {
+        check_user_name(user).map_err(|e| format!("--hash-password: {e}"))?;
+        let password = read_password(&format!("Password for {user}: "))
+            .map_err(|e| format!("--hash-password: {e}"))?;
+        hash_line(user, &password).map_err(|e| format!("--hash-password: {e}"))
+    }
+
     /// The log filter the flags ask for (RUST_LOG, when set, wins).
     pub fn log_filter(&self) -> &'static str {
         match (self.quiet, self.verbose) {
@@ -327,11 +373,13 @@ fn check_jail(jail: &Jail, config: &Config, log_file: Option<&Path>) -> Result<(
         _ => None,
     };
     let tls = config.tls.as_ref();
+    let auth_file = config.app.auth.as_ref().map(|gate| gate.path());
     let reopened = [
         (access_log, "--access-log", "reopened"),
         (log_file, "--log-file", "reopened"),
         (tls.map(|t| t.cert.as_path()), "--tls-cert", "reloaded"),
         (tls.map(|t| t.key.as_path()), "--tls-key", "reloaded"),
+        (auth_file.as_deref(), "--auth-file", "reloaded"),
     ];
     for (path, what, done) in reopened {
         if let Some(path) = path

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use arbitrary::{Arbitrary, Unstructured};
 use oneloop::testkit::conversation::Conversation;
-use oneloop::testkit::{FixtureSite, assert_split_invariant, seeded_cuts};
+use oneloop::testkit::{FixtureSite, assert_split_invariant, converse, seeded_cuts};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -40,6 +40,40 @@ fn structured_requests_never_panic_and_do_not_depend_on_splits() {
             Ok(())
         })
         .unwrap();
+}
+
+/// The generator is only as good as what it reaches: every part of the
+/// application must answer some of its conversations, the password gate and
+/// the status page included.
+#[test]
+fn structured_requests_reach_every_part_of_the_application() {
+    let site = FixtureSite::new().expect("a fixture site");
+    let seen = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    runner(STRUCTURED_CASES / 3)
+        .run(&vec(any::<u8>(), 0..3072), |bytes| {
+            if let Ok(conversation) = Conversation::arbitrary(&mut Unstructured::new(&bytes)) {
+                site.reset().expect("the site can be reset");
+                let transcript = converse(&site.service, &conversation.to_bytes(), &[]);
+                let text = transcript.text();
+                for line in text.split("\r\n").filter(|l| l.starts_with("HTTP/1.1 ")) {
+                    let status = line.get(9..12).unwrap_or_default().to_owned();
+                    seen.borrow_mut().insert(status);
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    let seen = seen.into_inner();
+    // 201: an upload got through the gate; 401: one did not; 403: the status
+    // page refused its client; and the usual answers of a static site.
+    for status in [
+        "200", "201", "206", "304", "400", "401", "403", "404", "405", "501",
+    ] {
+        assert!(
+            seen.contains(status),
+            "no conversation got {status}: {seen:?}"
+        );
+    }
 }
 
 #[test]

@@ -2,6 +2,9 @@
 //! and knows nothing of sockets, threads or readiness; every driver runs this
 //! same code, which is what makes the models comparable.
 //!
+//! Before routing, the password gate (`--auth-file`) admits the request or
+//! answers it `401` (everything it guards: the whole site, or uploads only).
+//!
 //! Routing precedence, first match wins:
 //! 0. the status page, when `--status` names its path;
 //! 1. built-in endpoints (unless `--no-builtins`): `/echo/{text}`, `/user-agent`,
@@ -10,11 +13,13 @@
 //! 3. `/` answers 200 with an empty body when there is no static root;
 //! 4. anything else is 404.
 
+pub(crate) mod auth;
 mod builtins;
 mod encoding;
 #[cfg(feature = "fault-injection")]
 mod fault;
 mod file_store;
+mod lru;
 mod methods;
 mod open;
 mod redirect;
@@ -22,6 +27,7 @@ pub(crate) mod statics;
 mod status;
 mod url;
 
+pub use auth::{Gate, Scope};
 pub(crate) use open::FileIdentity;
 pub(crate) use statics::{CacheLimits, DEFAULT_MAX_ENTRIES, StaticConfig, Visibility};
 pub use status::StatusConfig;
@@ -64,6 +70,9 @@ pub struct AppConfig {
     pub site: Option<statics::StaticConfig>,
     /// The status page.
     pub status: Option<StatusConfig>,
+    /// Basic authentication, with the users of `--auth-file` (the gate is
+    /// shared by every loop, so a guesser is held off by all of them).
+    pub auth: Option<Arc<Gate>>,
 }
 
 pub struct App {
@@ -74,6 +83,7 @@ pub struct App {
     store: Option<file_store::FileStore>,
     site: Option<statics::StaticSite>,
     status: Option<status::StatusPage>,
+    auth: Option<Arc<Gate>>,
 }
 
 impl App {
@@ -96,6 +106,7 @@ impl App {
                 .status
                 .clone()
                 .map(|page| status::StatusPage::new(page, Arc::clone(stats))),
+            auth: config.auth.clone(),
         }
     }
 
@@ -108,6 +119,7 @@ impl App {
             store: None,
             site: None,
             status: None,
+            auth: None,
         }
     }
 
@@ -120,6 +132,12 @@ impl App {
         #[cfg(feature = "fault-injection")]
         if let Some(reply) = fault::inject(request) {
             return reply;
+        }
+        if let Some(gate) = &self.auth
+            && self.is_guarded(gate, request)
+            && let Err(refusal) = gate.admit(request, client, now.instant)
+        {
+            return Reply::Respond(refusal);
         }
         if request.method() == Method::Other {
             return Reply::Respond(Response::error(StatusCode::NOT_IMPLEMENTED));
@@ -157,6 +175,18 @@ impl App {
             });
         }
         Reply::Respond(Response::error(StatusCode::NOT_FOUND))
+    }
+
+    /// Whether `gate` guards this request: every request, or uploads only.
+    fn is_guarded(&self, gate: &Gate, request: &RequestHead) -> bool {
+        match gate.scope() {
+            Scope::Everything => true,
+            Scope::Uploads => {
+                self.store.is_some()
+                    && request.method() == Method::Post
+                    && request.path().starts_with("/files/")
+            }
+        }
     }
 }
 

@@ -31,9 +31,10 @@ mod transmit;
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::access_log::AccessLog;
-use crate::app::App;
+use crate::app::{App, Gate, Scope};
 use crate::config::{Config, Model};
 use crate::logging;
 use crate::session::Service;
@@ -94,6 +95,7 @@ pub fn run(mut config: Config) -> io::Result<()> {
         system::notify(&format!("READY=1\nSTATUS=listening on {urls}"));
     };
     let https_port = listening.https_port();
+    let listening_is_public = listening.is_public();
     let Listening {
         ports,
         per_loop: mut bound,
@@ -115,7 +117,13 @@ pub fn run(mut config: Config) -> io::Result<()> {
             })
             .collect()
     };
-    let process = ProcessReload { tls: tls.clone() };
+    if let Some(gate) = &config.app.auth {
+        describe_auth(gate, tls.is_some(), listening_is_public);
+    }
+    let process = ProcessReload {
+        tls: tls.clone(),
+        auth: config.app.auth.clone(),
+    };
     match config.model {
         Model::Loop => {
             let drivers = || stats.driver(DriverKind::Loop);
@@ -142,6 +150,10 @@ pub fn run(mut config: Config) -> io::Result<()> {
         }
     }
 }
+
+/// A password check slower than this is worth a warning: every client of the
+/// loop waits that long for each uncached login.
+const SLOW_PASSWORD_CHECK: Duration = Duration::from_millis(100);
 
 /// Inside a chroot, the server's files go by the names they have there:
 /// what it serves (checked at start to be inside), and what it reopens and
@@ -171,6 +183,38 @@ fn rename_inside(
     }
     if let Some(path) = logging::file_path() {
         logging::rename_file(inside(&path));
+    }
+    if let Some(gate) = &config.app.auth {
+        gate.rename(inside(&gate.path()));
+    }
+}
+
+/// Says at start what Basic authentication guards and what a password check
+/// costs the loop here; warns when passwords would cross the network in clear.
+fn describe_auth(gate: &Gate, tls: bool, public: bool) {
+    let guarded = match gate.scope() {
+        Scope::Everything => "every request",
+        Scope::Uploads => "uploads",
+    };
+    let (cost, hash) = gate.measure_check();
+    log::info!(
+        "Basic authentication for {guarded}: {} users; one password check takes {:.1} ms here \
+         ({hash}), and verified credentials are remembered for 5 minutes",
+        gate.users(),
+        cost.as_secs_f64() * 1000.0
+    );
+    if cost > SLOW_PASSWORD_CHECK {
+        log::warn!(
+            "a password check stalls the loop for {:.0} ms; hashes made by --hash-password take \
+             about 20",
+            cost.as_secs_f64() * 1000.0
+        );
+    }
+    if public && !tls {
+        log::warn!(
+            "Basic authentication over plain HTTP beyond loopback: passwords cross the network \
+             in clear; serve HTTPS (--tls-cert), or keep oneloop behind a proxy that does"
+        );
     }
 }
 

@@ -23,6 +23,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals as SignalPipe;
 
 use super::tls::TlsConfig;
+use crate::app::Gate;
 use crate::logging;
 use crate::system;
 
@@ -49,6 +50,7 @@ pub(super) enum Signal {
 #[derive(Default)]
 pub(super) struct ProcessReload {
     pub tls: Option<Arc<TlsConfig>>,
+    pub auth: Option<Arc<Gate>>,
 }
 
 impl ProcessReload {
@@ -60,6 +62,9 @@ impl ProcessReload {
         self.reopen_logs();
         if let Some(tls) = &self.tls {
             tls.reload();
+        }
+        if let Some(gate) = &self.auth {
+            gate.reload();
         }
     }
 }

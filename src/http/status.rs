@@ -18,6 +18,7 @@ impl StatusCode {
     pub const NOT_MODIFIED: Self = Self(304);
     pub const PERMANENT_REDIRECT: Self = Self(308);
     pub const BAD_REQUEST: Self = Self(400);
+    pub const UNAUTHORIZED: Self = Self(401);
     pub const FORBIDDEN: Self = Self(403);
     pub const NOT_FOUND: Self = Self(404);
     pub const METHOD_NOT_ALLOWED: Self = Self(405);
@@ -27,6 +28,7 @@ impl StatusCode {
     pub const URI_TOO_LONG: Self = Self(414);
     pub const RANGE_NOT_SATISFIABLE: Self = Self(416);
     pub const EXPECTATION_FAILED: Self = Self(417);
+    pub const TOO_MANY_REQUESTS: Self = Self(429);
     pub const REQUEST_HEADER_FIELDS_TOO_LARGE: Self = Self(431);
     pub const INTERNAL_SERVER_ERROR: Self = Self(500);
     pub const NOT_IMPLEMENTED: Self = Self(501);
@@ -50,6 +52,7 @@ impl StatusCode {
             304 => "Not Modified",
             308 => "Permanent Redirect",
             400 => "Bad Request",
+            401 => "Unauthorized",
             403 => "Forbidden",
             404 => "Not Found",
             405 => "Method Not Allowed",
@@ -59,6 +62,7 @@ impl StatusCode {
             414 => "URI Too Long",
             416 => "Range Not Satisfiable",
             417 => "Expectation Failed",
+            429 => "Too Many Requests",
             431 => "Request Header Fields Too Large",
             500 => "Internal Server Error",
             501 => "Not Implemented",

@@ -1,12 +1,15 @@
 //! What the server asks of the host system: enough descriptors, leave to give
-//! up root once it holds what needed root, and systemd's sockets and ear. Each module owns one
+//! up root once it holds what needed root, systemd's sockets and ear, and a
+//! password typed without echo. Each module owns one
 //! of these dealings with the operating system, so that the drivers only ever
 //! see listening sockets and a ready process.
 
 mod descriptors;
 mod privileges;
 mod systemd;
+mod terminal;
 
 pub(crate) use descriptors::{Needs, raise_limit};
 pub use privileges::{Account, Jail, Privileges};
 pub(crate) use systemd::{PassedSocket, connect_notify, notify, passed_sockets};
+pub(crate) use terminal::read_password;

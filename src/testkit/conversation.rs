@@ -14,7 +14,15 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 
-use super::site::STATUS_PATH;
+use base64::Engine as _;
+
+use super::site::{AUTH_PASSWORD, AUTH_USER, STATUS_PATH};
+
+/// An `Authorization` value for `user:password`.
+fn basic(credentials: &str) -> String {
+    let token = base64::engine::general_purpose::STANDARD.encode(credentials);
+    format!("Basic {token}")
+}
 
 /// Requests sent back to back on one connection, and where the client's writes
 /// are cut.
@@ -84,6 +92,7 @@ pub struct Request {
     target: Target,
     version: VersionChoice,
     host: HostChoice,
+    login: LoginChoice,
     headers: Vec<Header>,
     body: BodyChoice,
 }
@@ -96,10 +105,30 @@ impl<'a> Arbitrary<'a> for Request {
             target: Target::arbitrary(u)?,
             version: VersionChoice::arbitrary(u)?,
             host: HostChoice::arbitrary(u)?,
+            login: LoginChoice::arbitrary(u)?,
             headers: (0..header_count)
                 .map(|_| Header::arbitrary(u))
                 .collect::<arbitrary::Result<_>>()?,
             body: BodyChoice::arbitrary(u)?,
+        })
+    }
+}
+
+/// The `Authorization` header, as the fixture's password gate sees it (its
+/// other shapes come from the arbitrary headers).
+#[derive(Clone, Copy, Debug)]
+enum LoginChoice {
+    None,
+    Good,
+    Bad,
+}
+
+impl<'a> Arbitrary<'a> for LoginChoice {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match pick(u, &[6, 2, 1])? {
+            0 => LoginChoice::None,
+            1 => LoginChoice::Good,
+            _ => LoginChoice::Bad,
         })
     }
 }
@@ -389,6 +418,8 @@ enum HeaderName {
     Connection,
     UserAgent,
     Referer,
+    Authorization,
+    Accept,
     Raw(Vec<u8>),
 }
 
@@ -396,7 +427,7 @@ impl<'a> Arbitrary<'a> for HeaderName {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
         use HeaderName::*;
         Ok(
-            match pick(u, &[3, 2, 2, 1, 1, 2, 3, 1, 1, 1, 2, 2, 1, 1])? {
+            match pick(u, &[3, 2, 2, 1, 1, 2, 3, 1, 1, 1, 2, 2, 1, 2, 1, 1])? {
                 0 => Range,
                 1 => IfNoneMatch,
                 2 => IfModifiedSince,
@@ -410,6 +441,8 @@ impl<'a> Arbitrary<'a> for HeaderName {
                 10 => Connection,
                 11 => UserAgent,
                 12 => Referer,
+                13 => Authorization,
+                14 => Accept,
                 _ => Raw(u.arbitrary()?),
             },
         )
@@ -454,6 +487,13 @@ enum Known {
     WeakTag,
     Date,
     Number(u32),
+    /// `Basic` and the fixture user's right password.
+    GoodLogin,
+    /// `Basic` and a wrong one.
+    BadLogin,
+    /// The scheme alone, for whatever follows.
+    Basic,
+    Json,
 }
 
 #[derive(Clone, Debug)]
@@ -508,6 +548,14 @@ impl Request {
             HostChoice::Missing => {}
             HostChoice::Twice => out.extend_from_slice(b"Host: a.example\r\nHost: b.example\r\n"),
             HostChoice::Value(value) => write_field(out, b"Host", value),
+        }
+        let login = match self.login {
+            LoginChoice::None => None,
+            LoginChoice::Good => Some(Known::GoodLogin),
+            LoginChoice::Bad => Some(Known::BadLogin),
+        };
+        if let Some(login) = login {
+            write_field(out, b"Authorization", &[ValuePiece::Known(login)]);
         }
         for header in &self.headers {
             write_field(out, header.name.bytes(), &header.value);
@@ -645,6 +693,8 @@ impl HeaderName {
             HeaderName::Connection => b"Connection",
             HeaderName::UserAgent => b"User-Agent",
             HeaderName::Referer => b"Referer",
+            HeaderName::Authorization => b"Authorization",
+            HeaderName::Accept => b"Accept",
             HeaderName::Raw(bytes) => bytes,
         }
     }
@@ -684,6 +734,10 @@ impl Known {
             Known::WeakTag => "W/\"x\"".to_owned(),
             Known::Date => "Sat, 21 Nov 2026 00:00:00 GMT".to_owned(),
             Known::Number(n) => n.to_string(),
+            Known::GoodLogin => basic(&format!("{AUTH_USER}:{AUTH_PASSWORD}")),
+            Known::BadLogin => basic(&format!("{AUTH_USER}:not-{AUTH_PASSWORD}")),
+            Known::Basic => "Basic ".to_owned(),
+            Known::Json => "application/json".to_owned(),
         };
         out.extend_from_slice(text.as_bytes());
     }
@@ -768,6 +822,7 @@ mod tests {
             },
             version: VersionChoice::Http11,
             host: HostChoice::Valid,
+            login: LoginChoice::Good,
             headers: vec![Header {
                 name: HeaderName::Range,
                 value: vec![ValuePiece::Known(Known::Range(0, 4))],
@@ -782,7 +837,8 @@ mod tests {
         request.write(&mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "GET /r\u{e9}sum\u{e9}.txt?q=1 HTTP/1.1\r\nHost: example.org\r\nRange: bytes=0-4\r\n\
+            "GET /r\u{e9}sum\u{e9}.txt?q=1 HTTP/1.1\r\nHost: example.org\r\n\
+             Authorization: Basic Zml4dHVyZTpvcGVuIHNlc2FtZQ==\r\nRange: bytes=0-4\r\n\
              Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
         );
     }

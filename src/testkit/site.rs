@@ -5,10 +5,18 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::app::{App, AppConfig, CacheLimits, StaticConfig, StatusConfig, Visibility};
+use crate::app::{
+    App, AppConfig, CacheLimits, Gate, Scope, StaticConfig, StatusConfig, Visibility,
+};
 use crate::http::Settings;
 use crate::session::Service;
 use crate::stats::{DriverKind, Registry};
+
+/// The one user of the fixture's password file, who may upload
+/// (`--auth-uploads-only`: reading stays open, so the rest of the site is
+/// fuzzed as the public sees it).
+pub const AUTH_USER: &str = "fixture";
+pub const AUTH_PASSWORD: &str = "open sesame";
 
 /// Where the fixture's status page is. The conversations' client is not on
 /// loopback (`wire::CLIENT`), so it is refused: the page's routing and access
@@ -35,6 +43,8 @@ pub struct FixtureSite {
     pub store: PathBuf,
     /// The real application over the site, as a driver's sessions share it.
     pub service: Arc<Service>,
+    /// Its password gate, which remembers logins between conversations.
+    gate: Arc<Gate>,
 }
 
 impl FixtureSite {
@@ -86,6 +96,12 @@ impl FixtureSite {
         symlink(outside.join("secret.txt"), root.join("out-link.txt"))?;
         symlink(root.join("docs"), root.join("docs-link"))?;
 
+        // bcrypt at cost 4: a real hash, quick enough for a fuzzer.
+        let users = base.join("users");
+        let hash = bcrypt::hash(AUTH_PASSWORD, 4).map_err(io::Error::other)?;
+        std::fs::write(&users, format!("{AUTH_USER}:{hash}\n"))?;
+        let gate = Gate::load(&users, "fixture", Scope::Uploads).map_err(io::Error::other)?;
+        let gate = Arc::new(gate);
         let stats = Registry::new();
         let status = StatusConfig {
             path: STATUS_PATH.to_owned(),
@@ -94,6 +110,7 @@ impl FixtureSite {
         let app = App::new(
             &AppConfig {
                 status: Some(status),
+                auth: Some(Arc::clone(&gate)),
                 builtins: true,
                 files_dir: Some(store.clone()),
                 site: Some(StaticConfig {
@@ -116,14 +133,17 @@ impl FixtureSite {
             root,
             store,
             service: Service::new(app, Settings::default(), false, driver),
+            gate,
         };
-        site.reset_store()?;
+        site.reset()?;
         Ok(site)
     }
 
-    /// Puts the store back as it was, so that every conversation starts from
-    /// the same files whatever the one before it uploaded.
-    pub fn reset_store(&self) -> io::Result<()> {
+    /// Puts the site back as it was, so that every conversation starts from
+    /// the same files whatever the one before it uploaded, and from a clean
+    /// slate of failed logins.
+    pub fn reset(&self) -> io::Result<()> {
+        self.gate.forget();
         for entry in std::fs::read_dir(&self.store)? {
             let path = entry?.path();
             remove(&path)?;

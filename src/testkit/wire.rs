@@ -210,7 +210,7 @@ pub fn seeded_cuts(seed: u8, input: &[u8]) -> Vec<usize> {
 /// `cuts` says, and (for short inputs) byte by byte, each from the same store.
 pub fn assert_split_invariant(site: &super::FixtureSite, input: &[u8], cuts: &[usize]) {
     let run = |cuts: &[usize]| {
-        site.reset_store().expect("the store can be reset");
+        site.reset().expect("the store can be reset");
         converse(&site.service, input, cuts)
     };
     let whole = run(&[]);

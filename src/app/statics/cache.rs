@@ -22,8 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Representation;
-use super::lru::{Lru, lock};
 use crate::app::encoding::Codings;
+use crate::app::lru::{Lru, lock};
 use crate::stats::CacheStats;
 
 /// How long a cached answer is trusted without looking at the file system.

@@ -38,8 +38,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::lru::{Lru, lock};
 use super::resolve::{Visibility, visible};
+use crate::app::lru::{Lru, lock};
 use crate::app::open::FileIdentity;
 use crate::app::url;
 use crate::http::Now;

@@ -15,7 +15,6 @@
 mod cache;
 mod conditional;
 mod listing;
-mod lru;
 mod range;
 mod resolve;
 

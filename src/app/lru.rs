@@ -1,6 +1,7 @@
 //! A least-recently-used map whose entries have weights (bytes, descriptors)
-//! and whose total weight is bounded. The file cache and the listing cache
-//! are each one of these behind a mutex.
+//! and whose total weight is bounded. The file cache, the listing cache, the
+//! verified credentials and the failed logins are each one of these behind a
+//! mutex.
 
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
@@ -11,7 +12,8 @@ use std::time::Instant;
 struct Slot<V> {
     value: V,
     weight: usize,
-    /// When the entry was last checked against the file system.
+    /// When the entry was stored: for a cache, when it was last checked
+    /// against what it caches.
     checked: Instant,
     /// Position in the recency order.
     tick: u64,
@@ -37,7 +39,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
         }
     }
 
-    /// The entry and when it was checked, moved to the recent end.
+    /// The entry and when it was stored, moved to the recent end.
     pub(super) fn touch<Q>(&mut self, key: &Q) -> Option<(V, Instant)>
     where
         K: Borrow<Q>,
@@ -53,7 +55,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
         Some((slot.value.clone(), slot.checked))
     }
 
-    /// Stores an entry checked at `now`, evicting the least recently used
+    /// Stores an entry at `now`, evicting the least recently used
     /// until it fits; one heavier than the whole capacity is not stored.
     pub(super) fn insert(&mut self, key: K, value: V, weight: usize, now: Instant) {
         self.remove(&key);
