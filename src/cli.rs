@@ -16,6 +16,7 @@ use crate::app::{
 };
 use crate::cidr::Cidr;
 use crate::config::{Config, LogTarget, Model, TlsFiles};
+use crate::driver::ProxyConfig;
 use crate::http::MAX_HEADERS_CEILING;
 use crate::system::{Account, Jail, Privileges, read_password};
 
@@ -187,6 +188,17 @@ pub struct Cli {
     #[arg(long, value_name = "USER", exclusive = true)]
     pub hash_password: Option<String>,
 
+    /// Every connection begins with a PROXY header (v1 or v2, as HAProxy and
+    /// cloud load balancers send it) naming the client, who is then the one
+    /// logged, held off and shown the status page. Needs --trusted-proxy.
+    #[arg(long)]
+    pub proxy_protocol: bool,
+
+    /// The load balancers allowed to connect with --proxy-protocol (others
+    /// are closed at once): a range (10.0.0.0/8) or one address. Repeatable.
+    #[arg(long, value_name = "CIDR", requires = "proxy_protocol")]
+    pub trusted_proxy: Vec<Cidr>,
+
     /// Serve a status page at PATH (e.g. /.status): connections by state,
     /// requests, bytes, loop turns, cache hits; JSON with Accept:
     /// application/json, Prometheus at PATH/metrics. Loopback clients only,
@@ -284,6 +296,16 @@ impl Cli {
                 false => Scope::Everything,
             };
             config.app.auth = Some(Arc::new(Gate::load(path, &self.auth_realm, scope)?));
+        }
+        if self.proxy_protocol {
+            if self.trusted_proxy.is_empty() {
+                return Err(
+                    "--proxy-protocol needs --trusted-proxy: who may say who the client is".into(),
+                );
+            }
+            config.proxy = Some(ProxyConfig {
+                trusted: self.trusted_proxy,
+            });
         }
         config.app.status = self.status.map(|path| StatusConfig {
             path,

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::app::AppConfig;
+use crate::driver::ProxyConfig;
 use crate::http::Settings;
 use crate::system::Privileges;
 
@@ -66,6 +67,8 @@ pub struct Config {
     pub workers: usize,
     /// Who the server becomes once its listeners are bound and its files open.
     pub privileges: Privileges,
+    /// Connections begin with a PROXY header from one of these peers.
+    pub proxy: Option<ProxyConfig>,
 }
 
 impl Default for Config {
@@ -87,6 +90,7 @@ impl Default for Config {
             threads: 64,
             workers: 1,
             privileges: Privileges::default(),
+            proxy: None,
         }
     }
 }

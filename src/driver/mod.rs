@@ -11,7 +11,8 @@
 //!
 //! What both wings share: where they listen ([`ports`]: bound here or passed
 //! by systemd), the listening sockets and the accept loop ([`listener`]), what
-//! they say when accepting must wait ([`pressure`]), writing a session's output ([`transmit`], [`sendfile`]),
+//! they say when accepting must wait ([`pressure`]), who the client is behind
+//! a load balancer ([`proxy_protocol`]), writing a session's output ([`transmit`], [`sendfile`]),
 //! TLS as a layer of the byte stream ([`tls`]), the clock ([`clock`]), what
 //! each signal means and the graceful shutdown ([`signals`]), and the panic
 //! boundary ([`contain`]).
@@ -22,6 +23,7 @@ mod event_loop;
 mod listener;
 mod ports;
 mod pressure;
+mod proxy_protocol;
 mod sendfile;
 mod signals;
 mod threaded;
@@ -42,6 +44,7 @@ use crate::stats::{DriverKind, DriverStats, Registry};
 use crate::system::{self, Jail};
 use event_loop::{EventLoop, LoopConfig};
 use ports::Listening;
+pub use proxy_protocol::ProxyConfig;
 use signals::ProcessReload;
 use threaded::{Shared, ThreadedConfig};
 use tls::TlsConfig;
@@ -136,6 +139,7 @@ pub fn run(mut config: Config) -> io::Result<()> {
             let shared = Arc::new(Shared {
                 endpoints: endpoints(&driver),
                 stats: driver,
+                proxy: config.proxy.clone(),
                 registry: Arc::default(),
                 access_log: access_log.map(Mutex::new),
             });
@@ -276,6 +280,7 @@ fn run_loops(
             access_log: access_log.as_ref().map(AccessLog::try_clone).transpose()?,
             // The first loop does what is done once per process.
             process: process.take(),
+            proxy: config.proxy.clone(),
             stats: drivers(),
         };
         loops.push(EventLoop::new(

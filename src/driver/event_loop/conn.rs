@@ -16,6 +16,7 @@ use mio::Interest;
 use mio::net::TcpStream;
 
 use super::buffers::BufferPool;
+use crate::driver::proxy_protocol::{self, Taken};
 use crate::driver::tls::{Filled, Tls};
 use crate::driver::transmit::write_once;
 use crate::http::Now;
@@ -80,6 +81,9 @@ pub(super) struct Conn {
     pub panicked: bool,
     /// What the status page last counted it as doing.
     pub phase: Phase,
+    /// Its first bytes must be a PROXY header (`--proxy-protocol`), not yet
+    /// taken.
+    pub awaiting_proxy_header: bool,
 }
 
 impl Conn {
@@ -240,6 +244,45 @@ impl Conn {
     /// The interest to register: WRITABLE only while the socket has refused
     /// bytes we still hold, so a connection whose responses fit in the socket
     /// buffer never costs an `epoll_ctl`.
+    /// Takes the PROXY header off the socket, if one is still owed: true once
+    /// the session may have the socket. Until then it waits for the header's
+    /// bytes (the session's idle deadline bounds the wait); without a valid
+    /// header the connection is aborted.
+    pub(super) fn take_proxy_header(&mut self) -> bool {
+        if !self.awaiting_proxy_header {
+            return true;
+        }
+        let key = self.key;
+        while self.readable {
+            match proxy_protocol::take_without_blocking(&mut self.socket) {
+                Ok(Taken::Done(client)) => {
+                    self.awaiting_proxy_header = false;
+                    if let Some(client) = client {
+                        log::trace!("#{key}: PROXY header: the client is {client}");
+                        self.peer = client;
+                        self.session.set_client(client.ip());
+                    }
+                    return true;
+                }
+                // Part of it has come: the rest will make the socket readable.
+                Ok(Taken::Waiting) => self.readable = false,
+                Ok(Taken::Refused(why)) => {
+                    log::debug!("#{key}: {why} from {}: closed", self.peer);
+                    self.session.abort();
+                    return false;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::debug!("#{key}: reading the PROXY header: {e}");
+                    self.session.abort();
+                    return false;
+                }
+            }
+        }
+        false
+    }
+
     /// What it is doing now, for the status page.
     pub(super) fn phase(&self) -> Phase {
         match &self.tls {

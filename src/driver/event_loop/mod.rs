@@ -46,6 +46,7 @@ use super::clock::Clock;
 use super::contain;
 use super::listener::{ACCEPT_BACKOFF, Accepted, Acceptor};
 use super::pressure::Pressure;
+use super::proxy_protocol::ProxyConfig;
 use super::signals::{ProcessReload, Signal, Signals};
 use super::tls::TlsConfig;
 use crate::access_log::AccessLog;
@@ -70,6 +71,8 @@ pub(super) struct LoopConfig {
     pub process: Option<ProcessReload>,
     /// This loop's counters, for the status page.
     pub stats: Arc<DriverStats>,
+    /// Connections begin with a PROXY header, from trusted peers only.
+    pub proxy: Option<ProxyConfig>,
 }
 
 pub(super) struct EventLoop {
@@ -105,6 +108,7 @@ pub(super) struct EventLoop {
     pressure: Pressure,
     /// This loop's counters, for the status page.
     stats: Arc<DriverStats>,
+    proxy: Option<ProxyConfig>,
 }
 
 impl EventLoop {
@@ -151,6 +155,7 @@ impl EventLoop {
             accept_paused_until: None,
             pressure: Pressure::new(Arc::clone(&config.stats)),
             stats: config.stats,
+            proxy: config.proxy,
         })
     }
 
@@ -276,6 +281,9 @@ impl EventLoop {
     }
 
     fn add(&mut self, mut socket: TcpStream, peer: SocketAddr, listener: usize, now: Instant) {
+        if self.proxy.as_ref().is_some_and(|proxy| !proxy.admits(peer)) {
+            return;
+        }
         // Responses are written whole; Nagle would only delay the last segment.
         let _ = socket.set_nodelay(true);
         let Some(endpoint) = self.endpoints.get(listener) else {
@@ -317,6 +325,7 @@ impl EventLoop {
             drain: false,
             panicked: false,
             phase,
+            awaiting_proxy_header: self.proxy.is_some(),
         });
         self.arm_timer(key);
     }
@@ -344,10 +353,12 @@ impl EventLoop {
             conn.session.drain(clock);
         }
         let mut budget = Budget::default();
-        while !budget.is_spent()
-            && (conn.flush(clock, &mut budget, &mut self.scratch)
-                | conn.fill(clock, &mut budget, &mut self.buffers))
-        {}
+        if conn.take_proxy_header() {
+            while !budget.is_spent()
+                && (conn.flush(clock, &mut budget, &mut self.scratch)
+                    | conn.fill(clock, &mut budget, &mut self.buffers))
+            {}
+        }
         self.settle(key, budget.is_spent(), now);
     }
 

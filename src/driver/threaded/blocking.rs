@@ -25,6 +25,7 @@ use crate::access_log::AccessLog;
 use crate::driver::Endpoint;
 use crate::driver::clock::Clock;
 use crate::driver::contain;
+use crate::driver::proxy_protocol::{self, ProxyConfig};
 use crate::driver::tls::Tls;
 use crate::driver::transmit::write_once;
 use crate::http::READ_SIZE;
@@ -39,6 +40,8 @@ pub(crate) struct Shared {
     pub access_log: Option<Mutex<AccessLog>>,
     /// Every connection thread's counters, for the status page.
     pub stats: Arc<DriverStats>,
+    /// Connections begin with a PROXY header, from trusted peers only.
+    pub proxy: Option<ProxyConfig>,
 }
 
 impl Shared {
@@ -74,7 +77,28 @@ pub(super) fn serve(
     };
     let _ = stream.set_nodelay(true);
     let _ = stream.set_nonblocking(false);
+    let mut stream = stream;
     let mut session = Session::new(id, Arc::clone(&endpoint.service), peer.ip(), Instant::now());
+    let mut peer = peer;
+    if shared.proxy.is_some() {
+        // The header is owed within the session's idle deadline.
+        let wait = session
+            .deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        let _ = stream.set_read_timeout(wait.filter(|w| !w.is_zero()));
+        match proxy_protocol::take_blocking(&mut stream) {
+            Ok(client) => {
+                if let Some(client) = client {
+                    peer = client;
+                    session.set_client(client.ip());
+                }
+            }
+            Err(e) => {
+                log::debug!("#{id}: no PROXY header from {peer} ({e}): closed");
+                return;
+            }
+        }
+    }
     // A thread's connection keeps its buffer: the thread's stack dwarfs it.
     session.lend_buffer(vec![0; READ_SIZE]);
     let phase = match tls {

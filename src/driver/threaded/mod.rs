@@ -221,6 +221,9 @@ impl Acceptance {
         while self.shared.registry.len() < self.config.max_connections {
             match self.acceptor.next(&self.listeners) {
                 Accepted::Connection(socket, peer, listener) => {
+                    if self.shared.proxy.as_ref().is_some_and(|p| !p.admits(peer)) {
+                        continue;
+                    }
                     self.next_id += 1;
                     let endpoint = self.routes.get(listener).copied().unwrap_or_default();
                     if let Err(e) = self.dispatch(socket, peer, endpoint) {
