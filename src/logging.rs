@@ -1,9 +1,12 @@
 //! The server's own log: start-up, warnings, errors, and with `-v`/`-vv` the
 //! trace. (What was served goes to the access log, `access_log`.)
 //!
-//! It goes to stderr, where journald keeps it under systemd, or with
-//! `--log-file PATH` to a file that SIGHUP and SIGUSR1 reopen
-//! ([`reopen`]), so that logrotate can rename it and signal.
+//! It goes to stderr, or with `--log-file PATH` to a file that SIGHUP and
+//! SIGUSR1 reopen ([`reopen`]), so that logrotate can rename it and signal.
+//! When stderr is journald's (systemd says so in `JOURNAL_STREAM`), each line
+//! starts with its syslog priority (`<4>` for a warning) instead of a time
+//! stamp: the journal stamps lines itself, and `journalctl -p warning` then
+//! finds the warnings.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -20,6 +23,17 @@ pub fn init(filter: &str, file: Option<&Path>) -> io::Result<()> {
     let mut builder =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(filter));
     builder.format_timestamp_millis();
+    if file.is_none() && stderr_is_the_journal() {
+        builder.format(|out, record| {
+            writeln!(
+                out,
+                "<{}>{}: {}",
+                syslog_priority(record.level()),
+                record.target(),
+                record.args()
+            )
+        });
+    }
     if let Some(path) = file {
         let opened = LogFile::open(path)?;
         if FILE.set(Mutex::new(opened)).is_err() {
@@ -55,6 +69,34 @@ pub(crate) fn file_path() -> Option<PathBuf> {
 pub(crate) fn rename_file(path: PathBuf) {
     if let Some(file) = FILE.get() {
         lock(file).rename(path);
+    }
+}
+
+/// Whether stderr is the stream systemd connected to the journal: the
+/// `device:inode` in `JOURNAL_STREAM` is stderr's own (a child that inherited
+/// the variable with another stderr is not fooled).
+fn stderr_is_the_journal() -> bool {
+    let Some((device, inode)) = std::env::var("JOURNAL_STREAM").ok().and_then(|v| {
+        v.split_once(':')
+            .map(|(d, i)| (d.parse::<u64>(), i.parse::<u64>()))
+    }) else {
+        return false;
+    };
+    // SAFETY: fstat writes into the struct we own.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(libc::STDERR_FILENO, &mut stat) } != 0 {
+        return false;
+    }
+    device == Ok(stat.st_dev) && inode == Ok(stat.st_ino)
+}
+
+/// The syslog priority of a level (sd-daemon(3)'s `<N>` prefixes).
+fn syslog_priority(level: log::Level) -> u8 {
+    match level {
+        log::Level::Error => 3,
+        log::Level::Warn => 4,
+        log::Level::Info => 6,
+        log::Level::Debug | log::Level::Trace => 7,
     }
 }
 

@@ -117,3 +117,70 @@ fn a_failed_reopen_keeps_logging_to_the_old_file() {
         "/echo/kept"
     ) == 1));
 }
+
+/// A pipe standing for journald's stream: the child's stderr, and the
+/// `JOURNAL_STREAM` value systemd would set for it.
+fn journal_pipe() -> (std::io::PipeReader, std::io::PipeWriter, String) {
+    use std::os::fd::AsRawFd;
+    let (reader, writer) = std::io::pipe().unwrap();
+    // SAFETY: fstat writes into the struct we own.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::fstat(writer.as_raw_fd(), &mut stat) }, 0);
+    let stream = format!("{}:{}", stat.st_dev, stat.st_ino);
+    (reader, writer, stream)
+}
+
+/// The first line oneloop writes to stderr with `JOURNAL_STREAM` set to
+/// `stream`, its stderr being `writer`.
+fn first_line(writer: std::io::PipeWriter, reader: std::io::PipeReader, stream: &str) -> String {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_oneloop"))
+        .args(["--port", "0"])
+        .env("JOURNAL_STREAM", stream)
+        .stderr(writer)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(reader)
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    line
+}
+
+#[test]
+fn under_journald_lines_carry_their_priority_and_no_time() {
+    let (reader, writer, stream) = journal_pipe();
+    let line = first_line(writer, reader, &stream);
+    assert!(
+        line.starts_with("<6>oneloop::driver: listening on http://127.0.0.1:"),
+        "{line:?}"
+    );
+    // Inherited from a parent whose stderr was the journal: not ours.
+    let (reader, writer, _) = journal_pipe();
+    let line = first_line(writer, reader, "1:2");
+    assert!(line.starts_with('['), "a time stamp as usual: {line:?}");
+}
+
+#[test]
+fn ipv4_clients_of_a_dual_stack_socket_are_logged_as_ipv4() {
+    if std::net::TcpListener::bind("[::]:0").is_err() {
+        println!("skipped ipv4_clients_of_a_dual_stack_socket_are_logged_as_ipv4: no IPv6");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let access = dir.path().join("access.log");
+    let server = Server::start(&["--bind", "::", "--access-log", access.to_str().unwrap()]);
+    let port = server.addr.port();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        b"GET /echo/v4 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    std::io::Read::read_to_end(&mut stream, &mut answer).unwrap();
+    assert!(eventually(Duration::from_secs(5), || read(&access)
+        .starts_with("127.0.0.1 - - [")));
+}

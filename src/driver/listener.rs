@@ -64,6 +64,10 @@ impl Acceptor {
                     Ok((socket, peer)) => {
                         self.next = index;
                         self.failures = 0;
+                        // On a dual-stack socket an IPv4 client shows as
+                        // `::ffff:192.0.2.1`; it is `192.0.2.1` for the log,
+                        // the status page and the password gate alike.
+                        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
                         return Accepted::Connection(socket, peer, index);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
