@@ -13,8 +13,8 @@
 //! past that, so the checks themselves have a [`Budget`]: at most
 //! [`CHECKS_PER_SECOND`] for the whole process, beyond which logins are
 //! answered `503` with `Retry-After: 1`. A check stalls its loop for its hash's
-//! time (28 ms for the argon2id `--hash-password` writes, on the machine of
-//! docs/benchmarks.md), so the budget bounds the stall to about a tenth of a
+//! time (28 ms for the argon2id `--hash-password` writes, on the 2-core
+//! machine the benchmarks run on), so the budget bounds the stall to about a tenth of a
 //! second in every second, whatever comes in; credentials already verified
 //! (remembered) need no budget.
 
