@@ -67,7 +67,8 @@ pub struct Session {
     /// named (the PROXY protocol).
     client: IpAddr,
     /// The request being answered, from its head until its response is queued.
-    current: Option<(u64, RequestHead)>,
+    /// Boxed: an idle connection holds a pointer, not a head's worth of room.
+    current: Option<Box<(u64, RequestHead)>>,
     /// Where the body of the current request goes, when the application wanted it.
     sink: Option<Box<dyn BodySink>>,
     /// Kept only while there is an access log.
@@ -225,7 +226,7 @@ impl Session {
 
     /// The request line of the request in hand, for the error log.
     pub fn request_line(&self) -> Option<String> {
-        self.current.as_ref().map(|(_, head)| head.request_line())
+        self.current.as_deref().map(|(_, head)| head.request_line())
     }
 
     /// The access log's entries for the responses gone since the last call
@@ -244,7 +245,7 @@ impl Session {
         self.sink = None;
         let current = self.current.take();
         if let Some(id) = self.conn.fail_internal(now) {
-            let head = current.as_ref().map(|(_, head)| head);
+            let head = current.as_deref().map(|(_, head)| head);
             self.note_answer(id, head, None, StatusCode::INTERNAL_SERVER_ERROR);
         }
         self.account_for_the_close();
@@ -260,7 +261,7 @@ impl Session {
                 Event::Request { id, head } => {
                     // Kept before the application sees it, so that a panic in
                     // the application can still be told apart by its request line.
-                    let (_, head) = self.current.insert((id, head));
+                    let (_, head) = &**self.current.insert(Box::new((id, head)));
                     match self.service.app.handle(head, self.client, now) {
                         Reply::Respond(response) => self.respond(response, now),
                         Reply::ReadBody(sink) => {
@@ -295,7 +296,7 @@ impl Session {
     }
 
     fn respond(&mut self, response: Response, now: Now<'_>) {
-        if let Some((id, head)) = self.current.take() {
+        if let Some((id, head)) = self.current.take().map(|current| *current) {
             self.note_answer(id, Some(&head), None, response.status());
         }
         self.conn.respond(response, now);
@@ -306,7 +307,7 @@ impl Session {
         self.sink = None;
         let current = self.current.take();
         if let (Some(id), Some(status)) = (failure.answered_as, failure.error.status()) {
-            let head = current.as_ref().map(|(_, head)| head);
+            let head = current.as_deref().map(|(_, head)| head);
             self.note_answer(id, head, failure.unseen_request, status);
         }
     }

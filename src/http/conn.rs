@@ -180,16 +180,8 @@ pub(crate) struct Connection {
     state: State,
     settings: Arc<Settings>,
     input: InputBuffer,
-    /// Body bytes handed out in the last `Event::Body`, consumed on the next call.
-    handed_out: usize,
-    scanner: HeadScanner,
-    exchange: Option<Exchange>,
     /// Requests begun on this connection; the last one's number.
     exchanges: u64,
-    /// A failure not yet told to the application (one found by a timeout).
-    failure: Option<Failure>,
-    body: Option<BodyDecoder>,
-    output: WriteQueue,
     peer_closed: bool,
     /// The server is shutting down: finish what is in hand, start nothing new.
     draining: bool,
@@ -200,11 +192,58 @@ pub(crate) struct Connection {
     /// Time of the latest call from the driver.
     now: Instant,
     accepted: Instant,
-    /// When the current state began.
+    /// When the current state began (for an idle connection: when it became
+    /// idle, or wrote its last byte, whichever came later).
     since: Instant,
+    /// What only a connection at work needs; `None` while it is idle.
+    busy: Option<Box<Busy>>,
+}
+
+/// The part of a connection that exists only while it is at work: from the
+/// first byte of a request until it is idle again with nothing left to send.
+/// An idle keep-alive connection (most of a busy server's connections, most of
+/// the time) holds none of it: about 300 bytes and the write queue's storage
+/// saved on each, at the price of one allocation per busy spell.
+#[derive(Debug)]
+struct Busy {
+    /// Body bytes handed out in the last `Event::Body`, consumed on the next call.
+    handed_out: usize,
+    scanner: HeadScanner,
+    exchange: Option<Exchange>,
+    /// A failure not yet told to the application (one found by a timeout).
+    failure: Option<Failure>,
+    body: Option<BodyDecoder>,
+    output: WriteQueue,
     last_read: Instant,
     last_write: Instant,
 }
+
+impl Busy {
+    fn new(now: Instant) -> Busy {
+        Busy {
+            handed_out: 0,
+            scanner: HeadScanner::default(),
+            exchange: None,
+            failure: None,
+            body: None,
+            output: WriteQueue::new(),
+            last_read: now,
+            last_write: now,
+        }
+    }
+
+    /// Whether it holds nothing an idle connection would need.
+    fn is_spent(&self) -> bool {
+        self.handed_out == 0
+            && self.exchange.is_none()
+            && self.failure.is_none()
+            && self.body.is_none()
+            && self.output.is_empty()
+    }
+}
+
+/// The output of a connection with nothing queued.
+static NO_OUTPUT: WriteQueue = WriteQueue::new();
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -212,7 +251,7 @@ impl fmt::Debug for Connection {
             .field("id", &self.id)
             .field("state", &self.state)
             .field("buffered_in", &self.input.len())
-            .field("buffered_out", &self.output.buffered_bytes())
+            .field("buffered_out", &self.output().buffered_bytes())
             .finish()
     }
 }
@@ -225,13 +264,7 @@ impl Connection {
             state: State::Idle,
             settings,
             input: InputBuffer::default(),
-            handed_out: 0,
-            scanner: HeadScanner::default(),
-            exchange: None,
             exchanges: 0,
-            failure: None,
-            body: None,
-            output: WriteQueue::default(),
             peer_closed: false,
             draining: false,
             linger: false,
@@ -240,8 +273,24 @@ impl Connection {
             now,
             accepted: now,
             since: now,
-            last_read: now,
-            last_write: now,
+            busy: None,
+        }
+    }
+
+    /// The working part, made if the connection was idle.
+    fn busy(&mut self) -> &mut Busy {
+        let now = self.now;
+        self.busy.get_or_insert_with(|| Box::new(Busy::new(now)))
+    }
+
+    /// Back to idle with nothing left to send: the working part goes.
+    fn rest_if_idle(&mut self) {
+        if self.state != State::Idle {
+            return;
+        }
+        if let Some(busy) = self.busy.take_if(|busy| busy.is_spent()) {
+            // The keep-alive timeout counts from the later of the two.
+            self.since = self.since.max(busy.last_write);
         }
     }
 
@@ -279,8 +328,9 @@ impl Connection {
 
     fn output_full(&self) -> bool {
         let limits = &self.settings.limits;
-        self.output.buffered_bytes() >= limits.max_queued_bytes
-            || self.output.responses_in_flight() >= limits.max_queued_responses
+        let output = self.output();
+        output.buffered_bytes() >= limits.max_queued_bytes
+            || output.responses_in_flight() >= limits.max_queued_responses
     }
 
     /// Bytes received and not yet consumed.
@@ -302,7 +352,7 @@ impl Connection {
     /// Hands the input buffer's storage back when it holds nothing, so an idle
     /// connection keeps no buffer.
     pub(crate) fn detach_idle_buffer(&mut self) -> Option<Vec<u8>> {
-        if self.handed_out > 0 {
+        if self.busy.as_ref().is_some_and(|busy| busy.handed_out > 0) {
             return None;
         }
         self.input.detach_if_empty()
@@ -319,8 +369,10 @@ impl Connection {
     pub(crate) fn received(&mut self, n: usize, now: Instant) {
         self.now = now;
         self.input.commit(n);
-        if n > 0 {
-            self.last_read = now;
+        if n > 0
+            && let Some(busy) = self.busy.as_mut()
+        {
+            busy.last_read = now;
         }
         if self.state == State::Lingering || self.state == State::Closed {
             self.input.clear();
@@ -341,9 +393,11 @@ impl Connection {
     }
 
     fn consume_handed_out(&mut self) {
-        if self.handed_out > 0 {
-            self.input.consume(self.handed_out);
-            self.handed_out = 0;
+        if let Some(busy) = self.busy.as_mut()
+            && busy.handed_out > 0
+        {
+            self.input.consume(busy.handed_out);
+            busy.handed_out = 0;
         }
     }
 
@@ -351,7 +405,7 @@ impl Connection {
     pub(crate) fn next_event(&mut self, now: Now<'_>) -> Event<'_> {
         self.now = now.instant;
         self.consume_handed_out();
-        if let Some(failure) = self.failure.take() {
+        if let Some(failure) = self.busy.as_mut().and_then(|busy| busy.failure.take()) {
             return Event::Failed(failure);
         }
         loop {
@@ -371,13 +425,19 @@ impl Connection {
                         if self.peer_closed {
                             self.close(false);
                         }
+                        self.rest_if_idle();
                         return Event::Pending;
                     }
+                    self.busy();
                     self.set_state(State::ReadingHead);
                 }
                 State::ReadingHead => {
                     let limits = self.settings.limits;
-                    match self.scanner.scan(self.input.data(), &limits) {
+                    let scanned = match self.busy.as_mut() {
+                        Some(busy) => busy.scanner.scan(self.input.data(), &limits),
+                        None => Err(ProtocolError::Malformed("a head without its scanner")),
+                    };
+                    match scanned {
                         Err(error) => return self.failed(error, now.date),
                         Ok(None) if self.peer_closed => {
                             return self.failed(ProtocolError::Truncated, now.date);
@@ -387,7 +447,13 @@ impl Connection {
                     }
                 }
                 State::ReadingBody | State::DiscardingBody => {
-                    let Some(decoder) = self.body.as_mut() else {
+                    let Some(busy) = self.busy.as_mut() else {
+                        return self.failed(
+                            ProtocolError::Malformed("a body without its state"),
+                            now.date,
+                        );
+                    };
+                    let Some(decoder) = busy.body.as_mut() else {
                         if let Some(event) = self.end_of_body() {
                             return event;
                         }
@@ -400,12 +466,12 @@ impl Connection {
                                 self.input.consume(consumed);
                                 continue;
                             }
-                            self.handed_out = consumed;
+                            busy.handed_out = consumed;
                             return Event::Body(&self.input.data()[data]);
                         }
                         Ok(Decoded::Done { consumed }) => {
                             self.input.consume(consumed);
-                            self.body = None;
+                            busy.body = None;
                             if let Some(event) = self.end_of_body() {
                                 return event;
                             }
@@ -452,7 +518,7 @@ impl Connection {
             Err(error) => return self.failed(error, date),
         };
         self.input.consume(head_len);
-        self.scanner.reset();
+        self.busy().scanner.reset();
         self.exchanges += 1;
         let id = self.exchanges;
         let semantics = match framing::semantics(&head, limits.max_body_bytes) {
@@ -460,13 +526,14 @@ impl Connection {
             Err(error) => {
                 // The head parsed: the failure is quoted by its request line.
                 let is_head = head.method() == super::request::Method::Head;
-                self.exchange = Some(Exchange::failed(id, head.version(), is_head));
+                self.busy().exchange = Some(Exchange::failed(id, head.version(), is_head));
                 self.fail(error, Some(head.request_line()), date);
                 return self.next_failure();
             }
         };
-        self.body = BodyDecoder::new(semantics.framing, limits.max_body_bytes);
-        self.exchange = Some(Exchange::new(id, semantics));
+        let busy = self.busy();
+        busy.body = BodyDecoder::new(semantics.framing, limits.max_body_bytes);
+        busy.exchange = Some(Exchange::new(id, semantics));
         self.set_state(State::AwaitingAnswer);
         Event::Request { id, head }
     }
@@ -488,18 +555,23 @@ impl Connection {
     /// Asks for the current request's body: it will come as `Event::Body` pieces
     /// and an `Event::BodyEnd`. Sends `100 Continue` if the client waits for it.
     pub(crate) fn read_body(&mut self) {
-        let Some(exchange) = self.exchange.as_mut() else {
+        let state = self.state;
+        let Some(busy) = self.busy.as_deref_mut() else {
             debug_assert!(false, "read_body without a request");
             return;
         };
-        if self.state != State::AwaitingAnswer || exchange.answered {
-            debug_assert!(false, "read_body in {:?}", self.state);
+        let Some(exchange) = busy.exchange.as_mut() else {
+            debug_assert!(false, "read_body without a request");
+            return;
+        };
+        if state != State::AwaitingAnswer || exchange.answered {
+            debug_assert!(false, "read_body in {state:?}");
             return;
         }
         if exchange.semantics.expects_continue && !exchange.continue_sent {
             exchange.continue_sent = true;
             let interim = format!("HTTP/1.1 {}\r\n\r\n", StatusCode::CONTINUE);
-            self.output.push_bytes(interim.as_bytes());
+            busy.output.push_bytes(interim.as_bytes());
         }
         self.set_state(State::ReadingBody);
     }
@@ -507,7 +579,13 @@ impl Connection {
     /// Queues the answer to the current request.
     pub(crate) fn respond(&mut self, response: Response, now: Now<'_>) {
         self.now = now.instant;
-        let Some(exchange) = self.exchange.as_mut() else {
+        let draining = self.draining;
+        let Some(busy) = self.busy.as_deref_mut() else {
+            debug_assert!(false, "respond without a request");
+            return;
+        };
+        let body_unread = busy.body.is_some();
+        let Some(exchange) = busy.exchange.as_mut() else {
             debug_assert!(false, "respond without a request");
             return;
         };
@@ -516,14 +594,13 @@ impl Connection {
             return;
         }
         exchange.answered = true;
-        let body_unread = self.body.is_some();
         // A client that waits for 100 Continue and did not get it may never send
         // its body: we cannot read past it, so the connection ends here.
         let unsent_body_expected =
             body_unread && exchange.semantics.expects_continue && !exchange.continue_sent;
         let keep_alive = exchange.semantics.keep_alive
             && !response.wants_close()
-            && !self.draining
+            && !draining
             && !unsent_body_expected;
         self.queue_response(response, keep_alive, now.date);
 
@@ -534,20 +611,22 @@ impl Connection {
         } else if keep_alive {
             self.set_state(State::DiscardingBody);
         } else {
-            self.exchange = None;
-            self.body = None;
+            let busy = self.busy();
+            busy.exchange = None;
+            busy.body = None;
             self.close(true);
         }
     }
 
     fn exchange_keeps_alive(&self) -> bool {
-        self.exchange
+        self.busy
             .as_ref()
+            .and_then(|busy| busy.exchange.as_ref())
             .is_some_and(|e| e.semantics.keep_alive && !self.draining)
     }
 
     fn finish_exchange(&mut self, keep_alive: bool) {
-        self.exchange = None;
+        self.busy().exchange = None;
         self.served += 1;
         if keep_alive {
             self.set_state(State::Idle);
@@ -560,7 +639,8 @@ impl Connection {
 
     /// Serializes the head, then the body unless the method or status forbid one.
     fn queue_response(&mut self, response: Response, keep_alive: bool, date: &str) {
-        let (id, version, is_head) = match self.exchange.as_ref() {
+        let exchange = self.busy.as_ref().and_then(|busy| busy.exchange.as_ref());
+        let (id, version, is_head) = match exchange {
             Some(e) => (e.id, e.semantics.version, e.semantics.is_head),
             None => {
                 debug_assert!(false, "a response to no request");
@@ -588,19 +668,21 @@ impl Connection {
         }
         head.extend_from_slice(b"\r\n");
 
-        if self.output.is_empty() {
+        let now = self.now;
+        let busy = self.busy();
+        if busy.output.is_empty() {
             // The send timeout measures a stall in sending, which starts now.
-            self.last_write = self.now;
+            busy.last_write = now;
         }
-        self.output.push_vec(head);
-        let body_start = self.output.queued();
+        busy.output.push_vec(head);
+        let body_start = busy.output.queued();
         if !is_head && status.permits_body() {
             for chunk in body.into_chunks() {
-                self.output.push_chunk(chunk);
+                busy.output.push_chunk(chunk);
             }
         }
+        busy.output.end_response(id, body_start);
         log::trace!("#{} req {id}: queued {status}", self.id);
-        self.output.end_response(id, body_start);
     }
 
     /// Ends the exchange on a framing error: answers it (with the error's status)
@@ -609,29 +691,35 @@ impl Connection {
     /// request whose head parsed but was never handed out.
     fn fail(&mut self, error: ProtocolError, request_line: Option<String>, date: &str) {
         log::debug!("#{}: {error}", self.id);
-        let unanswered = self.exchange.as_ref().is_none_or(|e| !e.answered);
+        let unanswered = self
+            .busy
+            .as_ref()
+            .and_then(|busy| busy.exchange.as_ref())
+            .is_none_or(|e| !e.answered);
         let mut answered_as = None;
         let mut unseen_request = request_line;
         if unanswered && let Some(status) = error.status() {
-            if self.exchange.is_none() {
+            if self.busy().exchange.is_none() {
                 // A head that never parsed: quoted by what arrived of it.
                 self.exchanges += 1;
-                self.exchange = Some(Exchange::failed(self.exchanges, Version::Http11, false));
+                let exchange = Exchange::failed(self.exchanges, Version::Http11, false);
+                self.busy().exchange = Some(exchange);
                 unseen_request = Some(self.first_line_received());
             }
-            if let Some(exchange) = self.exchange.as_mut() {
+            if let Some(exchange) = self.busy().exchange.as_mut() {
                 exchange.answered = true;
                 answered_as = Some(exchange.id);
             }
             self.queue_response(Response::error(status).closing(), false, date);
         }
-        self.failure = Some(Failure {
+        let busy = self.busy();
+        busy.failure = Some(Failure {
             error,
             answered_as,
             unseen_request,
         });
-        self.exchange = None;
-        self.body = None;
+        busy.exchange = None;
+        busy.body = None;
         self.input.clear();
         self.close(error != ProtocolError::Truncated && error != ProtocolError::TimedOut);
     }
@@ -643,7 +731,7 @@ impl Connection {
     }
 
     fn next_failure(&mut self) -> Event<'static> {
-        match self.failure.take() {
+        match self.busy.as_mut().and_then(|busy| busy.failure.take()) {
             Some(failure) => Event::Failed(failure),
             None => Event::Pending,
         }
@@ -675,7 +763,7 @@ impl Connection {
     }
 
     fn after_output_change(&mut self) {
-        if self.state == State::Closing && self.output.is_empty() {
+        if self.state == State::Closing && self.output().is_empty() {
             if self.linger {
                 self.shutdown_requested = true;
                 self.set_state(State::Lingering);
@@ -689,12 +777,12 @@ impl Connection {
 
     /// What is waiting to be written.
     pub(crate) fn output(&self) -> &WriteQueue {
-        &self.output
+        self.busy.as_ref().map_or(&NO_OUTPUT, |busy| &busy.output)
     }
 
     /// Whether anything waits to be written (nothing does once closed).
     pub(crate) fn has_output(&self) -> bool {
-        self.state != State::Closed && !self.output.is_empty()
+        self.state != State::Closed && !self.output().is_empty()
     }
 
     /// Reports that the driver wrote `n` bytes from the front of the output;
@@ -706,18 +794,23 @@ impl Connection {
         delivered: &mut impl FnMut(Delivered),
     ) {
         self.now = now;
-        if n > 0 {
-            self.last_write = now;
-            self.output.advance(n, delivered);
+        if n > 0
+            && let Some(busy) = self.busy.as_mut()
+        {
+            busy.last_write = now;
+            busy.output.advance(n, delivered);
         }
         self.after_output_change();
+        self.rest_if_idle();
     }
 
     /// Once closed: drops what was still queued, reporting the responses it cut
     /// short to `delivered` (with the body bytes that did leave).
     pub(crate) fn abandon_output(&mut self, delivered: &mut impl FnMut(Delivered)) {
-        if self.state == State::Closed {
-            self.output.abandon(delivered);
+        if self.state == State::Closed
+            && let Some(busy) = self.busy.as_mut()
+        {
+            busy.output.abandon(delivered);
         }
     }
 
@@ -750,14 +843,18 @@ impl Connection {
     /// When [`handle_timeout`](Self::handle_timeout) must next be called, if ever.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let t = &self.settings.timeouts;
-        let sending = self.has_output().then(|| self.last_write + t.send);
+        let busy = self.busy.as_deref();
+        let (last_read, last_write) = busy.map_or((self.since, self.since), |busy| {
+            (busy.last_read, busy.last_write)
+        });
+        let sending = self.has_output().then(|| last_write + t.send);
         let reading = match self.state {
             State::Idle if self.has_output() => None,
             // The first request's clock starts at accept, not at its first byte.
             State::Idle | State::ReadingHead if self.served == 0 => Some(self.accepted + t.header),
-            State::Idle => Some(self.since.max(self.last_write) + t.keep_alive),
+            State::Idle => Some(self.since.max(last_write) + t.keep_alive),
             State::ReadingHead => Some(self.since + t.header),
-            State::ReadingBody | State::DiscardingBody => Some(self.last_read + t.body),
+            State::ReadingBody | State::DiscardingBody => Some(last_read + t.body),
             State::Lingering => Some(self.since + t.linger),
             State::AwaitingAnswer | State::Closing | State::Closed => None,
         };
@@ -773,7 +870,11 @@ impl Connection {
         let date = now.date;
         let now = now.instant;
         let t = self.settings.timeouts;
-        if self.has_output() && now >= self.last_write + t.send {
+        let last_write = self
+            .busy
+            .as_ref()
+            .map_or(self.since, |busy| busy.last_write);
+        if self.has_output() && now >= last_write + t.send {
             log::debug!("#{}: client stopped reading; closing", self.id);
             self.abort();
             return;
@@ -803,7 +904,12 @@ impl Connection {
     /// or no request is in hand, the connection closes at once. Returns the
     /// exchange answered with `500`, if one was.
     pub(crate) fn fail_internal(&mut self, now: Now<'_>) -> Option<u64> {
-        let unanswered = self.exchange.as_ref().filter(|e| !e.answered).map(|e| e.id);
+        let unanswered = self
+            .busy
+            .as_ref()
+            .and_then(|busy| busy.exchange.as_ref())
+            .filter(|e| !e.answered)
+            .map(|e| e.id);
         let can_answer = matches!(
             self.state,
             State::AwaitingAnswer | State::ReadingBody | State::DiscardingBody
@@ -823,8 +929,10 @@ impl Connection {
 
     /// Closes at once, dropping whatever was queued.
     pub(crate) fn abort(&mut self) {
-        self.exchange = None;
-        self.body = None;
+        if let Some(busy) = self.busy.as_mut() {
+            busy.exchange = None;
+            busy.body = None;
+        }
         self.input.clear();
         self.set_state(State::Closed);
     }

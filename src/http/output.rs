@@ -85,7 +85,7 @@ pub(crate) struct Delivered {
     pub complete: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct WriteQueue {
     segments: VecDeque<Segment>,
     /// Unsent bytes held in memory (file ranges are not counted: they are on disk).
@@ -98,6 +98,16 @@ pub(crate) struct WriteQueue {
 }
 
 impl WriteQueue {
+    pub(crate) const fn new() -> WriteQueue {
+        WriteQueue {
+            segments: VecDeque::new(),
+            buffered: 0,
+            written: 0,
+            queued: 0,
+            in_flight: VecDeque::new(),
+        }
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.segments.is_empty()
     }
@@ -332,7 +342,7 @@ mod tests {
 
     #[test]
     fn small_writes_coalesce_into_one_segment() {
-        let mut q = WriteQueue::default();
+        let mut q = WriteQueue::new();
         q.push_bytes(b"HTTP/1.1 200 OK\r\n\r\n");
         q.push_vec(b"abc".to_vec());
         q.push_bytes(b"HTTP/1.1 404 Not Found\r\n\r\n");
@@ -342,7 +352,7 @@ mod tests {
 
     #[test]
     fn advancing_consumes_in_order_and_tracks_memory() {
-        let mut q = WriteQueue::default();
+        let mut q = WriteQueue::new();
         q.push_vec(vec![b'a'; COALESCE_LIMIT]);
         q.push_chunk(Chunk::Shared {
             data: Arc::from(vec![b'b'; COALESCE_LIMIT + 2]),
@@ -361,7 +371,7 @@ mod tests {
 
     #[test]
     fn responses_are_delivered_when_their_last_byte_is_written() {
-        let mut q = WriteQueue::default();
+        let mut q = WriteQueue::new();
         q.push_bytes(b"head1");
         let start = q.queued();
         q.push_bytes(b"body1");
@@ -399,7 +409,7 @@ mod tests {
     #[test]
     fn file_ranges_go_to_the_front_alone() {
         let file = Arc::new(File::open("Cargo.toml").expect("Cargo.toml exists"));
-        let mut q = WriteQueue::default();
+        let mut q = WriteQueue::new();
         q.push_bytes(b"head");
         q.push_chunk(Chunk::File {
             file,

@@ -313,7 +313,6 @@ impl EventLoop {
         entry.insert(Conn {
             key,
             socket,
-            peer,
             session: Session::new(key, Arc::clone(&endpoint.service), peer.ip(), now),
             tls,
             serial: self.next_serial,
@@ -378,7 +377,7 @@ impl EventLoop {
         }
         if let Some(log) = self.access_log.as_mut() {
             let entries = conn.session.take_log_entries();
-            log.record(conn.peer.ip(), entries, self.clock.log_time());
+            log.record(conn.session.client(), entries, self.clock.log_time());
         }
         if conn.session.is_closed() {
             return self.close(key, now);
@@ -433,12 +432,13 @@ impl EventLoop {
         if let Some(log) = self.access_log.as_mut() {
             // Responses cut short by the close are logged with what was sent.
             let entries = conn.session.take_log_entries();
-            log.record(conn.peer.ip(), entries, self.clock.log_time());
+            log.record(conn.session.client(), entries, self.clock.log_time());
         }
         conn.close_notify();
         self.stats.closed(conn.phase);
         let served = conn.session.served();
-        log::trace!("#{key}: closed ({} after {served} requests)", conn.peer);
+        let client = conn.session.client();
+        log::trace!("#{key}: closed ({client} after {served} requests)");
         // Closing the descriptor removes it from the epoll set. An event already
         // fetched for this token in this turn may reach a newer connection in the
         // same slot: it only makes that one try a read or write, which is harmless.

@@ -30,6 +30,23 @@ fn one_request_one_response() {
 }
 
 #[test]
+fn an_idle_connection_gives_back_its_working_part() {
+    let mut h = Harness::new();
+    assert!(h.conn.busy.is_none(), "nothing before the first byte");
+    h.feed(b"GET /a HTTP/1.");
+    assert!(h.conn.busy.is_some(), "a head on its way");
+    h.feed(b"1\r\nHost: x\r\n\r\n");
+    assert_eq!(h.output(), ok("/a"));
+    assert_eq!(h.conn.state(), State::Idle);
+    assert!(h.conn.busy.is_none(), "idle, everything sent");
+    // The keep-alive timeout still counts from the response.
+    h.tick(Settings::default().timeouts.keep_alive - Duration::from_millis(1));
+    assert_eq!(h.conn.state(), State::Idle);
+    h.tick(Duration::from_millis(2));
+    assert!(h.conn.is_closed());
+}
+
+#[test]
 fn pipelined_requests_are_answered_in_order() {
     let mut h = Harness::new();
     let mut input = Vec::new();
