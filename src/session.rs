@@ -60,6 +60,20 @@ impl Service {
     }
 }
 
+impl Service {
+    /// See [`App::watch_fd`]: a driver that waits on it takes changes in as
+    /// they happen, and stale entries (and the descriptors they keep) go at
+    /// once rather than at the next read.
+    pub fn watch_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.app.watch_fd()
+    }
+
+    /// See [`App::files_changed`].
+    pub fn files_changed(&self) {
+        self.app.files_changed();
+    }
+}
+
 pub struct Session {
     conn: Connection,
     service: Arc<Service>,
@@ -128,6 +142,12 @@ impl Session {
 
     /// `n` bytes were read into [`read_buffer`](Self::read_buffer).
     pub fn received(&mut self, n: usize, now: Now<'_>) {
+        // These bytes may hold a request sent after a file was edited: the
+        // application takes in every change queued so far before it reads
+        // them. A readiness event cannot promise that, since a loop may read
+        // bytes that arrived after its poll returned (one `read` saying
+        // `EAGAIN` where nothing changed).
+        self.service.files_changed();
         self.conn.received(n, now.instant);
         self.advance(now);
     }

@@ -123,6 +123,22 @@ impl App {
         }
     }
 
+    /// The descriptor that becomes readable when a file the application has
+    /// cached changes, if it caches any: a driver that waits on it calls
+    /// [`files_changed`](Self::files_changed) when it is readable.
+    pub fn watch_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.site.as_ref()?.watch_fd()
+    }
+
+    /// Takes in the file changes since the last call: what they made stale is
+    /// forgotten. The session calls it before the application reads any bytes
+    /// received, so a request sent after a change is answered after it.
+    pub fn files_changed(&self) {
+        if let Some(site) = &self.site {
+            site.files_changed();
+        }
+    }
+
     /// Answers a request from `client`, or asks for its body. `now` is the
     /// driver's clock: the application reads no clock of its own.
     pub fn handle(&self, request: &RequestHead, client: IpAddr, now: Now<'_>) -> Reply {

@@ -4,29 +4,38 @@
 //!
 //! An entry holds everything a request for a URL path needed: how the path
 //! resolved, which representation was chosen (identity or a precompressed
-//! sidecar), its validators, and its content. A hit younger than
-//! [`REVALIDATE_AFTER`] costs no system call at all (a large file still costs its
-//! `sendfile`); an older one is revalidated by resolving the path again and
-//! comparing the file's identity (device, inode, size, modification time to the
-//! nanosecond): unchanged, small files keep their bytes; changed, everything is
-//! read again. So an edited file is served stale for at most a second, the bound
-//! nginx's `open_file_cache_valid 1s` gives.
+//! sidecar), its validators, and its content. A hit costs no look at the file
+//! (a large file still costs its `sendfile`): the entry is dropped when inotify
+//! says anything it depends on changed ([`watch`](super::watch)), and the
+//! changes are taken in before every read of a request, so an edit is served
+//! from the next request on. Where no watch could be had, an
+//! entry is trusted for [`REVALIDATE_AFTER`] and then revalidated by resolving
+//! the path again and comparing the file's identity (device, inode, size,
+//! modification time to the nanosecond): unchanged, small files keep their
+//! bytes; changed, everything is read again (nginx's `open_file_cache_valid
+//! 1s`).
 //!
 //! Two bounds: the bytes held for small files, and the descriptors held open
 //! for large ones (each is one of the process's file descriptors). The cache is
 //! shared by every connection of a loop (and by every thread in the threaded
 //! models), behind a mutex that the single loop never contends.
 
+use std::ffi::OsString;
 use std::fs::File;
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Representation;
+use super::watch::Watch;
 use crate::app::encoding::Codings;
 use crate::app::lru::{Lru, lock};
 use crate::stats::CacheStats;
 
-/// How long a cached answer is trusted without looking at the file system.
+/// How long a cached answer nothing watches is trusted without looking at the
+/// file system.
 pub(super) const REVALIDATE_AFTER: Duration = Duration::from_secs(1);
 
 /// How much the cache may hold.
@@ -84,14 +93,33 @@ pub(super) enum Lookup {
     Miss,
 }
 
+/// An entry as stored: whether inotify watches what it depends on.
+#[derive(Clone, Debug)]
+struct Entry {
+    cached: Cached,
+    watched: bool,
+}
+
 pub(super) struct FileCache {
     limits: CacheLimits,
     /// Small files' bytes, weighed in bytes.
-    memory: Mutex<Lru<Key, Cached>>,
+    memory: Mutex<Lru<Key, Entry>>,
     /// Larger files' descriptors, weighed one each.
-    open: Mutex<Lru<Key, Cached>>,
+    open: Mutex<Lru<Key, Entry>>,
+    /// The directories the entries depend on, watched; `None` without inotify.
+    watch: Option<Mutex<Watch<Key>>>,
+    /// Counts the batches of changes applied: an entry read while one was
+    /// applied by another thread is not stored (it may be what was replaced).
+    generation: AtomicU64,
     /// Hits, misses and what is held, for the status page.
     stats: Arc<CacheStats>,
+}
+
+/// What an entry about to be read depends on, registered before it is read:
+/// a change from then on is heard of.
+pub(super) struct Dependency {
+    watched: bool,
+    generation: u64,
 }
 
 impl FileCache {
@@ -100,7 +128,52 @@ impl FileCache {
             limits,
             memory: Mutex::new(Lru::new(limits.total_bytes)),
             open: Mutex::new(Lru::new(limits.open_files)),
+            watch: Watch::new().map(Mutex::new),
+            generation: AtomicU64::new(0),
             stats,
+        }
+    }
+
+    /// The descriptor that turns readable when a change waits to be applied.
+    pub(super) fn watch_fd(&self) -> Option<RawFd> {
+        Some(lock(self.watch.as_ref()?).fd())
+    }
+
+    /// Drops the entries whose files changed. Called before every request is
+    /// read (by the session) and whenever the watch is readable (by the loop).
+    pub(super) fn apply_changes(&self) {
+        let Some(watch) = self.watch.as_ref() else {
+            return;
+        };
+        // Held until the entries are gone: another thread sharing this cache
+        // (the threaded models) that looks at the same moment finds nothing
+        // to read, and must then wait here rather than serve what this one is
+        // about to drop.
+        let mut watch = lock(watch);
+        let mut stale = Vec::new();
+        let mut everything = false;
+        watch.changes(|key| stale.push(key), || everything = true);
+        if stale.is_empty() && !everything {
+            return;
+        }
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        if everything {
+            *lock(&self.memory) = Lru::new(self.limits.total_bytes);
+            *lock(&self.open) = Lru::new(self.limits.open_files);
+        }
+        for key in stale {
+            self.remove(&key);
+        }
+        self.publish_held();
+    }
+
+    /// Registers what `key` depends on, before it is read.
+    pub(super) fn depend(&self, key: &Key, on: &[(PathBuf, OsString)]) -> Dependency {
+        let watched =
+            !on.is_empty() && self.watch.as_ref().is_some_and(|w| lock(w).depend(key, on));
+        Dependency {
+            watched,
+            generation: self.generation.load(Ordering::Relaxed),
         }
     }
 
@@ -115,13 +188,15 @@ impl FileCache {
             .touch(key)
             .or_else(|| lock(&self.open).touch(key));
         match found {
-            Some((cached, checked)) if now.duration_since(checked) < REVALIDATE_AFTER => {
+            Some((entry, checked))
+                if entry.watched || now.duration_since(checked) < REVALIDATE_AFTER =>
+            {
                 self.stats.hit();
-                Lookup::Fresh(cached)
+                Lookup::Fresh(entry.cached)
             }
-            Some((cached, _)) => {
+            Some((entry, _)) => {
                 self.stats.revalidated();
-                Lookup::Stale(cached)
+                Lookup::Stale(entry.cached)
             }
             None => {
                 self.stats.missed();
@@ -130,16 +205,29 @@ impl FileCache {
         }
     }
 
-    /// Stores (or refreshes) an entry checked at `now`.
-    pub(super) fn insert(&self, key: Key, cached: Cached, now: Instant) {
+    /// Stores (or refreshes) an entry checked at `now`, read after its
+    /// `dependency` was registered. Not stored if changes were applied since
+    /// (by another thread): what was read may be what they replaced.
+    pub(super) fn insert(&self, key: Key, cached: Cached, dependency: Dependency, now: Instant) {
+        // Changes are applied under the watch's lock, so under it an entry is
+        // either stored before a change is applied (and dropped by it) or
+        // sees the generation moved on (and is not stored).
+        let _applying = self.watch.as_ref().map(lock);
         // An entry may move between kinds when its file grows or shrinks.
         self.remove(&key);
-        match &cached.content {
+        if self.generation.load(Ordering::Relaxed) != dependency.generation {
+            return;
+        }
+        let entry = Entry {
+            watched: dependency.watched,
+            cached,
+        };
+        match &entry.cached.content {
             Content::Bytes(bytes) => {
                 let weight = bytes.len();
-                lock(&self.memory).insert(key, cached, weight, now);
+                lock(&self.memory).insert(key, entry, weight, now);
             }
-            Content::Open(_) => lock(&self.open).insert(key, cached, 1, now),
+            Content::Open(_) => lock(&self.open).insert(key, entry, 1, now),
         }
         self.publish_held();
     }
@@ -226,8 +314,13 @@ mod tests {
         let registry = crate::stats::Registry::new();
         let cache = FileCache::new(CacheLimits::default(), registry.cache());
         let t0 = Instant::now();
-        cache.insert(key("/a"), in_memory(10), t0);
-        cache.insert(key("/big"), open_file(), t0);
+        cache.insert(key("/a"), in_memory(10), cache.depend(&key("/a"), &[]), t0);
+        cache.insert(
+            key("/big"),
+            open_file(),
+            cache.depend(&key("/big"), &[]),
+            t0,
+        );
         assert!(matches!(cache.lookup(&key("/a"), t0), Lookup::Fresh(_)));
         assert!(matches!(
             cache.lookup(&key("/a"), t0 + REVALIDATE_AFTER),
@@ -248,11 +341,11 @@ mod tests {
     fn evicts_the_least_recently_used() {
         let cache = FileCache::new(limits(30, 30, 0), Arc::default());
         let t0 = Instant::now();
-        cache.insert(key("/a"), in_memory(10), t0);
-        cache.insert(key("/b"), in_memory(10), t0);
-        cache.insert(key("/c"), in_memory(10), t0);
+        cache.insert(key("/a"), in_memory(10), cache.depend(&key("/a"), &[]), t0);
+        cache.insert(key("/b"), in_memory(10), cache.depend(&key("/b"), &[]), t0);
+        cache.insert(key("/c"), in_memory(10), cache.depend(&key("/c"), &[]), t0);
         let _ = cache.lookup(&key("/a"), t0); // a is now the most recent
-        cache.insert(key("/d"), in_memory(10), t0);
+        cache.insert(key("/d"), in_memory(10), cache.depend(&key("/d"), &[]), t0);
         assert!(
             matches!(cache.lookup(&key("/b"), t0), Lookup::Miss),
             "b was oldest"
@@ -265,9 +358,14 @@ mod tests {
     fn descriptors_are_bounded_apart_from_bytes() {
         let cache = FileCache::new(limits(100, 50, 2), Arc::default());
         let t0 = Instant::now();
-        cache.insert(key("/small"), in_memory(40), t0);
+        cache.insert(
+            key("/small"),
+            in_memory(40),
+            cache.depend(&key("/small"), &[]),
+            t0,
+        );
         for path in ["/big1", "/big2", "/big3"] {
-            cache.insert(key(path), open_file(), t0);
+            cache.insert(key(path), open_file(), cache.depend(&key(path), &[]), t0);
         }
         assert_eq!(cache.files_held(), 2);
         assert!(matches!(cache.lookup(&key("/big1"), t0), Lookup::Miss));
@@ -281,9 +379,19 @@ mod tests {
     fn what_does_not_fit_is_not_held() {
         let cache = FileCache::new(limits(100, 20, 0), Arc::default());
         assert!(!cache.holds_in_memory(21));
-        cache.insert(key("/big"), in_memory(101), Instant::now());
+        cache.insert(
+            key("/big"),
+            in_memory(101),
+            cache.depend(&key("/big"), &[]),
+            Instant::now(),
+        );
         assert_eq!(cache.bytes_held(), 0);
-        cache.insert(key("/open"), open_file(), Instant::now());
+        cache.insert(
+            key("/open"),
+            open_file(),
+            cache.depend(&key("/open"), &[]),
+            Instant::now(),
+        );
         assert_eq!(cache.files_held(), 0, "no descriptors may be kept");
     }
 
@@ -291,11 +399,11 @@ mod tests {
     fn an_entry_moves_between_kinds_when_its_file_does() {
         let cache = FileCache::new(CacheLimits::default(), Arc::default());
         let t0 = Instant::now();
-        cache.insert(key("/a"), in_memory(10), t0);
-        cache.insert(key("/a"), open_file(), t0);
+        cache.insert(key("/a"), in_memory(10), cache.depend(&key("/a"), &[]), t0);
+        cache.insert(key("/a"), open_file(), cache.depend(&key("/a"), &[]), t0);
         assert_eq!(cache.bytes_held(), 0);
         assert_eq!(cache.files_held(), 1);
-        cache.insert(key("/a"), in_memory(25), t0);
+        cache.insert(key("/a"), in_memory(25), cache.depend(&key("/a"), &[]), t0);
         assert_eq!((cache.bytes_held(), cache.files_held()), (25, 0));
     }
 }

@@ -10,13 +10,15 @@
 //! 4. [`conditional`] requests are answered 304 or 412 from the validators;
 //! 5. [`range`] requests get 206 (one range, or multipart), 416, or the whole file;
 //! 6. the bytes come from memory (small files) or leave by sendfile from an open
-//!    descriptor (larger ones), both remembered for a second by the [`cache`].
+//!    descriptor (larger ones), both remembered by the [`cache`] until
+//!    [`watch`] hears that their file changed.
 
 mod cache;
 mod conditional;
 mod listing;
 mod range;
 mod resolve;
+mod watch;
 
 pub(crate) use cache::CacheLimits;
 pub(crate) use listing::DEFAULT_MAX_ENTRIES;
@@ -60,6 +62,9 @@ pub struct StaticConfig {
     pub visibility: Visibility,
     pub cache: CacheLimits,
 }
+
+/// The extensions of the precompressed sidecars a file may have.
+const SIDECARS: &[&str] = &[".br", ".gz"];
 
 /// One file as it will be sent: which file on disk, and what describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,6 +127,16 @@ impl StaticSite {
         }
     }
 
+    /// The descriptor that becomes readable when a cached file changes.
+    pub(crate) fn watch_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.cache.watch_fd()
+    }
+
+    /// Drops what the file changes since the last call made stale.
+    pub(crate) fn files_changed(&self) {
+        self.cache.apply_changes();
+    }
+
     pub(crate) fn serve(&self, request: &RequestHead, now: Now<'_>) -> Response {
         if !READ.contains(request.method()) {
             return methods::not_allowed(READ);
@@ -138,7 +153,9 @@ impl StaticSite {
         };
 
         match self.find_file(request, path, now) {
-            Ok(file) => self.serve_file(request, key, &file, stale, now.instant),
+            Ok((file, url_path)) => {
+                self.serve_file(request, key, &file, &url_path, stale, now.instant)
+            }
             Err(response) => {
                 if stale.is_some() {
                     // What was cached here is gone (or hidden now).
@@ -149,23 +166,23 @@ impl StaticSite {
         }
     }
 
-    /// The file a URL path names (a directory's `index.html` included), or the
-    /// response that says why there is none.
+    /// The file a URL path names (a directory's `index.html` included), with
+    /// the URL path that named it, or the response that says why there is none.
     fn find_file(
         &self,
         request: &RequestHead,
         path: &str,
         now: Now<'_>,
-    ) -> Result<PathBuf, Response> {
+    ) -> Result<(PathBuf, String), Response> {
         let visibility = self.config.visibility;
         match resolve::resolve(&self.config.root, path, visibility) {
-            Resolved::File(file) => Ok(file),
+            Resolved::File(file) => Ok((file, path.to_owned())),
             Resolved::Directory { real, url } => {
                 // The index goes through the same rules as any file (it could be
                 // a symlink leading out of ROOT).
                 let index = format!("{url}index.html");
                 match resolve::resolve(&self.config.root, &index, visibility) {
-                    Resolved::File(file) => Ok(file),
+                    Resolved::File(file) => Ok((file, index)),
                     _ if self.config.listing => Err(self.listing(&real, &url, now)),
                     _ => Err(Response::error(StatusCode::NOT_FOUND)),
                 }
@@ -182,10 +199,22 @@ impl StaticSite {
         request: &RequestHead,
         key: Key,
         file: &Path,
+        url_path: &str,
         stale: Option<Cached>,
         now: Instant,
     ) -> Response {
+        // What the entry depends on is watched before anything is read or
+        // chosen, so that a change from here on is heard of.
+        let root = &self.config.root;
+        let literal = resolve::literal(root, url_path, self.config.visibility);
+        let mut on = watch::dependencies(root, literal.as_deref().unwrap_or(file), file, SIDECARS);
+        let dependency = self.cache.depend(&key, &on);
         let negotiated = self.negotiate(file, key.accepted);
+        if let (Some(dir), Some(name)) = (negotiated.path.parent(), negotiated.path.file_name()) {
+            // A sidecar may be a symlink to somewhere else.
+            on.push((dir.to_path_buf(), name.to_owned()));
+            let _ = self.cache.depend(&key, &on);
+        }
         let (handle, metadata) = match open_regular(&negotiated.path) {
             Ok(opened) => opened,
             Err(error) => return Response::error(open_error_status(&error)),
@@ -229,6 +258,7 @@ impl StaticSite {
                 representation: Arc::clone(&representation),
                 content: content.clone(),
             },
+            dependency,
             now,
         );
         answer(request, &representation, &content)

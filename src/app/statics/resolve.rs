@@ -25,6 +25,41 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::app::url;
 
+/// The path `url_path` names under `root` before any symlink is followed (for
+/// the cache, which watches every directory on the way), if it names one.
+pub(super) fn literal(root: &Path, url_path: &str, visibility: Visibility) -> Option<PathBuf> {
+    decode(url_path, visibility)
+        .ok()
+        .map(|(relative, _)| root.join(relative))
+}
+
+/// The URL path's segments, decoded and checked: as a path relative to ROOT,
+/// and re-encoded (for redirects). Refusals come back as what they resolve to.
+fn decode(url_path: &str, visibility: Visibility) -> Result<(PathBuf, Vec<String>), Resolved> {
+    let mut relative = PathBuf::new();
+    let mut encoded_segments = Vec::new();
+    for raw in url_path.split('/') {
+        if raw.is_empty() || raw == "." {
+            continue;
+        }
+        let Ok(decoded) = url::decode(raw) else {
+            return Err(Resolved::Malformed);
+        };
+        if decoded == b"." {
+            continue;
+        }
+        if decoded == b".." || decoded.iter().any(|&b| b == b'/' || b == b'\\' || b == 0) {
+            return Err(Resolved::Forbidden);
+        }
+        if decoded.starts_with(b".") && !visibility.hidden {
+            return Err(Resolved::NotFound);
+        }
+        relative.push(OsStr::from_bytes(&decoded));
+        encoded_segments.push(url::encode_segment(&decoded));
+    }
+    Ok((relative, encoded_segments))
+}
+
 /// What a URL path resolves to.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Resolved {
@@ -55,27 +90,10 @@ pub struct Visibility {
 /// Resolves `url_path` (percent-encoded, no query) under `root`, which must be
 /// canonical.
 pub(super) fn resolve(root: &Path, url_path: &str, visibility: Visibility) -> Resolved {
-    let mut relative = PathBuf::new();
-    let mut encoded_segments = Vec::new();
-    for raw in url_path.split('/') {
-        if raw.is_empty() || raw == "." {
-            continue;
-        }
-        let Ok(decoded) = url::decode(raw) else {
-            return Resolved::Malformed;
-        };
-        if decoded == b"." {
-            continue;
-        }
-        if decoded == b".." || decoded.iter().any(|&b| b == b'/' || b == b'\\' || b == 0) {
-            return Resolved::Forbidden;
-        }
-        if decoded.starts_with(b".") && !visibility.hidden {
-            return Resolved::NotFound;
-        }
-        relative.push(OsStr::from_bytes(&decoded));
-        encoded_segments.push(url::encode_segment(&decoded));
-    }
+    let (relative, encoded_segments) = match decode(url_path, visibility) {
+        Ok(decoded) => decoded,
+        Err(refusal) => return refusal,
+    };
 
     let Ok(real) = root.join(&relative).canonicalize() else {
         return Resolved::NotFound;

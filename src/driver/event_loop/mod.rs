@@ -8,7 +8,7 @@
 //! 2. For each event: a listener → accept until `WouldBlock` (or the cap); a
 //!    connection → note which way it is ready and [`drive`](EventLoop::drive)
 //!    it; the signal pipe → reload (SIGHUP), or begin (or, the second time,
-//!    end) a shutdown.
+//!    end) a shutdown; a file watch → drop the cache entries of changed files.
 //! 3. Connections that used up their share of the turn are driven again.
 //! 4. Connections whose timer was due are driven, their turn starting with the
 //!    deadline.
@@ -50,16 +50,18 @@ use super::proxy_protocol::ProxyConfig;
 use super::signals::{ProcessReload, Signal, Signals};
 use super::tls::TlsConfig;
 use crate::access_log::AccessLog;
-use crate::session::Session;
+use crate::session::{Service, Session};
 use crate::stats::{DriverStats, Phase};
 use buffers::BufferPool;
 use conn::{Budget, Conn};
 use timers::{TimerOwner, Timers};
 
 const SIGNALS: Token = Token(usize::MAX);
+/// The file watch of endpoint `i` has token `FIRST_WATCH - i`.
+const FIRST_WATCH: usize = usize::MAX - 1;
 /// Listener `i` (one per bound address) has token `FIRST_LISTENER - i`; slab
 /// keys count up from 0, so the two never meet.
-const FIRST_LISTENER: usize = usize::MAX - 1;
+const FIRST_LISTENER: usize = usize::MAX - 64;
 
 /// What the loop needs besides its listeners and their endpoints.
 pub(super) struct LoopConfig {
@@ -82,6 +84,9 @@ pub(super) struct EventLoop {
     /// What each listener serves (the service its sessions share, its TLS),
     /// by the listener's index.
     endpoints: Vec<Endpoint>,
+    /// The services whose file caches tell of changes through a descriptor
+    /// registered here, by token.
+    watches: Vec<(Token, Arc<Service>)>,
     acceptor: Acceptor,
     signals: Signals,
     conns: Slab<Conn>,
@@ -133,10 +138,12 @@ impl EventLoop {
                 .push(endpoint.ok_or_else(|| io::Error::other("a listener without an endpoint"))?);
         }
         let signals = Signals::watch(poll.registry(), SIGNALS, config.shutdown_timeout)?;
+        let watches = register_watches(poll.registry(), &served)?;
         Ok(EventLoop {
             poll,
             listeners: registered,
             endpoints: served,
+            watches,
             acceptor: Acceptor::default(),
             signals,
             conns: Slab::with_capacity(config.max_connections.min(4096)),
@@ -232,6 +239,15 @@ impl EventLoop {
                     Signal::None | Signal::ExitNow => {}
                 }
                 return signal;
+            }
+            Token(token) if token > FIRST_LISTENER => {
+                // A file watch. Requests read later take the changes in
+                // themselves (`Session::received`); this drops what they made
+                // stale now, descriptors of deleted files included.
+                log::trace!("files changed");
+                if let Some((_, service)) = self.watches.iter().find(|(t, _)| t.0 == token) {
+                    service.files_changed();
+                }
             }
             Token(token) if token > FIRST_LISTENER - self.listeners.len() => {
                 if self.conns.len() >= self.max_connections {
@@ -520,6 +536,28 @@ impl EventLoop {
             self.drive(key, now);
         }
     }
+}
+
+/// Registers the file watch of each distinct service of `endpoints` (several
+/// listeners may share one), so that the loop hears of changed files the way
+/// it hears of sockets.
+fn register_watches(
+    registry: &mio::Registry,
+    endpoints: &[Endpoint],
+) -> io::Result<Vec<(Token, Arc<Service>)>> {
+    let mut watches: Vec<(Token, Arc<Service>)> = Vec::new();
+    for endpoint in endpoints {
+        let service = &endpoint.service;
+        if watches.iter().any(|(_, known)| Arc::ptr_eq(known, service)) {
+            continue;
+        }
+        if let Some(fd) = service.watch_fd() {
+            let token = Token(FIRST_WATCH - watches.len());
+            registry.register(&mut mio::unix::SourceFd(&fd), token, Interest::READABLE)?;
+            watches.push((token, Arc::clone(service)));
+        }
+    }
+    Ok(watches)
 }
 
 /// The readiness an event reports, for the trace.

@@ -1,0 +1,311 @@
+//! Knowing at once when a cached file changes: inotify, on the directories
+//! the cached files are reached through.
+//!
+//! Each cache entry depends on some (directory, name) pairs: every component
+//! of the URL path under ROOT (a rename or a retargeted symlink anywhere on the
+//! way changes what the path means), the real file, and its precompressed
+//! sidecars (one appearing changes which representation is chosen). The
+//! directories are watched, once each, for anything that changes a name or
+//! what it names (writes, attributes, creation, deletion, renames both ways);
+//! an event for a name drops the entries that depend on it, and an event about
+//! a directory itself (deleted, moved, unmounted) drops all that depend on it.
+//!
+//! Changes are read before the bytes of every request are (the session asks,
+//! one `read` that says `EAGAIN` when nothing changed), so a change made before
+//! a request was sent is seen by that request. The descriptor is also a
+//! readiness source like a socket: the event loop registers it in its own poll
+//! and drains it when it turns readable, so what a change made stale (a
+//! deleted file's descriptor, its bytes) goes at once, not at the next request.
+//!
+//! Where a watch cannot be had (the per-user limit,
+//! `fs.inotify.max_user_watches`, is reached; or inotify is missing), the
+//! entry is trusted for a second only, as before, and the log says so once.
+//! inotify sees changes made through this kernel: a file changed by another
+//! machine on a network file system is not seen until it is revalidated.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::hash::Hash;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
+
+/// Whether the lack of watches has been reported, by any cache of the process.
+static SHORT_OF_WATCHES_REPORTED: AtomicBool = AtomicBool::new(false);
+
+/// What is watched on each directory.
+fn mask() -> WatchMask {
+    WatchMask::MODIFY
+        | WatchMask::ATTRIB
+        | WatchMask::CLOSE_WRITE
+        | WatchMask::CREATE
+        | WatchMask::DELETE
+        | WatchMask::MOVED_FROM
+        | WatchMask::MOVED_TO
+        | WatchMask::DELETE_SELF
+        | WatchMask::MOVE_SELF
+        | WatchMask::ONLYDIR
+}
+
+/// One watched directory, and what depends on the names in it.
+struct Watched<K> {
+    path: PathBuf,
+    names: HashMap<OsString, Vec<K>>,
+}
+
+/// The directories watched for one cache, and the keys depending on them.
+pub(super) struct Watch<K> {
+    inotify: Inotify,
+    by_path: HashMap<PathBuf, WatchDescriptor>,
+    dirs: HashMap<WatchDescriptor, Watched<K>>,
+    buffer: Vec<u8>,
+}
+
+impl<K: Hash + Eq + Clone> Watch<K> {
+    /// A new inotify instance, or `None` (said in the log) where there is none.
+    pub(super) fn new() -> Option<Watch<K>> {
+        match Inotify::init() {
+            Ok(inotify) => Some(Watch {
+                inotify,
+                by_path: HashMap::new(),
+                dirs: HashMap::new(),
+                buffer: vec![0; 4096],
+            }),
+            Err(e) => {
+                report_short_of_watches(&format!("inotify is not available ({e})"));
+                None
+            }
+        }
+    }
+
+    /// The descriptor a driver can wait on.
+    pub(super) fn fd(&self) -> RawFd {
+        self.inotify.as_raw_fd()
+    }
+
+    /// Records that `key` depends on each (directory, name) of `on`, watching
+    /// the directories not watched yet. False if one could not be watched: the
+    /// entry must then be revalidated as before.
+    pub(super) fn depend(&mut self, key: &K, on: &[(PathBuf, OsString)]) -> bool {
+        let mut all = true;
+        for (dir, name) in on {
+            let wd = match self.by_path.get(dir) {
+                Some(wd) => wd.clone(),
+                None => match self.inotify.watches().add(dir, mask()) {
+                    Ok(wd) => {
+                        self.by_path.insert(dir.clone(), wd.clone());
+                        self.dirs.entry(wd.clone()).or_insert_with(|| Watched {
+                            path: dir.clone(),
+                            names: HashMap::new(),
+                        });
+                        wd
+                    }
+                    Err(e) => {
+                        if e.raw_os_error() == Some(libc::ENOSPC) {
+                            report_short_of_watches(
+                                "the inotify watch limit is reached (fs.inotify.max_user_watches)",
+                            );
+                        } else {
+                            log::debug!("cannot watch {}: {e}", dir.display());
+                        }
+                        all = false;
+                        continue;
+                    }
+                },
+            };
+            if let Some(watched) = self.dirs.get_mut(&wd) {
+                let keys = watched.names.entry(name.clone()).or_default();
+                if !keys.contains(key) {
+                    keys.push(key.clone());
+                }
+            }
+        }
+        all
+    }
+
+    /// Reads what happened since the last call and hands every key it made
+    /// stale to `stale`; `everything` is told when events were lost (the
+    /// queue overflowed) and nothing cached can be trusted.
+    pub(super) fn changes(&mut self, mut stale: impl FnMut(K), mut everything: impl FnMut()) {
+        loop {
+            let events = match self.inotify.read_events(&mut self.buffer) {
+                Ok(events) => events,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("reading file changes: {e}; trusting nothing cached");
+                    return everything();
+                }
+            };
+            let mut lost = false;
+            let mut gone = Vec::new();
+            let mut read = 0;
+            for event in events {
+                read += 1;
+                if event.mask.contains(EventMask::Q_OVERFLOW) {
+                    lost = true;
+                    continue;
+                }
+                let Some(watched) = self.dirs.get_mut(&event.wd) else {
+                    continue;
+                };
+                let about_the_directory = event.mask.intersects(
+                    EventMask::DELETE_SELF
+                        | EventMask::MOVE_SELF
+                        | EventMask::IGNORED
+                        | EventMask::UNMOUNT,
+                );
+                if about_the_directory {
+                    for keys in watched.names.values() {
+                        keys.iter().cloned().for_each(&mut stale);
+                    }
+                    gone.push(event.wd.clone());
+                } else if let Some(keys) = event.name.and_then(|n| watched.names.remove(n)) {
+                    log::trace!(
+                        "changed: {}",
+                        watched
+                            .path
+                            .join(event.name.unwrap_or(OsStr::new("")))
+                            .display()
+                    );
+                    keys.into_iter().for_each(&mut stale);
+                }
+            }
+            for wd in gone {
+                if let Some(watched) = self.dirs.remove(&wd) {
+                    self.by_path.remove(&watched.path);
+                }
+                let _ = self.inotify.watches().remove(wd);
+            }
+            if lost {
+                log::debug!("file change events were lost: trusting nothing cached");
+                everything();
+            }
+            if read == 0 {
+                return;
+            }
+        }
+    }
+
+    /// Directories watched now.
+    #[cfg(test)]
+    pub(super) fn directories(&self) -> usize {
+        self.dirs.len()
+    }
+}
+
+fn report_short_of_watches(why: &str) {
+    if !SHORT_OF_WATCHES_REPORTED.swap(true, Ordering::Relaxed) {
+        log::warn!("{why}: files changed on disk may be served as they were for up to a second");
+    }
+}
+
+/// What a file at `real`, reached by `literal` (ROOT joined with the decoded
+/// URL path, symlinks unresolved), depends on: each component of `literal`
+/// under `root`, and the real file's name and its sidecars' in its directory.
+pub(super) fn dependencies(
+    root: &Path,
+    literal: &Path,
+    real: &Path,
+    sidecars: &[&str],
+) -> Vec<(PathBuf, OsString)> {
+    let mut on = Vec::new();
+    if let Ok(relative) = literal.strip_prefix(root) {
+        let mut dir = root.to_path_buf();
+        for component in relative.components() {
+            let name = component.as_os_str().to_owned();
+            on.push((dir.clone(), name.clone()));
+            dir.push(name);
+        }
+    }
+    if let (Some(dir), Some(name)) = (real.parent(), real.file_name()) {
+        on.push((dir.to_path_buf(), name.to_owned()));
+        for extension in sidecars {
+            let mut sidecar = name.to_owned();
+            sidecar.push(extension);
+            on.push((dir.to_path_buf(), sidecar));
+        }
+    }
+    on.sort();
+    on.dedup();
+    on
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn changes(watch: &mut Watch<&'static str>) -> (Vec<&'static str>, bool) {
+        let (mut stale, mut all) = (Vec::new(), false);
+        watch.changes(|k| stale.push(k), || all = true);
+        stale.sort_unstable();
+        (stale, all)
+    }
+
+    #[test]
+    fn a_change_to_a_name_makes_its_keys_stale_and_no_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        std::fs::write(base.join("a.txt"), "a").unwrap();
+        std::fs::write(base.join("b.txt"), "b").unwrap();
+        let mut watch = Watch::new().expect("inotify on Linux");
+        assert!(watch.depend(&"a", &[(base.clone(), "a.txt".into())]));
+        assert!(watch.depend(&"b", &[(base.clone(), "b.txt".into())]));
+        assert_eq!(watch.directories(), 1, "one watch per directory");
+        assert_eq!(changes(&mut watch), (vec![], false), "nothing yet");
+        std::fs::write(base.join("a.txt"), "A").unwrap();
+        assert_eq!(changes(&mut watch), (vec!["a"], false));
+        // Told once: it must depend again to hear of it again.
+        std::fs::write(base.join("a.txt"), "AA").unwrap();
+        assert_eq!(changes(&mut watch), (vec![], false));
+        std::fs::write(base.join("new.txt"), "n").unwrap();
+        std::fs::rename(base.join("new.txt"), base.join("b.txt")).unwrap();
+        assert_eq!(
+            changes(&mut watch),
+            (vec!["b"], false),
+            "renamed into place"
+        );
+    }
+
+    #[test]
+    fn a_directory_going_away_makes_everything_under_it_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        let sub = base.join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::write(sub.join("x"), "x").unwrap();
+        let mut watch = Watch::new().unwrap();
+        assert!(watch.depend(&"x", &[(sub.clone(), "x".into())]));
+        std::fs::rename(&sub, base.join("moved")).unwrap();
+        assert_eq!(changes(&mut watch), (vec!["x"], false));
+        assert_eq!(watch.directories(), 0, "its watch is gone");
+    }
+
+    #[test]
+    fn dependencies_follow_the_url_path_and_the_real_file() {
+        let root = Path::new("/srv/www");
+        let on = dependencies(
+            root,
+            &root.join("docs-link/guide.txt"),
+            Path::new("/srv/www/docs/guide.txt"),
+            &[".gz"],
+        );
+        let pairs: Vec<(String, String)> = on
+            .into_iter()
+            .map(|(d, n)| (d.display().to_string(), n.to_string_lossy().into_owned()))
+            .collect();
+        let pair = |d: &str, n: &str| (d.to_owned(), n.to_owned());
+        assert_eq!(
+            pairs,
+            [
+                pair("/srv/www", "docs-link"),
+                pair("/srv/www/docs", "guide.txt"),
+                pair("/srv/www/docs", "guide.txt.gz"),
+                pair("/srv/www/docs-link", "guide.txt"),
+            ]
+        );
+    }
+}
