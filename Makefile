@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test lint unit release bench bench-quick fuzz clean help
+.PHONY: run test lint unit release bench bench-quick bench-scaling fuzz clean help
 
 ## run: serve the example site in ./site on http://127.0.0.1:4221/
 run:
@@ -18,13 +18,17 @@ lint:
 unit:
 	$(CARGO) test --workspace --all-targets
 
-## bench: the full benchmark (about 45 minutes; needs wrk); rewrites docs/benchmarks.md
+## bench: the full benchmark (about 50 minutes; needs wrk); rewrites docs/benchmarks.md
 bench:
-	$(CARGO) run --release -p oneloop-bench -- --docs docs/benchmarks.md
+	$(CARGO) run --release -p oneloop-bench -- --duration 5 --docs docs/benchmarks.md
 
 ## bench-quick: a short benchmark (about 30 seconds of load); report under bench/results/
 bench-quick:
 	$(CARGO) run --release -p oneloop-bench -- --quick
+
+## bench-scaling: how --workers N scales (needs wrk and 4+ cores to show it); report under bench/results/
+bench-scaling:
+	$(CARGO) run --release -p oneloop-bench -- --scaling --duration 5
 
 ## fuzz: ten minutes on the structured product fuzz target (needs cargo-fuzz)
 fuzz:

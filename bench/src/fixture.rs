@@ -1,7 +1,11 @@
-//! The site every subject serves: one file per size the workloads ask for.
+//! What every subject serves: one file per size the workloads ask for, and a
+//! certificate for HTTPS (ECDSA P-256, self-signed for 127.0.0.1; wrk does not
+//! verify it).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::subjects::Fixture;
 
 /// (name, size in bytes)
 pub const FILES: [(&str, usize); 5] = [
@@ -12,8 +16,8 @@ pub const FILES: [(&str, usize); 5] = [
     ("16m.bin", 16 << 20),
 ];
 
-/// Writes the site under `dir` (deterministic content) and returns its path.
-pub fn prepare(dir: &Path) -> std::io::Result<PathBuf> {
+/// Writes the site (deterministic content) and a certificate under `dir`.
+pub fn prepare(dir: &Path) -> std::io::Result<Fixture> {
     let root = dir.join("site");
     std::fs::create_dir_all(&root)?;
     for (name, size) in FILES {
@@ -42,5 +46,14 @@ pub fn prepare(dir: &Path) -> std::io::Result<PathBuf> {
         }
         file.flush()?;
     }
-    Ok(root)
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+        .map_err(std::io::Error::other)?;
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, made.cert.pem())?;
+    std::fs::write(&key, made.signing_key.serialize_pem())?;
+    Ok(Fixture {
+        site: root,
+        cert,
+        key,
+    })
 }

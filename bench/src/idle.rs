@@ -7,6 +7,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use crate::procs;
+use crate::subjects::Running;
 
 #[derive(Clone, Debug)]
 pub struct IdleResult {
@@ -26,14 +27,16 @@ impl IdleResult {
 }
 
 /// Measures a freshly started server: one request first (so the code that
-/// serves it is in memory), then its memory, then N idle connections.
-pub fn measure(port: u16, server_pid: u32, connections: usize) -> std::io::Result<IdleResult> {
+/// serves it is in memory), then its memory, then N idle connections. The
+/// server is checked (alive, holding its port, resident) at each reading.
+pub fn measure(server: &mut Running, connections: usize) -> std::io::Result<IdleResult> {
+    let port = server.port;
     let request = b"GET /13.txt HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
     let mut warm = TcpStream::connect(("127.0.0.1", port))?;
     warm.write_all(request)?;
     let _ = warm.read_to_end(&mut Vec::new());
     std::thread::sleep(Duration::from_millis(200));
-    let rss_before_kib = procs::rss_kib(&procs::tree(server_pid));
+    let rss_before_kib = procs::rss_kib(&server.verified()?);
     let request = b"GET /13.txt HTTP/1.1\r\nHost: bench\r\n\r\n";
     let mut open = Vec::with_capacity(connections);
     let mut answered = 0;
@@ -56,7 +59,10 @@ pub fn measure(port: u16, server_pid: u32, connections: usize) -> std::io::Resul
         open.push(stream);
     }
     std::thread::sleep(Duration::from_millis(500));
-    let rss_with_idle_kib = procs::rss_kib(&procs::tree(server_pid));
+    let rss_with_idle_kib = procs::rss_kib(&server.verified()?);
+    if answered == 0 {
+        return Err(std::io::Error::other("no connection was answered"));
+    }
     drop(open);
     std::thread::sleep(Duration::from_millis(500));
     Ok(IdleResult {

@@ -1,16 +1,18 @@
-//! The benchmark harness: every oneloop model, a ceiling, and nginx and
-//! lighttpd where installed, under the same wrk workloads, on one machine.
+//! The benchmark harness: every oneloop model, a ceiling, and nginx, lighttpd,
+//! h2o and Caddy where installed, under the same wrk workloads, over HTTP and
+//! HTTPS, on one machine.
 //!
 //! `make bench` runs the full plan and rewrites docs/benchmarks.md;
 //! `make bench-quick` runs a short one (about 30 seconds of load) and writes
 //! its report next to its results. Either way:
 //!
 //! 1. build oneloop (and the ceiling) in release, prepare the fixture site;
-//! 2. start every subject on its own port, pinned to the first CPU (wrk gets
-//!    the second), warm each up;
+//! 2. start every subject on a free port, pinned to the first CPU (wrk gets
+//!    the second), check that its own process holds the port, warm it up;
 //! 3. for each round, for each workload, for each subject in turn (A B C A B C,
 //!    so drift on a shared machine hits every subject alike), run wrk and read
-//!    the subject's CPU time and peak memory from /proc;
+//!    the subject's CPU time and peak memory from /proc; a subject that died,
+//!    lost its port or reads 0 bytes of memory stops the run;
 //! 4. measure the memory idle keep-alive connections cost each subject;
 //! 5. write raw results (CSV), medians with their spread, charts, the report.
 
@@ -18,8 +20,10 @@ mod charts;
 mod fixture;
 mod idle;
 mod machine;
+mod ports;
 mod procs;
 mod report;
+mod scaling;
 mod subjects;
 mod wrk;
 
@@ -32,7 +36,7 @@ use clap::Parser;
 use subjects::{Running, Subject};
 
 #[derive(Parser, Debug)]
-#[command(about = "Benchmark oneloop's models against a ceiling, nginx and lighttpd")]
+#[command(about = "Benchmark oneloop's models against a ceiling, nginx, lighttpd, h2o and Caddy")]
 struct Args {
     /// The short plan: one round, one-second runs, fewer workloads.
     #[arg(long)]
@@ -49,9 +53,10 @@ struct Args {
     /// Also write the report here (the full run writes docs/benchmarks.md).
     #[arg(long)]
     docs: Option<PathBuf>,
-    /// First port; subjects take consecutive ports.
-    #[arg(long, default_value_t = 18080)]
-    port: u16,
+    /// Instead: how `--workers N` scales with cores (docs/benchmarks.md,
+    /// "Scaling"); needs 4 cores or more to show anything.
+    #[arg(long)]
+    scaling: bool,
 }
 
 /// One workload: what to ask for, with how many connections.
@@ -63,6 +68,13 @@ pub struct Cell {
     pub pipelined: bool,
     /// Part of the concurrency sweep (charted).
     pub sweep: bool,
+    /// Over HTTPS.
+    pub tls: bool,
+    /// Every request on a new connection (`Connection: close`): over HTTPS,
+    /// one full handshake per request.
+    pub close: bool,
+    /// A large file, where nginx's `tcp_nopush` is worth trying.
+    pub large: bool,
 }
 
 fn cell(label: &str, path: &'static str, connections: usize) -> Cell {
@@ -72,7 +84,21 @@ fn cell(label: &str, path: &'static str, connections: usize) -> Cell {
         connections,
         pipelined: false,
         sweep: false,
+        tls: false,
+        close: false,
+        large: false,
     }
+}
+
+fn large(label: &str, path: &'static str, connections: usize) -> Cell {
+    Cell {
+        large: true,
+        ..cell(label, path, connections)
+    }
+}
+
+fn https(cell: Cell) -> Cell {
+    Cell { tls: true, ..cell }
 }
 
 fn plan(quick: bool) -> (Vec<Cell>, Vec<usize>) {
@@ -82,17 +108,23 @@ fn plan(quick: bool) -> (Vec<Cell>, Vec<usize>) {
             ..cell("13 B file", "/13.txt", 100)
         },
         cell("/echo/x", "/echo/x", 100),
-        cell("1 MiB file", "/1m.bin", 10),
+        large("1 MiB file", "/1m.bin", 10),
         Cell {
             pipelined: true,
             ..cell("13 B file, 16-deep pipelining", "/13.txt", 100)
         },
+        https(Cell {
+            close: true,
+            ..cell("HTTPS handshakes (13 B, Connection: close)", "/13.txt", 50)
+        }),
+        https(cell("HTTPS 13 B file", "/13.txt", 100)),
+        https(large("HTTPS 1 MiB file", "/1m.bin", 10)),
     ];
     let sweep: &[usize] = if quick { &[10] } else { &[1, 10, 1000, 5000] };
     if !quick {
         cells.insert(2, cell("4 KiB file", "/4k.bin", 100));
-        cells.insert(3, cell("100 KiB file", "/100k.bin", 100));
-        cells.insert(5, cell("16 MiB file", "/16m.bin", 10));
+        cells.insert(3, large("100 KiB file", "/100k.bin", 100));
+        cells.insert(5, large("16 MiB file", "/16m.bin", 10));
     }
     for &connections in sweep {
         cells.push(Cell {
@@ -117,6 +149,14 @@ pub struct Measurement {
     pub wrk: wrk::WrkResult,
     pub cpu: Duration,
     pub peak_rss_kib: u64,
+}
+
+impl Measurement {
+    /// Requests per second of server CPU time: what a request costs the
+    /// server, whatever wrk managed to send.
+    pub fn requests_per_cpu_sec(&self) -> f64 {
+        self.wrk.requests as f64 / self.cpu.as_secs_f64().max(1e-3)
+    }
 }
 
 fn main() {
@@ -158,16 +198,37 @@ fn run(args: Args) -> Result<(), String> {
     let binaries = subjects::release_dir(&workspace);
 
     let stamp = timestamp();
-    let run_dir = args
-        .results
-        .join(format!("{stamp}{}", if args.quick { "-quick" } else { "" }));
+    let kind = if args.scaling {
+        "-scaling"
+    } else if args.quick {
+        "-quick"
+    } else {
+        ""
+    };
+    let run_dir = args.results.join(format!("{stamp}{kind}"));
     std::fs::create_dir_all(&run_dir).map_err(|e| e.to_string())?;
     let scratch = workspace.join("target/bench-work");
-    let site = fixture::prepare(&scratch).map_err(|e| format!("fixture: {e}"))?;
+    let fixture = fixture::prepare(&scratch).map_err(|e| format!("fixture: {e}"))?;
     let script = scratch.join("pipeline.lua");
     std::fs::write(&script, wrk::PIPELINE_SCRIPT).map_err(|e| e.to_string())?;
-
     let machine = machine::Machine::describe();
+    let servers_dir = scratch.join("servers");
+
+    if args.scaling {
+        let report = scaling::run(&scaling::Setup {
+            machine,
+            stamp,
+            duration,
+            rounds,
+            fixture: &fixture,
+            servers_dir: &servers_dir,
+            binaries: &binaries,
+        })?;
+        std::fs::write(run_dir.join("report.md"), &report).map_err(|e| e.to_string())?;
+        println!("{report}\nresults in {}", run_dir.display());
+        return Ok(());
+    }
+
     let (server_cpus, wrk_cpus, pair_cpus) = if machine.cores >= 2 {
         ("0", "1", "0,1")
     } else {
@@ -177,24 +238,25 @@ fn run(args: Args) -> Result<(), String> {
     let (cells, idle_counts) = plan(args.quick);
 
     let mut running: Vec<(Subject, Running)> = Vec::new();
-    for (i, subject) in subjects.iter().enumerate() {
-        let port = args.port + i as u16;
+    for subject in &subjects {
         let started = subject
-            .start(port, &site, &scratch.join("servers"), &binaries)
-            .map_err(|e| format!("starting {}: {e}", subject.name))?;
-        println!("started {} on port {port}", subject.name);
+            .start(&fixture, &servers_dir, &binaries)
+            .map_err(|e| format!("starting {}: {e}", subject.title()))?;
+        println!("started {} on port {}", subject.title(), started.port);
         running.push((subject.clone(), started));
     }
     for (subject, server) in &running {
         let _ = wrk::WrkRun {
-            url: &format!("http://127.0.0.1:{}/13.txt", server.port),
+            url: &server.url("/13.txt", subject.tls),
             connections: 10,
             duration_secs: 1,
             pipeline_script: None,
+            close: false,
             cpus: wrk_cpus,
+            threads: 1,
         }
         .run();
-        println!("warmed up {}", subject.name);
+        println!("warmed up {}", subject.title());
     }
 
     // The sweep stays within the descriptors this process (and so wrk and the
@@ -214,28 +276,35 @@ fn run(args: Args) -> Result<(), String> {
     let mut commands = Vec::new();
     for round in 1..=rounds {
         for cell in &cells {
-            for (subject, server) in &running {
-                if !subject.serves(cell.path) {
+            for (subject, server) in &mut running {
+                if !subject.serves(cell) {
                     continue;
                 }
-                let url = format!("http://127.0.0.1:{}{}", server.port, cell.path);
+                let url = server.url(cell.path, cell.tls);
                 let run = wrk::WrkRun {
                     url: &url,
                     connections: cell.connections,
                     duration_secs: duration,
                     pipeline_script: cell.pipelined.then_some(script.as_path()),
+                    close: cell.close,
                     cpus: wrk_cpus,
+                    threads: 1,
                 };
                 if round == 1 {
-                    commands.push(format!("{}: {}", subject.name, run.command_line()));
+                    commands.push(format!("{}: {}", subject.title(), run.command_line()));
                 }
-                let pids = procs::tree(server.child.id());
+                let checked = |server: &mut Running| {
+                    server
+                        .verified()
+                        .map_err(|e| format!("{} on {}: {e}", cell.label, subject.title()))
+                };
+                let pids = checked(server)?;
                 procs::reset_peak(&pids);
                 let cpu_before = procs::cpu_time(&pids);
                 let result = run
                     .run()
-                    .map_err(|e| format!("{} on {}: {e}", cell.label, subject.name))?;
-                let pids = procs::tree(server.child.id());
+                    .map_err(|e| format!("{} on {}: {e}", cell.label, subject.title()))?;
+                let pids = checked(server)?;
                 let measurement = Measurement {
                     round,
                     subject: subject.name.clone(),
@@ -245,11 +314,12 @@ fn run(args: Args) -> Result<(), String> {
                     peak_rss_kib: procs::peak_rss_kib(&pids),
                 };
                 println!(
-                    "round {round} {:<34} c={:<5} {:<16} {:>10.0} req/s  p99 {:>8.2} ms",
+                    "round {round} {:<44} c={:<5} {:<18} {:>10.0} req/s {:>10.0} req/CPU-s  p99 {:>8.2} ms",
                     cell.label,
                     cell.connections,
                     subject.name,
                     measurement.wrk.requests_per_sec,
+                    measurement.requests_per_cpu_sec(),
                     measurement.wrk.p99.as_secs_f64() * 1e3
                 );
                 measurements.push(measurement);
@@ -261,7 +331,7 @@ fn run(args: Args) -> Result<(), String> {
 
     let configs: Vec<(String, String)> = running
         .iter()
-        .map(|(s, r)| (s.name.clone(), r.described.clone()))
+        .map(|(s, r)| (s.title(), r.described.clone()))
         .collect();
     drop(running);
 
@@ -269,31 +339,26 @@ fn run(args: Args) -> Result<(), String> {
     // their memory holds whatever the busiest moment left behind.
     let mut idle_results = Vec::new();
     for &count in &idle_counts {
-        for (i, subject) in subjects.iter().enumerate() {
-            if subject.kind == subjects::Kind::Ceiling {
+        for subject in &subjects {
+            if subject.kind == subjects::Kind::Ceiling
+                || subject.tls
+                || subject.kind == (subjects::Kind::Nginx { nopush: true })
+            {
                 continue;
             }
-            let port = args.port + 100 + i as u16;
-            let server = match subject.start(port, &site, &scratch.join("servers"), &binaries) {
-                Ok(server) => server,
-                Err(e) => {
-                    println!("idle {count} {}: cannot start: {e}", subject.name);
-                    continue;
-                }
-            };
-            match idle::measure(server.port, server.child.id(), count) {
-                Ok(result) => {
-                    println!(
-                        "idle {count:>6} {:<16} {:>8} KiB ({:.0} B per connection, {} answered)",
-                        subject.name,
-                        result.rss_with_idle_kib,
-                        result.bytes_per_connection(),
-                        result.answered
-                    );
-                    idle_results.push((subject.name.clone(), result));
-                }
-                Err(e) => println!("idle {count} {}: {e}", subject.name),
-            }
+            let mut server = subject
+                .start(&fixture, &servers_dir, &binaries)
+                .map_err(|e| format!("idle {count}: starting {}: {e}", subject.name))?;
+            let result = idle::measure(&mut server, count)
+                .map_err(|e| format!("idle {count} on {}: {e}", subject.name))?;
+            println!(
+                "idle {count:>6} {:<18} {:>8} KiB ({:.0} B per connection, {} answered)",
+                subject.name,
+                result.rss_with_idle_kib,
+                result.bytes_per_connection(),
+                result.answered
+            );
+            idle_results.push((subject.name.clone(), result));
             drop(server);
         }
     }
@@ -320,6 +385,8 @@ fn run(args: Args) -> Result<(), String> {
         wrk_cpus: wrk_cpus.to_string(),
         server_cpus: server_cpus.to_string(),
         pair_cpus: pair_cpus.to_string(),
+        // Written by hand after reading a run's profiles; absent, nothing.
+        notes: std::fs::read_to_string(workspace.join("bench/notes.md")).unwrap_or_default(),
     };
     report.write(&run_dir, args.docs.as_deref())?;
     println!("results in {}", run_dir.display());

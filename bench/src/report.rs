@@ -26,6 +26,9 @@ pub struct Report {
     pub wrk_cpus: String,
     pub server_cpus: String,
     pub pair_cpus: String,
+    /// What the profiles showed, written by hand (bench/notes.md), placed
+    /// after the goals.
+    pub notes: String,
 }
 
 /// The rounds of one (subject, workload) summarised.
@@ -51,10 +54,7 @@ fn median<T: Copy + PartialOrd>(mut values: Vec<T>) -> T {
 fn summarise(runs: &[&Measurement]) -> Summary {
     let rps: Vec<f64> = runs.iter().map(|m| m.wrk.requests_per_sec).collect();
     let cpu: Vec<f64> = runs.iter().map(|m| m.cpu.as_secs_f64()).collect();
-    let per_cpu: Vec<f64> = runs
-        .iter()
-        .map(|m| m.wrk.requests as f64 / m.cpu.as_secs_f64().max(1e-3))
-        .collect();
+    let per_cpu: Vec<f64> = runs.iter().map(|m| m.requests_per_cpu_sec()).collect();
     Summary {
         rps: median(rps.clone()),
         rps_min: rps.iter().copied().fold(f64::MAX, f64::min),
@@ -75,11 +75,21 @@ fn ms(d: Duration) -> String {
 }
 
 /// Which runs belong together: (subject, (workload, connections), pipelined).
+/// Workload labels name the protocol, so an HTTPS subject, which has the
+/// name of its plain twin, never shares a key with it.
 type RunKey = (String, (String, usize), bool);
 
 fn cell_key(cell: &Cell) -> (String, usize) {
     (cell.label.clone(), cell.connections)
 }
+
+/// The peers each oneloop row is compared with, per CPU-second.
+const PEERS: [&str; 4] = ["nginx", "lighttpd", "h2o", "caddy"];
+
+/// A server counts as saturated when it was busy this much of the run: its
+/// requests/s is then its own limit, and requests per CPU-second the fair
+/// comparison. Below it, wrk or the network set the pace.
+const SATURATED: f64 = 0.85;
 
 impl Report {
     /// Subjects in the order they were measured.
@@ -249,6 +259,65 @@ impl Report {
         )
     }
 
+    /// The goals set for oneloop, each checked against this run.
+    fn goals(&self, md: &mut String, summaries: &BTreeMap<RunKey, Summary>) {
+        let get = |subject: &str, label: &str, connections: usize, pipelined: bool| {
+            summaries.get(&(subject.into(), (label.into(), connections), pipelined))
+        };
+        let mut rows: Vec<(String, Option<f64>, String, f64)> = Vec::new();
+        let idle = |name: &str| {
+            self.idle
+                .iter()
+                .filter(|(subject, r)| subject == name && r.connections == 10_000)
+                .map(|(_, r)| r.bytes_per_connection())
+                .next()
+        };
+        let nginx_idle = idle("nginx").map_or(String::new(), |b| format!(" (nginx: {b:.0} B)"));
+        rows.push((
+            format!("idle keep-alive connection, 10,000 of them, bytes{nginx_idle}"),
+            idle("oneloop loop"),
+            "at most 400".into(),
+            -400.0,
+        ));
+        let pipelined = "13 B file, 16-deep pipelining";
+        rows.push((
+            "16-deep pipelining, req/s of the ceiling".into(),
+            get("oneloop loop", pipelined, 100, true)
+                .zip(get("ceiling", pipelined, 100, true))
+                .map(|(o, c)| o.rps / c.rps),
+            "at least 0.60".into(),
+            0.60,
+        ));
+        for label in ["13 B file", "4 KiB file"] {
+            for (peer, target) in [("lighttpd", 1.15), ("h2o", 1.15), ("nginx", 2.0)] {
+                rows.push((
+                    format!("{label}, 100 connections: req per CPU-s vs {peer}"),
+                    get("oneloop loop", label, 100, false)
+                        .zip(get(peer, label, 100, false))
+                        .map(|(o, p)| o.requests_per_cpu_sec / p.requests_per_cpu_sec),
+                    format!("at least {target:.2}"),
+                    target,
+                ));
+            }
+        }
+        let _ = writeln!(
+            md,
+            "## Goals\n\nEach measured in this run, against this run's peers.\n\n| goal | measured | target | met |\n|---|---:|---|---|"
+        );
+        for (goal, measured, target, bound) in rows {
+            // A negative bound is an upper one.
+            let (shown, met) = match measured {
+                Some(v) if bound < 0.0 => {
+                    (format!("{v:.0}"), if v <= -bound { "yes" } else { "no" })
+                }
+                Some(v) => (format!("{v:.2}"), if v >= bound { "yes" } else { "no" }),
+                None => ("not measured".into(), "-"),
+            };
+            let _ = writeln!(md, "| {goal} | {shown} | {target} | {met} |");
+        }
+        let _ = writeln!(md);
+    }
+
     fn markdown(&self, chart_prefix: &str) -> String {
         let summaries = self.summaries();
         let subjects = self.subjects();
@@ -280,15 +349,34 @@ impl Report {
         let _ = writeln!(
             md,
             "- Every subject serves the same fixture site (13 B, 4 KiB, 100 KiB, 1 MiB and 16 MiB files) \
-             on its own port, started once and kept running.\n\
+             on a port of its own, started once and kept running. A port is chosen by binding it, and \
+             a subject counts as started only when one of its own processes holds the listening socket \
+             (its inode in /proc/net/tcp is among the process's descriptors). Before and after every \
+             run the harness checks again that the subject is alive, holds its port and has resident \
+             memory; any failure stops the run with an error instead of becoming a row.\n\
+             - Each peer runs its best documented configuration for the workload (all printed below): \
+             nginx with one worker, `open_file_cache`, and `tcp_nopush off` (on, it stalls small and \
+             pipelined responses); `nginx tcp_nopush` is the same nginx with it on, measured on the \
+             large files only, where nginx's documentation recommends it, so both rows show which \
+             is faster. lighttpd with its stat cache (default) and sendfile; h2o (Debian's) with \
+             `num-threads: 1` and `file.dir`; Caddy with `GOMAXPROCS=1` and `file_server`. Only nginx \
+             and oneloop can echo a path segment, so only they (and the ceiling) run /echo/x.\n\
+             - HTTPS: the same servers with the same ECDSA P-256 certificate (rcgen), TLS as each \
+             negotiates it with wrk (OpenSSL) by default. Handshakes are measured with \
+             `Connection: close`, a new connection and a full handshake per request.\n\
              - Servers are pinned to CPU {} (`oneloop loop x2`, two loops, to CPUs {}); wrk runs \
              with one thread pinned to CPU {}. With two cores, `oneloop loop x2` shares a core with wrk: \
-             it shows what a second loop buys when the load generator competes for the same CPU.\n\
+             it shows what a second loop buys when the load generator competes for the same CPU \
+             (`make bench-scaling` is the method for more cores).\n\
              - Each run lasts {} s; there are {} round(s), and within a round the subjects take turns \
              (A B C, A B C) so that drift on the machine hits all of them alike. Tables show the median \
              of the rounds, with the range of requests/s as the spread.\n\
              - Server CPU time (user + system, all its processes and threads) and peak RSS (VmHWM, reset \
-             before each run) come from /proc. Requests per CPU-second = requests / server CPU time.\n\
+             before each run) come from /proc. Requests per CPU-second = requests / server CPU time: \
+             what a request costs the server whatever wrk managed to send. Where a server was busy \
+             85% of the run or more it saturated its core, its requests/s is partly wrk's limit (wrk \
+             has one core too), and that table leads with requests per CPU-second; comparisons with \
+             peers are made on it in every table.\n\
              - The ceiling is a bare mio loop that answers every request head with a canned 13-byte \
              response, parsing nothing: the most this machine, kernel and wrk allow. Subjects are also \
              shown as a fraction of it.\n\
@@ -311,49 +399,75 @@ impl Report {
         let _ = writeln!(md, "## Results\n");
         for cell in self.cells() {
             let key = cell_key(&cell);
-            let ceiling = summaries
-                .get(&("ceiling".into(), key.clone(), cell.pipelined))
-                .map(|s| s.rps);
-            let peer = |name: &str| {
-                summaries
-                    .get(&(name.into(), key.clone(), cell.pipelined))
-                    .map(|s| s.rps)
-            };
-            let (nginx, lighttpd) = (peer("nginx"), peer("lighttpd"));
-            let _ = writeln!(
-                md,
-                "### {}, {} connections\n\n| subject | req/s (median) | spread | p50 ms | p99 ms | max ms | errors | non-2xx | server CPU s | req per CPU-s | peak RSS MiB | of ceiling | vs nginx | vs lighttpd |\n\
-                 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-                cell.label, cell.connections
-            );
-            for subject in &subjects {
-                let Some(s) = summaries.get(&(subject.clone(), key.clone(), cell.pipelined)) else {
-                    continue;
-                };
-                let ratio = |base: Option<f64>| {
-                    base.filter(|b| *b > 0.0)
-                        .map_or("".into(), |b| format!("{:.2}", s.rps / b))
-                };
+            let get = |name: &str| summaries.get(&(name.into(), key.clone(), cell.pipelined));
+            let ceiling = get("ceiling").map(|s| s.rps);
+            let peers: Vec<(&str, f64)> = PEERS
+                .iter()
+                .filter_map(|p| get(p).map(|s| (*p, s.requests_per_cpu_sec)))
+                .collect();
+            let saturated = subjects
+                .iter()
+                .filter_map(|name| get(name))
+                .any(|s| s.cpu_secs >= SATURATED * self.duration as f64);
+            let _ = writeln!(md, "### {}, {} connections\n", cell.label, cell.connections);
+            if saturated {
                 let _ = writeln!(
                     md,
-                    "| {subject} | {:.0} | {:.0}–{:.0} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.1} | {} | {} | {} |",
-                    s.rps,
+                    "The servers saturate their core here: requests per server CPU-second leads, and \
+                     the comparisons use it.\n"
+                );
+            }
+            let (first, second) = if saturated {
+                ("req per CPU-s", "req/s (median)")
+            } else {
+                ("req/s (median)", "req per CPU-s")
+            };
+            let mut header = format!(
+                "| subject | {first} | {second} | req/s spread | server CPU busy | p50 ms | p99 ms | max ms | errors | non-2xx | peak RSS MiB | req/s of ceiling |"
+            );
+            let mut rule =
+                String::from("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            for (peer, _) in &peers {
+                let _ = write!(header, " per CPU-s vs {peer} |");
+                rule.push_str("---:|");
+            }
+            let _ = writeln!(md, "{header}\n{rule}");
+            for subject in &subjects {
+                let Some(s) = get(subject) else {
+                    continue;
+                };
+                let (lead, follow) = if saturated {
+                    (s.requests_per_cpu_sec, s.rps)
+                } else {
+                    (s.rps, s.requests_per_cpu_sec)
+                };
+                let _ = write!(
+                    md,
+                    "| {subject} | {lead:.0} | {follow:.0} | {:.0}–{:.0} | {:.0}% | {} | {} | {} | {} | {} | {:.1} | {} |",
                     s.rps_min,
                     s.rps_max,
+                    s.cpu_secs * 100.0 / self.duration.max(1) as f64,
                     ms(s.p50),
                     ms(s.p99),
                     ms(s.max),
                     s.errors,
                     s.non_2xx,
-                    s.cpu_secs,
-                    s.requests_per_cpu_sec,
                     s.peak_rss_kib as f64 / 1024.0,
-                    ratio(ceiling),
-                    ratio(nginx),
-                    ratio(lighttpd),
+                    ceiling
+                        .filter(|c| *c > 0.0)
+                        .map_or(String::new(), |c| format!("{:.2}", s.rps / c)),
                 );
+                for (_, base) in &peers {
+                    let _ = write!(md, " {:.2} |", s.requests_per_cpu_sec / base.max(1e-9));
+                }
+                let _ = writeln!(md);
             }
             let _ = writeln!(md);
+        }
+
+        self.goals(&mut md, &summaries);
+        if !self.notes.trim().is_empty() {
+            let _ = writeln!(md, "{}\n", self.notes.trim_end());
         }
 
         let _ = writeln!(md, "## Concurrency sweep (13 B file)\n");

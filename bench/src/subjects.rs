@@ -1,10 +1,13 @@
 //! The servers under test, how each is started, and the configuration it gets.
 //!
-//! Every subject serves the same fixture site on its own port, keeps idle
+//! Every subject serves the same fixture site on a port of its own, keeps idle
 //! connections for 60 s, serves up to a million requests per connection, logs
-//! nothing per request, and sends files with sendfile. Those are the defaults
-//! that differ between the servers; everything else is left at each one's own
-//! default, and the exact configuration is printed in the report.
+//! nothing per request, and runs on one core. Beyond that each peer gets its
+//! best documented configuration for the workload: nginx without `tcp_nopush`
+//! (which stalls it on small and pipelined responses: 36.5k against 94.2k
+//! requests/s pipelined, measured here), and again with it for large files,
+//! where its documentation recommends it; h2o with one thread; Caddy with
+//! `GOMAXPROCS=1`. The exact configuration is printed in the report.
 
 use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -12,13 +15,19 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::machine::on_path;
+use crate::{Cell, ports, procs};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// oneloop with these extra arguments.
     Oneloop(Vec<String>),
-    Nginx,
+    /// nginx; `nopush` turns `tcp_nopush` on (large files only).
+    Nginx {
+        nopush: bool,
+    },
     Lighttpd,
+    H2o,
+    Caddy,
     /// The canned responder: a ceiling, not a server.
     Ceiling,
 }
@@ -28,7 +37,16 @@ pub struct Subject {
     pub name: String,
     pub kind: Kind,
     /// CPUs the server is pinned to (`taskset -c`).
-    pub cpus: &'static str,
+    pub cpus: String,
+    /// Serves HTTPS (the TLS workloads) instead of HTTP.
+    pub tls: bool,
+}
+
+/// What every subject serves: the site, and the certificate for HTTPS.
+pub struct Fixture {
+    pub site: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 pub struct Running {
@@ -55,80 +73,139 @@ impl Drop for Running {
     }
 }
 
-/// Every subject available on this machine, in report order.
+/// Every subject available on this machine, in report order: the plain ones,
+/// then the same servers over HTTPS.
 pub fn available(cpus_for_one: &'static str, cpus_for_two: &'static str) -> Vec<Subject> {
-    let oneloop = |name: &str, args: &[&str], cpus| Subject {
+    let subject = |name: &str, kind: Kind, cpus: &str, tls| Subject {
         name: name.to_string(),
-        kind: Kind::Oneloop(args.iter().map(|a| a.to_string()).collect()),
-        cpus,
+        kind,
+        cpus: cpus.to_string(),
+        tls,
     };
+    let oneloop = |args: &[&str]| Kind::Oneloop(args.iter().map(|a| a.to_string()).collect());
     let mut subjects = vec![
-        Subject {
-            name: "ceiling".into(),
-            kind: Kind::Ceiling,
-            cpus: cpus_for_one,
-        },
-        oneloop("oneloop loop", &[], cpus_for_one),
-        oneloop("oneloop threads", &["--model", "threads"], cpus_for_one),
-        oneloop(
-            "oneloop pool",
-            &["--model", "pool", "--threads", "64"],
+        subject("ceiling", Kind::Ceiling, cpus_for_one, false),
+        subject("oneloop loop", oneloop(&[]), cpus_for_one, false),
+        subject(
+            "oneloop threads",
+            oneloop(&["--model", "threads"]),
             cpus_for_one,
+            false,
         ),
-        oneloop("oneloop loop x2", &["--workers", "2"], cpus_for_two),
+        subject(
+            "oneloop pool",
+            oneloop(&["--model", "pool", "--threads", "64"]),
+            cpus_for_one,
+            false,
+        ),
+        subject(
+            "oneloop loop x2",
+            oneloop(&["--workers", "2"]),
+            cpus_for_two,
+            false,
+        ),
     ];
-    if on_path("nginx") {
-        subjects.push(Subject {
-            name: "nginx".into(),
-            kind: Kind::Nginx,
-            cpus: cpus_for_one,
-        });
+    let peers = [
+        ("nginx", Kind::Nginx { nopush: false }),
+        ("nginx tcp_nopush", Kind::Nginx { nopush: true }),
+        ("lighttpd", Kind::Lighttpd),
+        ("h2o", Kind::H2o),
+        ("caddy", Kind::Caddy),
+    ];
+    for (name, kind) in &peers {
+        if on_path(kind.program()) {
+            subjects.push(subject(name, kind.clone(), cpus_for_one, false));
+        }
     }
-    if on_path("lighttpd") {
-        subjects.push(Subject {
-            name: "lighttpd".into(),
-            kind: Kind::Lighttpd,
-            cpus: cpus_for_one,
-        });
+    subjects.push(subject("oneloop loop", oneloop(&[]), cpus_for_one, true));
+    for (name, kind) in peers {
+        if kind.serves_tls() && on_path(kind.program()) {
+            subjects.push(subject(name, kind, cpus_for_one, true));
+        }
     }
     subjects
 }
 
+impl Kind {
+    fn program(&self) -> &'static str {
+        match self {
+            Kind::Oneloop(_) => "oneloop",
+            Kind::Nginx { .. } => "nginx",
+            Kind::Lighttpd => "lighttpd",
+            Kind::H2o => "h2o",
+            Kind::Caddy => "caddy",
+            Kind::Ceiling => "ceiling",
+        }
+    }
+
+    /// Whether the subject has an HTTPS configuration here (lighttpd's needs
+    /// its TLS module, a package of its own on Debian).
+    fn serves_tls(&self) -> bool {
+        match self {
+            Kind::Nginx { nopush } => !nopush,
+            Kind::Lighttpd => lighttpd_module_dir().join("mod_openssl.so").exists(),
+            Kind::H2o | Kind::Caddy | Kind::Oneloop(_) => true,
+            Kind::Ceiling => false,
+        }
+    }
+}
+
 impl Subject {
-    /// Whether the subject can answer a request for `path` the way the
-    /// workload means it (lighttpd has no echo endpoint; the ceiling answers
-    /// everything with 13 bytes, so it only stands for small responses).
-    pub fn serves(&self, path: &str) -> bool {
+    /// Whether the subject takes part in a workload: over its protocol, and
+    /// able to answer it the way the workload means (only nginx and oneloop
+    /// echo a path segment; the ceiling answers everything with 13 bytes; nginx
+    /// with tcp_nopush is the large-file configuration).
+    pub fn serves(&self, cell: &Cell) -> bool {
+        if self.tls != cell.tls {
+            return false;
+        }
+        let echo = cell.path.starts_with("/echo/");
         match self.kind {
-            Kind::Ceiling => path == "/13.txt" || path.starts_with("/echo/"),
-            Kind::Lighttpd => !path.starts_with("/echo/"),
-            _ => true,
+            Kind::Ceiling => (cell.path == "/13.txt" || echo) && !cell.close,
+            Kind::Nginx { nopush: true } => cell.large,
+            Kind::Lighttpd | Kind::H2o | Kind::Caddy => !echo,
+            Kind::Nginx { nopush: false } | Kind::Oneloop(_) => true,
         }
     }
 
     /// A short name for files and CSV.
     pub fn slug(&self) -> String {
-        self.name.replace(' ', "-")
+        let slug = self.name.replace(' ', "-");
+        if self.tls { slug + "-tls" } else { slug }
     }
 
-    pub fn start(
-        &self,
-        port: u16,
-        site: &Path,
-        workdir: &Path,
-        binaries: &Path,
-    ) -> io::Result<Running> {
+    /// The name with its protocol, for the list of configurations.
+    pub fn title(&self) -> String {
+        if self.tls {
+            format!("{} (HTTPS)", self.name)
+        } else {
+            self.name.clone()
+        }
+    }
+
+    /// Starts the subject on a free port and waits until its own process
+    /// listens there: a child that exits, or a port another process answers
+    /// on, is an error, never a subject measured.
+    pub fn start(&self, fixture: &Fixture, workdir: &Path, binaries: &Path) -> io::Result<Running> {
+        let port = ports::free().map_err(io::Error::other)?;
         let dir = workdir.join(self.slug());
         std::fs::create_dir_all(&dir)?;
         let pin = |program: &str| -> Command {
             if on_path("taskset") {
                 let mut command = Command::new("taskset");
-                command.args(["-c", self.cpus, program]);
+                command.args(["-c", &self.cpus, program]);
                 command
             } else {
                 Command::new(program)
             }
         };
+        let configured = |name: &str, config: String| -> io::Result<PathBuf> {
+            let path = dir.join(name);
+            std::fs::write(&path, config)?;
+            Ok(path)
+        };
+        let tls = self.tls.then_some(fixture);
+        let site = &fixture.site;
         let (mut command, described) = match &self.kind {
             Kind::Oneloop(extra) => {
                 let program = binaries.join("oneloop");
@@ -141,6 +218,14 @@ impl Subject {
                     "--keep-alive-timeout".into(),
                     "60".into(),
                 ];
+                if let Some(tls) = tls {
+                    args.extend([
+                        "--tls-cert".into(),
+                        tls.cert.display().to_string(),
+                        "--tls-key".into(),
+                        tls.key.display().to_string(),
+                    ]);
+                }
                 args.extend(extra.iter().cloned());
                 let mut command = pin(&program.display().to_string());
                 command.args(&args);
@@ -152,29 +237,48 @@ impl Subject {
                 command.args(["--port", &port.to_string()]);
                 (command, format!("ceiling --port {port}"))
             }
-            Kind::Nginx => {
-                let config = nginx_config(port, site, &dir);
-                let path = dir.join("nginx.conf");
-                std::fs::write(&path, &config)?;
+            Kind::Nginx { nopush } => {
+                let config = nginx_config(port, site, &dir, *nopush, tls);
+                let path = configured("nginx.conf", config.clone())?;
                 let mut command = pin("nginx");
-                command.args([
-                    "-p",
-                    &dir.display().to_string(),
-                    "-c",
-                    &path.display().to_string(),
-                ]);
-                (
-                    command,
-                    format!("nginx -p {} -c nginx.conf\n\n{config}", dir.display()),
-                )
+                command.args(["-p", &dir.display().to_string(), "-c"]);
+                command.arg(&path);
+                (command, format!("nginx -c nginx.conf\n\n{config}"))
             }
             Kind::Lighttpd => {
-                let config = lighttpd_config(port, site, &dir);
-                let path = dir.join("lighttpd.conf");
-                std::fs::write(&path, &config)?;
+                let config = lighttpd_config(port, site, &dir, tls);
+                let path = configured("lighttpd.conf", config.clone())?;
                 let mut command = pin("lighttpd");
-                command.args(["-D", "-f", &path.display().to_string()]);
+                command.args(["-D", "-m"]);
+                command.arg(lighttpd_module_dir());
+                command.arg("-f").arg(&path);
                 (command, format!("lighttpd -D -f lighttpd.conf\n\n{config}"))
+            }
+            Kind::H2o => {
+                let config = h2o_config(port, site, &dir, tls);
+                let path = configured("h2o.conf", config.clone())?;
+                let mut command = pin("h2o");
+                command.arg("-c").arg(&path);
+                (command, format!("h2o -c h2o.conf\n\n{config}"))
+            }
+            Kind::Caddy => {
+                let config = caddy_config(port, site, tls);
+                let path = configured("Caddyfile", config.clone())?;
+                let mut command = pin("caddy");
+                command.args(["run", "--adapter", "caddyfile", "--config"]);
+                command.arg(&path);
+                // One core's worth of Go scheduler, and its state kept here.
+                command
+                    .env("GOMAXPROCS", "1")
+                    .env("HOME", &dir)
+                    .env("XDG_DATA_HOME", &dir)
+                    .env("XDG_CONFIG_HOME", &dir);
+                (
+                    command,
+                    format!(
+                        "GOMAXPROCS=1 caddy run --adapter caddyfile --config Caddyfile\n\n{config}"
+                    ),
+                )
             }
         };
         let mut child = command
@@ -184,13 +288,70 @@ impl Subject {
             .spawn()?;
         drain(child.stdout.take());
         drain(child.stderr.take());
-        let running = Running {
+        let mut running = Running {
             child,
             port,
             described,
         };
-        wait_until_listening(port, Duration::from_secs(10))?;
+        running.wait_until_listening(Duration::from_secs(10))?;
         Ok(running)
+    }
+}
+
+impl Running {
+    /// The URL of `path` on this server.
+    pub fn url(&self, path: &str, tls: bool) -> String {
+        let scheme = if tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Waits until one of the child's own processes listens on its port.
+    fn wait_until_listening(&mut self, within: Duration) -> io::Result<()> {
+        let until = Instant::now() + within;
+        while Instant::now() < until {
+            self.check_alive()?;
+            if ports::held_by(self.port, &procs::tree(self.child.id())) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let other = if ports::listening_inodes(self.port).is_empty() {
+            "nothing listens there"
+        } else {
+            "another process listens there"
+        };
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "not listening on port {} after {within:?}: {other}",
+                self.port
+            ),
+        ))
+    }
+
+    /// An error if the child has exited.
+    pub fn check_alive(&mut self) -> io::Result<()> {
+        match self.child.try_wait()? {
+            Some(status) => Err(io::Error::other(format!("the server exited ({status})"))),
+            None => Ok(()),
+        }
+    }
+
+    /// The server's processes now, checked: alive, still holding its port,
+    /// and resident in memory. Anything else stops the run.
+    pub fn verified(&mut self) -> io::Result<Vec<u32>> {
+        self.check_alive()?;
+        let pids = procs::tree(self.child.id());
+        if !ports::held_by(self.port, &pids) {
+            return Err(io::Error::other(format!(
+                "its processes no longer hold port {}",
+                self.port
+            )));
+        }
+        if procs::rss_kib(&pids) == 0 {
+            return Err(io::Error::other("its resident memory reads 0"));
+        }
+        Ok(pids)
     }
 }
 
@@ -201,24 +362,18 @@ fn drain(stream: Option<impl io::Read + Send + 'static>) {
     }
 }
 
-fn wait_until_listening(port: u16, within: Duration) -> io::Result<()> {
-    let until = Instant::now() + within;
-    while Instant::now() < until {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err(io::Error::new(
-        io::ErrorKind::TimedOut,
-        format!("nothing listens on port {port}"),
-    ))
-}
-
 /// nginx as close to oneloop as it goes: one worker, no access log, sendfile,
-/// the same keep-alive, an open-file cache revalidated every second, and
-/// `/echo/x` answered with `x`.
-fn nginx_config(port: u16, site: &Path, dir: &Path) -> String {
+/// the same keep-alive, an open-file cache, and `/echo/x` answered with `x`.
+/// `tcp_nopush` (TCP_CORK around sendfile) only where asked: it saves packets
+/// on large files and stalls small and pipelined responses.
+fn nginx_config(port: u16, site: &Path, dir: &Path, nopush: bool, tls: Option<&Fixture>) -> String {
+    let ssl = tls.map_or(String::new(), |tls| {
+        format!(
+            "        ssl_certificate {};\n        ssl_certificate_key {};\n",
+            tls.cert.display(),
+            tls.key.display()
+        )
+    });
     format!(
         r#"daemon off;
 master_process on;
@@ -233,12 +388,12 @@ events {{
 http {{
     access_log off;
     sendfile on;
-    tcp_nopush on;
+    tcp_nopush {nopush};
     tcp_nodelay on;
     keepalive_timeout 60s;
     keepalive_requests 1000000;
-    # oneloop keeps small files' metadata (and bytes) for a second before it
-    # looks again; this is nginx's nearest equivalent.
+    # Descriptors and metadata of files kept, looked at again every second:
+    # nginx's nearest equivalent of oneloop's file cache.
     open_file_cache max=1000 inactive=20s;
     open_file_cache_valid 1s;
     server_tokens off;
@@ -253,8 +408,8 @@ http {{
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
     server {{
-        listen 127.0.0.1:{port} backlog=4096;
-        root {site};
+        listen 127.0.0.1:{port}{listen_ssl} backlog=4096;
+{ssl}        root {site};
         location ~ ^/echo/(.*)$ {{
             default_type text/plain;
             return 200 $1;
@@ -264,12 +419,21 @@ http {{
 "#,
         dir = dir.display(),
         site = site.display(),
+        nopush = if nopush { "on" } else { "off" },
+        listen_ssl = if tls.is_some() { " ssl" } else { "" },
     )
 }
 
 /// lighttpd with the same intent (its stat cache is on by default; it has no
 /// way to echo a path segment, so it sits out the echo workload).
-fn lighttpd_config(port: u16, site: &Path, dir: &Path) -> String {
+fn lighttpd_config(port: u16, site: &Path, dir: &Path, tls: Option<&Fixture>) -> String {
+    let ssl = tls.map_or(String::new(), |tls| {
+        format!(
+            "server.modules += (\"mod_openssl\")\nssl.engine = \"enable\"\nssl.pemfile = \"{}\"\nssl.privkey = \"{}\"\n",
+            tls.cert.display(),
+            tls.key.display()
+        )
+    });
     format!(
         r#"server.document-root = "{site}"
 server.bind = "127.0.0.1"
@@ -284,9 +448,61 @@ server.max-keep-alive-requests = 1000000
 server.max-keep-alive-idle = 60
 server.listen-backlog = 4096
 mimetype.assign = (".txt" => "text/plain", ".bin" => "application/octet-stream")
+{ssl}"#,
+        site = site.display(),
+        dir = dir.display(),
+    )
+}
+
+/// Where Debian puts lighttpd's modules (its TLS module among them).
+fn lighttpd_module_dir() -> PathBuf {
+    PathBuf::from("/usr/lib/lighttpd")
+}
+
+/// h2o with one thread (its default is one per core) serving the folder. No
+/// pid file: started as root, h2o writes it after dropping to `nobody`.
+fn h2o_config(port: u16, site: &Path, dir: &Path, tls: Option<&Fixture>) -> String {
+    let ssl = tls.map_or(String::new(), |tls| {
+        format!(
+            "  ssl:\n    certificate-file: {}\n    key-file: {}\n",
+            tls.cert.display(),
+            tls.key.display()
+        )
+    });
+    format!(
+        r#"listen:
+  host: 127.0.0.1
+  port: {port}
+{ssl}num-threads: 1
+max-connections: 19000
+http1-request-timeout: 60
+error-log: {dir}/error.log
+hosts:
+  default:
+    paths:
+      /:
+        file.dir: {site}
 "#,
         site = site.display(),
         dir = dir.display(),
+    )
+}
+
+/// Caddy serving the folder with `file_server`: no admin endpoint (several
+/// Caddys run at once), no automatic HTTPS (the certificate is given), idle
+/// connections kept 60 s.
+fn caddy_config(port: u16, site: &Path, tls: Option<&Fixture>) -> String {
+    let (scheme, tls_line) = match tls {
+        Some(tls) => (
+            "https",
+            format!("\ttls {} {}\n", tls.cert.display(), tls.key.display()),
+        ),
+        None => ("http", String::new()),
+    };
+    format!(
+        "{{\n\tadmin off\n\tauto_https off\n\tservers {{\n\t\ttimeouts {{\n\t\t\tidle 60s\n\t\t}}\n\t}}\n}}\n\
+         {scheme}://127.0.0.1:{port} {{\n\tbind 127.0.0.1\n{tls_line}\troot * {site}\n\tfile_server\n}}\n",
+        site = site.display(),
     )
 }
 

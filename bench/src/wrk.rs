@@ -41,8 +41,12 @@ pub struct WrkRun<'a> {
     pub connections: usize,
     pub duration_secs: u64,
     pub pipeline_script: Option<&'a Path>,
+    /// Sends `Connection: close`: a new connection (and handshake) each request.
+    pub close: bool,
     /// CPUs for wrk (`taskset -c`).
     pub cpus: &'a str,
+    /// wrk's threads: one per CPU it is given.
+    pub threads: usize,
 }
 
 impl WrkRun<'_> {
@@ -58,9 +62,14 @@ impl WrkRun<'_> {
                 )
             })
             .unwrap_or_default();
+        let close = if self.close {
+            " -H 'Connection: close'"
+        } else {
+            ""
+        };
         format!(
-            "taskset -c {} wrk -t1 -c{} -d{}s --latency{script} {}",
-            self.cpus, self.connections, self.duration_secs, self.url
+            "taskset -c {} wrk -t{} -c{} -d{}s --latency{close}{script} {}",
+            self.cpus, self.threads, self.connections, self.duration_secs, self.url
         )
     }
 
@@ -73,13 +82,16 @@ impl WrkRun<'_> {
             Command::new("wrk")
         };
         command.args([
-            "-t1",
+            &format!("-t{}", self.threads),
             &format!("-c{}", self.connections),
             &format!("-d{}s", self.duration_secs),
             "--timeout",
             "10s",
             "--latency",
         ]);
+        if self.close {
+            command.args(["-H", "Connection: close"]);
+        }
         if let Some(script) = self.pipeline_script {
             command.args(["-s", &script.display().to_string()]);
         }
