@@ -648,12 +648,19 @@ impl Connection {
             }
         };
         let (status, fields, body) = response.into_parts();
+        // Bytes pushed as they are: no formatting machinery on the path every
+        // response takes.
         let mut head = Vec::with_capacity(128 + fields.len());
-        // Writing into a Vec cannot fail.
-        let _ = write!(head, "HTTP/1.1 {} {}\r\n", status.as_u16(), status.reason());
+        head.extend_from_slice(b"HTTP/1.1 ");
+        push_decimal(&mut head, u64::from(status.as_u16()));
+        head.push(b' ');
+        head.extend_from_slice(status.reason().as_bytes());
+        head.extend_from_slice(b"\r\n");
         head.extend_from_slice(&fields);
         if status.permits_body() {
-            let _ = write!(head, "Content-Length: {}\r\n", body.len());
+            head.extend_from_slice(b"Content-Length: ");
+            push_decimal(&mut head, body.len());
+            head.extend_from_slice(b"\r\n");
         }
         head.extend_from_slice(b"Date: ");
         head.extend_from_slice(date.as_bytes());
@@ -936,6 +943,21 @@ impl Connection {
         self.input.clear();
         self.set_state(State::Closed);
     }
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@
 //! request method, the protocol version and the fate of the connection.
 
 use std::fs::File;
-use std::io::Write;
 use std::sync::Arc;
 
 use super::status::StatusCode;
@@ -110,7 +109,8 @@ impl Response {
     pub fn new(status: StatusCode) -> Response {
         Response {
             status,
-            fields: Vec::new(),
+            // Room for the usual few fields, so that adding them rarely grows it.
+            fields: Vec::with_capacity(192),
             body: Body::empty(),
             close: false,
         }
@@ -134,26 +134,29 @@ impl Response {
 
     /// Adds a header field. Values come from our own code, never unchecked from a
     /// request: a CR or LF in them would split the response.
-    pub fn with_header(mut self, name: &str, value: impl std::fmt::Display) -> Response {
+    pub fn with_header(mut self, name: &str, value: impl AsRef<str>) -> Response {
         self.add_header(name, value);
         self
     }
 
-    pub fn add_header(&mut self, name: &str, value: impl std::fmt::Display) {
+    /// Appends the bytes as they are, with no formatting machinery: this runs
+    /// for every field of every response.
+    pub fn add_header(&mut self, name: &str, value: impl AsRef<str>) {
+        let value = value.as_ref();
         debug_assert!(
             !FRAMING_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(name)),
             "{name} is written by the connection"
         );
-        let start = self.fields.len();
-        // Writing into a Vec cannot fail.
-        let _ = write!(self.fields, "{name}: {value}\r\n");
-        if self.fields[start..self.fields.len() - 2]
-            .iter()
-            .any(|&b| b == b'\r' || b == b'\n')
-        {
+        let breaks = |text: &str| text.bytes().any(|b| b == b'\r' || b == b'\n');
+        if breaks(name) || breaks(value) {
             debug_assert!(false, "header {name} contains a line break");
-            self.fields.truncate(start);
+            return;
         }
+        self.fields.reserve(name.len() + value.len() + 4);
+        self.fields.extend_from_slice(name.as_bytes());
+        self.fields.extend_from_slice(b": ");
+        self.fields.extend_from_slice(value.as_bytes());
+        self.fields.extend_from_slice(b"\r\n");
     }
 
     pub fn with_body(mut self, body: impl Into<Body>) -> Response {

@@ -146,7 +146,7 @@ impl Gate {
             log::debug!("auth: {client} is held off for {wait:?}");
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             return Err(Response::error(StatusCode::TOO_MANY_REQUESTS)
-                .with_header("Retry-After", seconds.max(1)));
+                .with_header("Retry-After", seconds.max(1).to_string()));
         }
         if self.remembered.recall(header, now).is_some() {
             return Ok(());
@@ -158,7 +158,7 @@ impl Gate {
         if !self.budget.take(now) {
             log::debug!("auth: over {CHECKS_PER_SECOND} checks a second; {client} must retry");
             return Err(
-                Response::error(StatusCode::SERVICE_UNAVAILABLE).with_header("Retry-After", 1)
+                Response::error(StatusCode::SERVICE_UNAVAILABLE).with_header("Retry-After", "1")
             );
         }
         let passwords = self.current();

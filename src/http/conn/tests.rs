@@ -491,3 +491,12 @@ fn a_lone_cr_before_a_request_is_not_a_request_yet() {
     h.feed(b"\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(h.output(), ok("/a"));
 }
+
+#[test]
+fn decimals_are_written_as_they_read() {
+    for n in [0, 7, 10, 200, 4096, 1 << 20, u64::MAX] {
+        let mut out = b"x".to_vec();
+        push_decimal(&mut out, n);
+        assert_eq!(out, format!("x{n}").into_bytes());
+    }
+}
