@@ -312,10 +312,18 @@ fn a_request_followed_by_a_half_close_is_answered(model: Model) {
         &mut stream,
         b"GET /echo/one HTTP/1.1\r\nHost: x\r\n\r\nGET /echo/two HTTP/1.1\r\nHost: x\r\n\r\n",
     );
+    // At once, not when a timeout gives up on the connection: the FIN came
+    // with the requests, and brings no event of its own.
+    let started = std::time::Instant::now();
     let all = String::from_utf8(read_all(&mut stream)).unwrap();
     assert!(
         all.contains("\r\n\r\none") && all.ends_with("\r\n\r\ntwo"),
         "{all}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "closed after {:?}",
+        started.elapsed()
     );
 }
 

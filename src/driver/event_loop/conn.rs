@@ -4,7 +4,12 @@
 //! mio registers sockets edge-triggered: an event means "became ready", once.
 //! So a connection remembers `readable` and `writable` (an event said so, and no
 //! `WouldBlock` since), and [`flush`](Conn::flush) and [`fill`](Conn::fill) go
-//! on until the socket says `WouldBlock`. Stopping for any other reason (the
+//! on until the socket says `WouldBlock`, or, reading plaintext, until a read
+//! returns less than it asked for: that also says the socket is drained
+//! (epoll(7)), and saves the read that would only say `WouldBlock`, one of
+//! the four system calls a small request costs. Not once the peer has closed
+//! its side, though: its FIN may wait behind those bytes, and having arrived
+//! already, it brings no new event. Stopping for any other reason (the
 //! turn's budget, backpressure) means the loop must come back on its own:
 //! nothing will wake it for those bytes.
 
@@ -64,6 +69,9 @@ pub(super) struct Conn {
     pub serial: u64,
     /// Ready to read: an event said so and no read has hit `WouldBlock` since.
     pub readable: bool,
+    /// An event said the peer closed its side (or the socket failed): the end
+    /// waits behind whatever bytes are left, so a short read proves nothing.
+    pub read_closed: bool,
     /// Ready to write, likewise.
     pub writable: bool,
     /// The interest currently registered with the poll.
@@ -182,6 +190,13 @@ impl Conn {
                     log::trace!("#{key}: read {n} bytes");
                     budget.reads -= 1;
                 }
+                Ok(Read::Drained(n)) => {
+                    // Less than asked: the socket held no more. Bytes that
+                    // arrive from now on are a new edge, and a new event.
+                    log::trace!("#{key}: read {n} bytes, drained");
+                    budget.reads -= 1;
+                    self.readable = false;
+                }
                 Ok(Read::Eof) => {
                     log::trace!("#{key}: read EOF");
                     self.readable = false;
@@ -212,13 +227,19 @@ impl Conn {
     /// ciphertext, decrypted into it (or plaintext TLS already held).
     fn read_some(&mut self, now: Now<'_>) -> io::Result<Read> {
         let Some(tls) = self.tls.as_deref_mut() else {
-            let n = self.socket.read(self.session.read_buffer())?;
+            let room = self.session.read_buffer();
+            let asked = room.len();
+            let n = self.socket.read(room)?;
             if n == 0 {
                 self.session.received_eof(now);
                 return Ok(Read::Eof);
             }
             self.session.received(n, now);
-            return Ok(Read::Bytes(n));
+            return Ok(if n < asked && !self.read_closed {
+                Read::Drained(n)
+            } else {
+                Read::Bytes(n)
+            });
         };
         Ok(
             match tls.fill(self.key, &mut self.socket, &mut self.session, now)? {
@@ -309,6 +330,8 @@ impl Conn {
 enum Read {
     /// Bytes came (through TLS, 0 means plaintext TLS already held).
     Bytes(usize),
+    /// Fewer bytes than there was room for: the socket is drained.
+    Drained(usize),
     /// The client closed its side.
     Eof,
     /// Nothing was wanted.

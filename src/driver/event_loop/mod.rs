@@ -264,6 +264,7 @@ impl EventLoop {
                 // A hang-up or an error is reported by the next read or write,
                 // so both count as readiness.
                 conn.readable |= event.is_readable() || event.is_read_closed() || event.is_error();
+                conn.read_closed |= event.is_read_closed() || event.is_error();
                 conn.writable |= event.is_writable() || event.is_write_closed() || event.is_error();
                 self.drive(key, now);
             }
@@ -333,6 +334,7 @@ impl EventLoop {
             tls,
             serial: self.next_serial,
             readable: false,
+            read_closed: false,
             writable: true,
             interest: Interest::READABLE,
             timer: None,
