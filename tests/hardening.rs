@@ -18,6 +18,7 @@ every_model!(
     ambiguous_or_malformed_framing_is_refused_and_closes,
     chunked_uploads_are_strict,
     continue_is_sent_only_when_the_body_is_wanted,
+    a_client_that_vanishes_mid_response_costs_nothing_after,
 );
 
 /// Sends raw bytes, expects `status` and a close.
@@ -180,6 +181,40 @@ fn the_connection_cap_holds_newcomers_without_spinning(model: Model) {
         .count();
     assert_eq!(warnings, 1, "{}", server.log());
     drop(waiting);
+}
+
+/// A client that asks for a large file and goes away before reading it (as
+/// every load generator does at the end of its run): the next write fails,
+/// and that must close the connection, not be retried. Over TLS it once was,
+/// at 100% CPU for the rest of the process's life: rustls still held
+/// ciphertext, so the loop kept trying to send it.
+fn a_client_that_vanishes_mid_response_costs_nothing_after(model: Model) {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("big.bin"), vec![7u8; 8 << 20]).unwrap();
+    let server = Server::start_model(model, &[root.path().to_str().unwrap()]);
+    for _ in 0..3 {
+        let mut client = server.connect();
+        client
+            .write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut some = [0u8; 4096];
+        client.read_exact(&mut some).unwrap();
+        // Closed with most of the response unread: the kernel answers the
+        // server's next segments with a reset.
+        drop(client);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let cpu_before = server.cpu_time();
+    std::thread::sleep(Duration::from_millis(1000));
+    let spent = server.cpu_time() - cpu_before;
+    assert!(
+        spent < Duration::from_millis(200),
+        "busy after the clients left: {spent:?}"
+    );
+    let mut next = server.connect();
+    next.write_all(b"GET /echo/still HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut next, false).body, b"still");
 }
 
 #[test]

@@ -105,7 +105,10 @@ impl Conn {
     ) -> bool {
         let key = self.key;
         let mut wrote = false;
-        while self.writable && self.has_bytes_to_send() {
+        // Not once the session is closed: after a failed write, TLS may
+        // still hold ciphertext that will never go, and trying again would
+        // spin here forever.
+        while self.writable && self.has_bytes_to_send() && !self.session.is_closed() {
             if budget.bytes == 0 {
                 budget.spent = true;
                 break;
