@@ -272,6 +272,11 @@ fn run(args: Args) -> Result<(), String> {
         );
     }
 
+    // Each subject's processes, to check that only the one measured works.
+    let bystanders: Vec<(String, u32)> = running
+        .iter()
+        .map(|(s, r)| (s.title(), r.child.id()))
+        .collect();
     let mut measurements = Vec::new();
     let mut commands = Vec::new();
     for round in 1..=rounds {
@@ -301,10 +306,26 @@ fn run(args: Args) -> Result<(), String> {
                 let pids = checked(server)?;
                 procs::reset_peak(&pids);
                 let cpu_before = procs::cpu_time(&pids);
+                let others_before = others_cpu(&bystanders);
                 let result = run
                     .run()
                     .map_err(|e| format!("{} on {}: {e}", cell.label, subject.title()))?;
                 let pids = checked(server)?;
+                // Every other subject sat idle meanwhile, or it took part of
+                // the shared core from this one (a server spinning on its own
+                // once did, for two rounds of a run).
+                for ((name, busy_before), (_, busy_after)) in
+                    others_before.iter().zip(others_cpu(&bystanders))
+                {
+                    let busy = busy_after.saturating_sub(*busy_before);
+                    if name != &subject.title() && busy > Duration::from_secs(duration) / 4 {
+                        return Err(format!(
+                            "{name} used {busy:?} of CPU while {} ran {}: it is busy on its own",
+                            subject.title(),
+                            cell.label
+                        ));
+                    }
+                }
                 let measurement = Measurement {
                     round,
                     subject: subject.name.clone(),
@@ -394,6 +415,14 @@ fn run(args: Args) -> Result<(), String> {
         println!("report in {}", docs.display());
     }
     Ok(())
+}
+
+/// The CPU time each subject has used so far.
+fn others_cpu(subjects: &[(String, u32)]) -> Vec<(String, Duration)> {
+    subjects
+        .iter()
+        .map(|(name, pid)| (name.clone(), procs::cpu_time(&procs::tree(*pid))))
+        .collect()
 }
 
 /// This process's descriptor limit, after `raise_descriptor_limit`.

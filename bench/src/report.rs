@@ -507,13 +507,15 @@ impl Report {
 
         let _ = writeln!(
             md,
-            "## Commands\n\n```sh\nmake bench{}   # cargo run --release -p oneloop-bench --{}\n",
+            "## Commands\n\n```sh\nmake bench{}   # cargo run --release -p oneloop-bench --{} --duration {} --rounds {}\n",
             if self.quick { "-quick" } else { "" },
             if self.quick {
                 " --quick"
             } else {
                 " --docs docs/benchmarks.md"
-            }
+            },
+            self.duration,
+            self.rounds,
         );
         for command in &self.commands {
             let _ = writeln!(md, "{command}");
