@@ -101,3 +101,27 @@ pub fn on_path(tool: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
 }
+
+/// How busy the machine's CPUs are (0 to 1), over `window`, from /proc/stat:
+/// a run on a machine already busy measures the other load as much as the
+/// servers.
+pub fn busy_fraction(window: std::time::Duration) -> Option<f64> {
+    // The first line: `cpu user nice system idle iowait irq softirq steal ...`.
+    let sample = || -> Option<(u64, u64)> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        let idle = fields.get(3)? + fields.get(4).copied().unwrap_or(0);
+        Some((idle, fields.iter().sum()))
+    };
+    let (idle_before, total_before) = sample()?;
+    std::thread::sleep(window);
+    let (idle_after, total_after) = sample()?;
+    let total = total_after.saturating_sub(total_before).max(1) as f64;
+    Some(1.0 - idle_after.saturating_sub(idle_before) as f64 / total)
+}

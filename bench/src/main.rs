@@ -175,6 +175,15 @@ fn run(args: Args) -> Result<(), String> {
         );
     }
     raise_descriptor_limit();
+    if let Some(busy) = machine::busy_fraction(Duration::from_secs(2))
+        && busy > 0.15
+    {
+        return Err(format!(
+            "the machine's CPUs are {:.0}% busy before anything started: something else is \
+             running, and would be measured with the servers. Nothing was measured.",
+            busy * 100.0
+        ));
+    }
     let duration = args.duration.unwrap_or(if args.quick { 1 } else { 10 });
     let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 });
     let workspace = std::env::current_dir().map_err(|e| e.to_string())?;
