@@ -18,7 +18,7 @@ lint:
 unit:
 	$(CARGO) test --workspace --all-targets
 
-## bench: the full benchmark (about 50 minutes; needs wrk); rewrites docs/benchmarks.md
+## bench: the full benchmark (about 35 minutes; needs wrk); rewrites docs/benchmarks.md
 bench:
 	$(CARGO) run --release -p oneloop-bench -- --duration 5 --docs docs/benchmarks.md
 
