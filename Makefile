@@ -16,7 +16,7 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 unit:
-	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --all-targets --no-fail-fast
 
 ## bench: the full benchmark (about 35 minutes; needs wrk); rewrites docs/benchmarks.md
 bench:
