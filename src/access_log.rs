@@ -1,12 +1,12 @@
 //! The access log: what it records of each exchange, and how it writes it.
 //!
 //! ```text
-//! 127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] "GET /a.gif HTTP/1.1" 200 2326 "http://ref/" "curl/8.0"
+//! 127.0.0.1 - alice [10/Oct/2000:13:55:36 +0000] "GET /a.gif HTTP/1.1" 200 2326 "http://ref/" "curl/8.0"
 //! ```
 //!
 //! - A [`Ledger`] is kept by each session while there is an access log. It
-//!   notes each answered request (its request line, referer, user agent and
-//!   status) under the exchange number the core gave it, and turns it into an
+//!   notes each answered request (its request line, the user its Basic
+//!   credentials name, referer, user agent and status) under the exchange number the core gave it, and turns it into an
 //!   [`Entry`] when the core reports the response delivered, so the byte count
 //!   is what was really sent, a response cut short included. The protocol
 //!   core knows nothing of any of this.
@@ -21,6 +21,7 @@ use std::io::{self, Write};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::app::auth::claimed_user;
 use crate::config::LogTarget;
 use crate::http::{Delivered, RequestHead, StatusCode};
 use crate::log_file::LogFile;
@@ -36,6 +37,9 @@ static FAILURE_REPORTED: AtomicBool = AtomicBool::new(false);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub request_line: String,
+    /// The user named by Basic credentials, right or wrong (a 401 beside it
+    /// says which): who uploaded, and who was guessed at.
+    pub user: Option<String>,
     pub referer: Option<String>,
     pub user_agent: Option<String>,
     pub status: StatusCode,
@@ -73,6 +77,9 @@ impl Ledger {
             .unwrap_or_default();
         let entry = Entry {
             request_line,
+            user: head
+                .and_then(|h| h.header("authorization"))
+                .and_then(claimed_user),
             referer: field("referer"),
             user_agent: field("user-agent"),
             status,
@@ -168,7 +175,10 @@ impl AccessLog {
                 n => n.to_string(),
             };
             let line = format!(
-                "{client} - - [{time}] \"{}\" {} {bytes} \"{}\" \"{}\"\n",
+                "{client} - {} [{time}] \"{}\" {} {bytes} \"{}\" \"{}\"\n",
+                // The one unquoted field a client can write: a space in it
+                // would shift every field after it for a log reader.
+                escape(entry.user.as_deref().unwrap_or("-")).replace(' ', "\\x20"),
                 escape(&entry.request_line),
                 entry.status.as_u16(),
                 escape(entry.referer.as_deref().unwrap_or("-")),
@@ -236,6 +246,7 @@ mod tests {
         let mut log = AccessLog::open(&LogTarget::File(path.clone())).unwrap();
         let entry = Entry {
             request_line: "GET /a\"b HTTP/1.1".into(),
+            user: Some("z\u{e9} d".into()),
             referer: None,
             user_agent: Some("evil\nagent".into()),
             status: StatusCode::OK,
@@ -250,7 +261,7 @@ mod tests {
         let text = std::fs::read_to_string(path).unwrap();
         assert_eq!(
             text,
-            "127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] \"GET /a\\\"b HTTP/1.1\" 200 2326 \"-\" \"evil\\x0Aagent\"\n"
+            "127.0.0.1 - z\\xC3\\xA9\\x20d [10/Oct/2000:13:55:36 +0000] \"GET /a\\\"b HTTP/1.1\" 200 2326 \"-\" \"evil\\x0Aagent\"\n"
         );
     }
 
@@ -265,8 +276,10 @@ mod tests {
     #[test]
     fn entries_are_made_when_their_response_has_gone() {
         let mut ledger = Ledger::default();
-        let request =
-            head("GET /x HTTP/1.1\r\nHost: a\r\nReferer: http://r/\r\nUser-Agent: t\r\n\r\n");
+        let request = head(
+            "GET /x HTTP/1.1\r\nHost: a\r\nReferer: http://r/\r\nUser-Agent: t\r\n\
+             Authorization: Basic YWxpY2U6c2VjcmV0\r\n\r\n",
+        );
         ledger.answered(1, Some(&request), None, StatusCode::OK);
         ledger.answered(2, None, Some("BREW /pot".into()), StatusCode::BAD_REQUEST);
         assert!(ledger.take().is_empty(), "nothing has left yet");
@@ -282,6 +295,8 @@ mod tests {
         assert_eq!(entries[0].request_line, "GET /x HTTP/1.1");
         assert_eq!(entries[0].referer.as_deref(), Some("http://r/"));
         assert_eq!(entries[0].user_agent.as_deref(), Some("t"));
+        assert_eq!(entries[0].user.as_deref(), Some("alice"), "alice:secret");
+        assert_eq!(entries[1].user, None);
         assert_eq!(entries[0].body_bytes, 10);
         assert_eq!(entries[1].request_line, "BREW /pot");
         assert_eq!(entries[1].status, StatusCode::BAD_REQUEST);

@@ -1,6 +1,7 @@
 //! Basic authentication on the real binary: the password file, the 401
-//! challenge, uploads-only, a real browser-like client (curl), guessing held
-//! off, the budget of checks, reloading, and `--hash-password`.
+//! challenge, uploads-only, a real browser-like client (curl), the user in the
+//! access log, guessing held off, the budget of checks, reloading, and
+//! `--hash-password`.
 
 mod common;
 
@@ -172,6 +173,46 @@ fn curl_logs_in_with_basic() {
         "UTF-8, and a colon in the password"
     );
     assert!(curl("z\u{e9}lie:wrong").ends_with(" 401"));
+}
+
+#[test]
+fn the_access_log_names_the_user_and_never_the_password() {
+    let (dir, users) = password_file(&[("alice", "wonder land")]);
+    let access = dir.path().join("access.log");
+    let server = Server::start(&[
+        "--auth-file",
+        &users,
+        "--access-log",
+        access.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        get_as(&server, "/echo/in", Some("alice:wonder land")).status,
+        200
+    );
+    assert_eq!(
+        get_as(&server, "/echo/guess", Some("root:toor")).status,
+        401
+    );
+    assert_eq!(get_as(&server, "/echo/none", None).status, 401);
+    let read = || std::fs::read_to_string(&access).unwrap_or_default();
+    assert!(
+        eventually(Duration::from_secs(5), || read().lines().count() == 3),
+        "{}",
+        read()
+    );
+    let log = read();
+    let line = |path: &str| {
+        log.lines()
+            .find(|line| line.contains(path))
+            .unwrap_or_else(|| panic!("no line for {path}: {log}"))
+    };
+    assert!(line("/echo/in").starts_with("127.0.0.1 - alice ["), "{log}");
+    assert!(
+        line("/echo/guess").starts_with("127.0.0.1 - root ["),
+        "{log}"
+    );
+    assert!(line("/echo/none").starts_with("127.0.0.1 - - ["), "{log}");
+    assert!(!log.contains("wonder") && !log.contains("toor"), "{log}");
 }
 
 #[test]

@@ -218,6 +218,15 @@ fn basic_credentials(header: &[u8]) -> Option<(String, Vec<u8>)> {
     Some((user.to_owned(), password))
 }
 
+/// The user named by an `Authorization: Basic` header, whether or not its
+/// password is right: the access log's remote user, as nginx's `$remote_user`
+/// is. The password goes no further than this function.
+pub(crate) fn claimed_user(header: &[u8]) -> Option<String> {
+    basic_credentials(header)
+        .map(|(user, _)| user)
+        .filter(|user| !user.is_empty())
+}
+
 /// Whether a realm can go inside the challenge's quoted string as it is.
 pub(crate) fn check_realm(realm: &str) -> Result<(), String> {
     let plain = !realm.is_empty()
@@ -404,6 +413,18 @@ mod tests {
         ] {
             assert_eq!(header(bad.clone()), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn the_claimed_user_is_the_name_alone() {
+        let token = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+        let claimed = |text: String| claimed_user(text.as_bytes());
+        assert_eq!(
+            claimed(format!("Basic {}", token("alice:secret"))).as_deref(),
+            Some("alice")
+        );
+        assert_eq!(claimed(format!("Basic {}", token(":secret"))), None);
+        assert_eq!(claimed("Bearer abc".to_owned()), None);
     }
 
     #[test]
