@@ -11,7 +11,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug)]
@@ -43,6 +43,19 @@ impl LogFile {
     /// `--chroot`).
     pub(crate) fn rename(&mut self, path: PathBuf) {
         self.path = path;
+    }
+
+    /// Makes `uid` the file's owner if root owns it, before root is given up:
+    /// otherwise the server could write through the descriptor it holds but
+    /// never open the file again (a SIGHUP without a rotation would fail).
+    /// The group is left alone, as nginx leaves it, so a log group such as
+    /// Debian's `adm` keeps reading.
+    pub(crate) fn hand_to(&self, uid: u32) -> io::Result<()> {
+        if self.file.metadata()?.uid() != 0 {
+            return Ok(());
+        }
+        std::os::unix::fs::fchown(&self.file, Some(uid), None)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))
     }
 
     /// Another handle on the same file, reopened on its own.

@@ -64,6 +64,14 @@ pub(crate) fn file_path() -> Option<PathBuf> {
     FILE.get().map(|file| lock(file).path().to_path_buf())
 }
 
+/// Makes `uid` the log file's owner, if root owns it ([`LogFile::hand_to`]).
+pub(crate) fn hand_file_to(uid: u32) -> io::Result<()> {
+    match FILE.get() {
+        Some(file) => lock(file).hand_to(uid),
+        None => Ok(()),
+    }
+}
+
 /// From now on, reopen the log file at `path` (its name from inside a
 /// `--chroot`).
 pub(crate) fn rename_file(path: PathBuf) {

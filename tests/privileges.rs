@@ -108,6 +108,50 @@ fn root_binds_a_privileged_port_then_serves_as_nobody() {
 }
 
 #[test]
+fn logs_opened_as_root_are_handed_to_the_user_and_reopen() {
+    if !can_switch_users("logs_opened_as_root_are_handed_to_the_user_and_reopen") {
+        return;
+    }
+    // As the README sets it up: a log folder of the user's own.
+    let logs = tempfile::tempdir().unwrap();
+    open_to_all(logs.path());
+    chown_to_nobody(logs.path());
+    let access = logs.path().join("access.log");
+    let server_log = logs.path().join("oneloop.log");
+    let server = Server::start(&[
+        "--user",
+        "nobody",
+        "--access-log",
+        access.to_str().unwrap(),
+        "--log-file",
+        server_log.to_str().unwrap(),
+    ]);
+    for log in [&access, &server_log] {
+        assert!(eventually(Duration::from_secs(5), || log.exists()));
+        assert_eq!(log.metadata().unwrap().uid(), NOBODY, "{}", log.display());
+        assert_eq!(log.metadata().unwrap().gid(), 0, "the group is left alone");
+    }
+    // A SIGHUP with no rotation (a certificate renewal, say) reopens them as
+    // nobody: this failed while root owned them.
+    server.signal(libc::SIGHUP);
+    let text = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        eventually(Duration::from_secs(5), || text(&server_log)
+            .contains("log file reopened")),
+        "{}",
+        text(&server_log)
+    );
+    assert_eq!(server.get("/echo/after").status, 200);
+    assert!(eventually(Duration::from_secs(5), || text(&access)
+        .contains("/echo/after")));
+    assert!(
+        !text(&server_log).contains("still writing to the old"),
+        "{}",
+        text(&server_log)
+    );
+}
+
+#[test]
 fn group_replaces_the_users_own() {
     if !can_switch_users("group_replaces_the_users_own") {
         return;

@@ -86,6 +86,9 @@ pub fn run(mut config: Config) -> io::Result<()> {
     if let Some(jail) = config.privileges.jail.clone() {
         rename_inside(&jail, &mut config, tls.as_mut(), access_log.as_mut());
     }
+    if let Some(account) = &config.privileges.account {
+        hand_logs_to(account.uid, access_log.as_mut());
+    }
     config
         .privileges
         .give_up(listening.is_public())
@@ -190,6 +193,25 @@ fn rename_inside(
     }
     if let Some(gate) = &config.app.auth {
         gate.rename(inside(&gate.path()));
+    }
+}
+
+/// Before root is given up for `uid`: the log files root owns become the
+/// user's, so that a signal can reopen them later (logrotate's `nocreate`
+/// leaves their making to the server, and a SIGHUP may come with no rotation
+/// at all). A failure costs only the reopening, so it is a warning.
+fn hand_logs_to(uid: u32, access_log: Option<&mut AccessLog>) {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return; // already the user: the files are the user's own
+    }
+    let access = access_log
+        .and_then(AccessLog::file_mut)
+        .map_or(Ok(()), |file| file.hand_to(uid));
+    for handed in [access, logging::hand_file_to(uid)] {
+        if let Err(e) = handed {
+            log::warn!("cannot give the log to --user, so it cannot be reopened: {e}");
+        }
     }
 }
 
