@@ -77,6 +77,11 @@ pub struct Cli {
     #[arg(long, default_value_t = DEFAULT_MAX_ENTRIES, value_name = "N")]
     pub listing_max_entries: usize,
 
+    /// Never gzip files on the fly (by default small text files are gzipped,
+    /// once, as they are cached, for clients that accept it).
+    #[arg(long)]
+    pub no_compress: bool,
+
     /// Serve dotfiles (names starting with '.'); hidden (404) by default.
     #[arg(long)]
     pub hidden: bool,
@@ -286,6 +291,7 @@ impl Cli {
                     file_bytes: usize_of(self.cache_file_bytes, "--cache-file-bytes")?,
                     open_files: self.cache_open_files,
                 },
+                compress: !self.no_compress,
             });
         }
         config.app.builtins = !self.no_builtins;

@@ -29,6 +29,7 @@ every_model!(
     multiple_ranges_come_back_as_multipart,
     if_range_decides_between_206_and_200,
     precompressed_sidecars_are_negotiated,
+    small_text_files_are_gzipped_for_clients_that_accept_it,
     an_edited_file_is_served_on_the_very_next_request,
     a_replaced_large_file_is_served_on_the_very_next_request,
     changes_on_the_way_to_a_file_are_seen_at_once,
@@ -649,6 +650,94 @@ fn precompressed_sidecars_are_negotiated(model: Model) {
         get_with(&server, "/style.css", "Accept-Encoding: gzip\r\n").header("vary"),
         None
     );
+}
+
+// ----- gzip on the fly ---------------------------------------------------------
+
+/// `bytes` gunzipped.
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out).unwrap();
+    out
+}
+
+fn small_text_files_are_gzipped_for_clients_that_accept_it(model: Model) {
+    let site = Site::new();
+    let page = "<p>a paragraph of the page, and another one like it</p>\n".repeat(40);
+    std::fs::write(site.path("page.html"), &page).unwrap();
+    std::fs::write(site.path("photo.png"), [7u8; 2048]).unwrap();
+    let server = site.serve(model, &[]);
+    let gzip_ok = "Accept-Encoding: gzip\r\n";
+
+    let r = get_with(&server, "/page.html", gzip_ok);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(r.header("accept-ranges"), None, "always sent whole");
+    assert_eq!(
+        r.header("content-length"),
+        Some(r.body.len().to_string().as_str())
+    );
+    assert!(r.body.len() < page.len() / 4, "{} bytes", r.body.len());
+    assert_eq!(gunzip(&r.body), page.as_bytes());
+    let weak = r.header("etag").unwrap().to_owned();
+    assert!(weak.starts_with("W/\""), "{weak}");
+
+    // Everyone else gets the file itself, told that it varies.
+    let r = server.get("/page.html");
+    assert_eq!(r.header("content-encoding"), None);
+    assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(r.header("accept-ranges"), Some("bytes"));
+    assert_eq!(r.text(), page);
+    let strong = r.header("etag").unwrap().to_owned();
+    assert!(
+        strong.starts_with('"') && strong != weak[2..],
+        "{strong} {weak}"
+    );
+
+    // A range of the compressed bytes is not offered: the whole of them.
+    let r = get_with(
+        &server,
+        "/page.html",
+        "Accept-Encoding: gzip\r\nRange: bytes=0-9\r\n",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(gunzip(&r.body), page.as_bytes());
+    // The weak tag revalidates, and never matches where a strong one must.
+    let r = get_with(
+        &server,
+        "/page.html",
+        &format!("{gzip_ok}If-None-Match: {weak}\r\n"),
+    );
+    assert_eq!(r.status, 304);
+    assert_eq!(r.header("etag"), Some(weak.as_str()));
+    let r = get_with(
+        &server,
+        "/page.html",
+        &format!("{gzip_ok}If-Match: {weak}\r\n"),
+    );
+    assert_eq!(r.status, 412);
+
+    // Not compressed: files too small to gain, and types compressed already.
+    for path in ["/style.css", "/photo.png"] {
+        let r = get_with(&server, path, gzip_ok);
+        assert_eq!(r.header("content-encoding"), None, "{path}");
+        assert_eq!(r.header("vary"), None, "{path}");
+    }
+
+    // An edit is compressed anew, on the very next request.
+    let edited = page.replace("another", "a second");
+    std::fs::write(site.path("page.html"), &edited).unwrap();
+    let r = get_with(&server, "/page.html", gzip_ok);
+    assert_eq!(gunzip(&r.body), edited.as_bytes());
+
+    // --no-compress: the file as it is, for everyone.
+    let plain = site.serve(model, &["--no-compress"]);
+    let r = get_with(&plain, "/page.html", gzip_ok);
+    assert_eq!(r.header("content-encoding"), None);
+    assert_eq!(r.header("vary"), None);
+    assert_eq!(r.text(), edited);
 }
 
 // ----- moving bytes: the cache and sendfile -----------------------------------

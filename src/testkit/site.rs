@@ -123,6 +123,7 @@ impl FixtureSite {
                         file_bytes: CACHE_FILE_BYTES,
                         open_files: 4,
                     },
+                    compress: true,
                 }),
             },
             &stats,

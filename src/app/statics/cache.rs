@@ -276,6 +276,7 @@ mod tests {
             validators: Validators::new("\"e\"".into(), UNIX_EPOCH),
             content_type: "text/plain".into(),
             coding: None,
+            compressed_here: false,
             vary: false,
         })
     }

@@ -6,7 +6,8 @@
 //!    refusal (403 escape, 404 hidden or missing, 301 for a missing slash);
 //! 2. a directory becomes its `index.html`, or a [`listing`] with `--listing`;
 //! 3. negotiation picks the representation: a precompressed `FILE.br` or
-//!    `FILE.gz` sidecar when the client accepts it, else the file itself;
+//!    `FILE.gz` sidecar when the client accepts it, else the file itself,
+//!    which a small text file may be [`compress`]ed from once, as it is cached;
 //! 4. [`conditional`] requests are answered 304 or 412 from the validators;
 //! 5. [`range`] requests get 206 (one range, or multipart), 416, or the whole file;
 //! 6. the bytes come from memory (small files) or leave by sendfile from an open
@@ -14,6 +15,7 @@
 //!    [`watch`] hears that their file changed.
 
 mod cache;
+mod compress;
 mod conditional;
 mod listing;
 mod range;
@@ -61,6 +63,8 @@ pub struct StaticConfig {
     pub listing_max_entries: usize,
     pub visibility: Visibility,
     pub cache: CacheLimits,
+    /// Gzip small text files for the clients that accept it ([`compress`]).
+    pub compress: bool,
 }
 
 /// The extensions of the precompressed sidecars a file may have.
@@ -77,11 +81,41 @@ pub(crate) struct Representation {
     pub validators: Validators,
     /// The type of the file asked for (a sidecar keeps its original's type).
     pub content_type: String,
-    /// The coding of a precompressed sidecar.
+    /// The coding of a precompressed sidecar, or of the bytes compressed here.
     pub coding: Option<Coding>,
+    /// Compressed here rather than read from a file: a weak entity tag, and no
+    /// ranges ([`compress`] says why).
+    pub compressed_here: bool,
     /// Whether other encodings of this file exist (so caches must vary on
     /// Accept-Encoding).
     pub vary: bool,
+}
+
+impl Representation {
+    /// Whether `self`, cached, was made from the file as `fresh` finds it now:
+    /// the same file, unchanged, named and negotiated the same way. (A
+    /// representation compressed here differs from `fresh` in its length,
+    /// coding and tag, but not in these.)
+    fn made_from(&self, fresh: &Representation) -> bool {
+        self.path == fresh.path
+            && self.identity == fresh.identity
+            && self.content_type == fresh.content_type
+            && self.vary == fresh.vary
+    }
+
+    /// This representation (of the file itself) gzipped here into `len` bytes.
+    fn compressed_to(self, len: usize) -> Representation {
+        Representation {
+            len: len as u64,
+            validators: Validators {
+                etag: format!("W/{}", entity_tag(&self.identity, Some(Coding::Gzip))),
+                ..self.validators
+            },
+            coding: Some(Coding::Gzip),
+            compressed_here: true,
+            ..self
+        }
+    }
 }
 
 impl Content {
@@ -220,6 +254,16 @@ impl StaticSite {
             Err(error) => return Response::error(open_error_status(&error)),
         };
         let identity = FileIdentity::of(&metadata);
+        let content_type = content_type(file);
+        // Whether this file is gzipped here for the clients that accept it
+        // (whether this one does or not: either way caches must vary).
+        let compressible = self.config.compress
+            && negotiated.coding.is_none()
+            && compress::worth_trying(
+                &content_type,
+                metadata.len(),
+                self.cache.holds_in_memory(metadata.len()),
+            );
         let representation = Representation {
             len: metadata.len(),
             identity,
@@ -227,29 +271,49 @@ impl StaticSite {
                 entity_tag(&identity, negotiated.coding),
                 metadata.modified().unwrap_or(std::time::UNIX_EPOCH),
             ),
-            content_type: content_type(file),
+            content_type,
             coding: negotiated.coding,
-            vary: negotiated.vary,
+            compressed_here: false,
+            vary: negotiated.vary || compressible,
             path: negotiated.path,
         };
 
-        let content = if self.cache.holds_in_memory(representation.len) {
-            match stale {
-                // Unchanged since it was cached: keep the bytes another second.
-                Some(Cached {
-                    representation: old,
-                    content: Content::Bytes(bytes),
-                }) if *old == representation => Content::Bytes(bytes),
-                _ => match read_exactly(&handle, representation.len) {
-                    Some(bytes) => Content::Bytes(bytes),
-                    // It is changing under us: send from the file, cache nothing.
-                    None => {
-                        return answer(request, &representation, &Content::Open(Arc::new(handle)));
-                    }
+        if let Some(Cached {
+            representation: old,
+            content: content @ Content::Bytes(_),
+        }) = stale
+            && old.made_from(&representation)
+        {
+            // Unchanged since it was cached: keep it (and the work of
+            // compressing it) another second.
+            self.cache.insert(
+                key,
+                Cached {
+                    representation: Arc::clone(&old),
+                    content: content.clone(),
                 },
+                dependency,
+                now,
+            );
+            return answer(request, &old, &content);
+        }
+        let (representation, content) = if self.cache.holds_in_memory(representation.len) {
+            let Some(bytes) = read_exactly(&handle, representation.len) else {
+                // It is changing under us: send from the file, cache nothing.
+                return answer(request, &representation, &Content::Open(Arc::new(handle)));
+            };
+            let compressed = (compressible && key.accepted.contains(Coding::Gzip))
+                .then(|| compress::smaller(&bytes))
+                .flatten();
+            match compressed {
+                Some(gzipped) => (
+                    representation.compressed_to(gzipped.len()),
+                    Content::Bytes(Arc::from(gzipped)),
+                ),
+                None => (representation, Content::Bytes(bytes)),
             }
         } else {
-            Content::Open(Arc::new(handle))
+            (representation, Content::Open(Arc::new(handle)))
         };
         let representation = Arc::new(representation);
         self.cache.insert(
@@ -335,7 +399,10 @@ fn answer(request: &RequestHead, representation: &Representation, content: &Cont
     }
 
     let described = |status: StatusCode| {
-        let mut response = with_validators(status).with_header("Accept-Ranges", "bytes");
+        let mut response = with_validators(status);
+        if !representation.compressed_here {
+            response.add_header("Accept-Ranges", "bytes");
+        }
         if let Some(coding) = representation.coding {
             response.add_header("Content-Encoding", coding.name());
         }
@@ -343,6 +410,7 @@ fn answer(request: &RequestHead, representation: &Representation, content: &Cont
     };
     let len = representation.len;
     let range = if matches!(request.method(), Method::Get | Method::Head)
+        && !representation.compressed_here
         && conditional::if_range_holds(request, validators)
     {
         range::answer(request.header("range"), len)
