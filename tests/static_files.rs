@@ -1086,4 +1086,16 @@ fn curl_ranges_conditionals_and_compression(model: Model) {
             .contains("content-encoding: gzip"),
         "{headers}"
     );
+    // The same for a file with no sidecar, gzipped by the server itself.
+    let page = "<li>an item of a long list</li>\n".repeat(60);
+    std::fs::write(site.path("list.html"), &page).unwrap();
+    let url = format!("{base}/list.html");
+    assert_eq!(curl(&["--compressed", &url]), page);
+    let headers = curl(&["--compressed", "-D", "-", "-o", "/dev/null", &url]);
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains("content-encoding: gzip"),
+        "{headers}"
+    );
 }
