@@ -31,6 +31,19 @@ pub(super) const CACHE_FILE_BYTES: usize = 4096;
 /// Listings here show at most this many entries, so `listed/` is cut.
 pub(super) const LISTING_MAX_ENTRIES: usize = 4;
 
+/// The site's home page: text of more than the 512 bytes from which a file
+/// is gzipped on the fly, so requests for it go through that (the property
+/// tests check that some do).
+const HOME_PAGE: &str = "<!doctype html><h1>home</h1>\n\
+    <p>A page long enough to be worth compressing: it says the same thing twice \
+    and then once more, because repetition is what gzip finds and removes.</p>\n\
+    <p>A page long enough to be worth compressing: it says the same thing twice \
+    and then once more, because repetition is what gzip finds and removes.</p>\n\
+    <p>A page long enough to be worth compressing: it says the same thing twice \
+    and then once more, because repetition is what gzip finds and removes.</p>\n\
+    <p>A page long enough to be worth compressing: it says the same thing twice \
+    and then once more, because repetition is what gzip finds and removes.</p>\n";
+
 /// The contents of the store when a conversation begins.
 const STORED: &[(&str, &[u8])] = &[("stored.txt", b"stored bytes\n")];
 
@@ -64,7 +77,8 @@ impl FixtureSite {
             std::fs::create_dir_all(folder)?;
         }
         let files: &[(&str, &[u8])] = &[
-            ("index.html", b"<!doctype html><h1>home</h1>\n"),
+            // Long enough to be gzipped on the fly for clients that accept it.
+            ("index.html", HOME_PAGE.as_bytes()),
             (
                 "r\u{e9}sum\u{e9}.txt",
                 "UTF-8 name: r\u{e9}sum\u{e9}\n".as_bytes(),
