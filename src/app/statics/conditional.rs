@@ -22,7 +22,8 @@ pub enum Precondition {
 /// The validators of one representation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Validators {
-    /// A strong entity tag, quotes included.
+    /// An entity tag, quotes included: strong, but for a representation
+    /// compressed on the fly (`W/"..."`).
     pub etag: String,
     /// Modification time, truncated to the second (HTTP dates have no more).
     pub last_modified: SystemTime,
@@ -87,7 +88,12 @@ pub fn if_range_holds(request: &RequestHead, current: &Validators) -> bool {
     let Some(value) = request.header_str("if-range").map(str::trim) else {
         return true;
     };
-    if value.starts_with('"') || value.starts_with("W/") {
+    if value.starts_with("W/") {
+        // Strong comparison: a weak tag never matches, not even itself
+        // (RFC 9110 section 13.1.5).
+        return false;
+    }
+    if value.starts_with('"') {
         return value == current.etag;
     }
     httpdate::parse_http_date(value).is_ok_and(|date| date == current.last_modified)
@@ -308,5 +314,14 @@ mod tests {
         assert!(check(LM));
         assert!(!check(BEFORE));
         assert!(!check("nonsense"));
+        let weak = Validators {
+            etag: "W/\"abc\"".into(),
+            ..current()
+        };
+        let weak_range = head("GET / HTTP/1.1\r\nHost: a\r\nIf-Range: W/\"abc\"\r\n\r\n");
+        assert!(
+            !if_range_holds(&weak_range, &weak),
+            "a weak tag is never strongly equal, even to itself"
+        );
     }
 }
