@@ -15,15 +15,20 @@ struct Slot<V> {
     /// When the entry was stored: for a cache, when it was last checked
     /// against what it caches.
     checked: Instant,
-    /// Position in the recency order.
+    /// When it was last used, in ticks.
     tick: u64,
+    /// The tick the recency order files it under: its `tick` when it was
+    /// filed, which later uses leave behind (see [`Lru::touch`]).
+    filed: u64,
 }
 
 pub(super) struct Lru<K, V> {
     capacity: usize,
     used: usize,
     slots: HashMap<K, Slot<V>>,
-    /// Recency order: the smallest tick is the least recently used.
+    /// Every key once, under its slot's `filed` tick. A filed tick is never
+    /// later than the last use, so the smallest one whose slot was not used
+    /// since is the least recently used entry.
     order: BTreeMap<u64, K>,
     next_tick: u64,
 }
@@ -39,20 +44,42 @@ impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
         }
     }
 
-    /// The entry and when it was stored, moved to the recent end.
+    /// The entry and when it was stored, now the most recently used.
+    ///
+    /// A hit only notes the tick: the order is brought up to date when an
+    /// eviction meets the entry (see [`Lru::evict_one`]), so a hit, which is
+    /// every request for a cached file, costs one hash lookup and no
+    /// reordering.
     pub(super) fn touch<Q>(&mut self, key: &Q) -> Option<(V, Instant)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let slot = self.slots.get_mut(key)?;
-        // Reuse the key the order held rather than cloning one.
-        if let Some(owned) = self.order.remove(&slot.tick) {
-            slot.tick = self.next_tick;
-            self.order.insert(slot.tick, owned);
-        }
+        slot.tick = self.next_tick;
         self.next_tick += 1;
         Some((slot.value.clone(), slot.checked))
+    }
+
+    /// Evicts the least recently used entry; false if there is none. Entries
+    /// used since they were filed are filed again under their last use on
+    /// the way: each use is refiled at most once.
+    fn evict_one(&mut self) -> bool {
+        while let Some((filed, oldest)) = self.order.pop_first() {
+            let Some(slot) = self.slots.get_mut(&oldest) else {
+                continue;
+            };
+            if slot.tick != filed {
+                slot.filed = slot.tick;
+                self.order.insert(slot.tick, oldest);
+                continue;
+            }
+            if let Some(evicted) = self.slots.remove(&oldest) {
+                self.used -= evicted.weight;
+            }
+            return true;
+        }
+        false
     }
 
     /// Stores an entry at `now`, evicting the least recently used
@@ -63,11 +90,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
             return;
         }
         while self.used + weight > self.capacity {
-            let Some((_, oldest)) = self.order.pop_first() else {
+            if !self.evict_one() {
                 break;
-            };
-            if let Some(evicted) = self.slots.remove(&oldest) {
-                self.used -= evicted.weight;
             }
         }
         let tick = self.next_tick;
@@ -81,6 +105,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
                 weight,
                 checked: now,
                 tick,
+                filed: tick,
             },
         );
     }
@@ -91,7 +116,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         if let Some(old) = self.slots.remove(key) {
-            self.order.remove(&old.tick);
+            self.order.remove(&old.filed);
             self.used -= old.weight;
         }
     }
@@ -130,5 +155,36 @@ mod tests {
         assert_eq!(lru.touch(&"huge"), None, "heavier than the capacity");
         lru.insert("a", 6, 5, t0);
         assert_eq!(lru.used(), 25, "re-inserting replaces the old weight");
+    }
+
+    #[test]
+    fn uses_since_filing_count_at_eviction() {
+        let t0 = Instant::now();
+        let mut lru = Lru::new(3);
+        for key in ["a", "b", "c"] {
+            lru.insert(key, 0, 1, t0);
+        }
+        // Used in the order c, a, b (a twice): b is now the most recent and
+        // c the least, though the order still files them as inserted.
+        for key in ["c", "a", "a", "b"] {
+            assert!(lru.touch(&key).is_some());
+        }
+        lru.insert("d", 0, 1, t0);
+        assert!(lru.touch(&"c").is_none(), "c was the least recently used");
+        lru.insert("e", 0, 1, t0);
+        assert!(lru.touch(&"a").is_none(), "then a");
+        for key in ["b", "d", "e"] {
+            assert!(lru.touch(&key).is_some(), "{key} stays");
+        }
+        lru.remove(&"b");
+        assert_eq!(
+            lru.used(),
+            2,
+            "a refiled entry is removed from the order too"
+        );
+        lru.insert("f", 0, 1, t0);
+        lru.insert("g", 0, 1, t0);
+        assert!(lru.touch(&"d").is_none(), "d, used before e, went first");
+        assert_eq!(lru.order.len(), lru.slots.len(), "every key filed once");
     }
 }
