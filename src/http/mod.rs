@@ -34,7 +34,7 @@ pub use conn::{Now, Settings};
 pub use limits::{Limits, Timeouts};
 pub use output::Front;
 pub use request::{Method, RequestHead, Version};
-pub use response::{Body, Chunk, Response};
+pub use response::{Body, Chunk, Fields, Response};
 pub use status::StatusCode;
 
 // What the rest of the crate works with.

@@ -96,11 +96,43 @@ impl From<Chunk> for Body {
 /// Header names the connection writes itself; the application must not.
 const FRAMING_FIELDS: [&str; 4] = ["content-length", "transfer-encoding", "connection", "date"];
 
+/// Header fields serialized as they go on the wire, each `Name: value\r\n`,
+/// in the order added. Fields written once can be appended to any number of
+/// responses as they are ([`Response::with_fields`]): a cached file's are,
+/// on every hit.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fields(Vec<u8>);
+
+impl Fields {
+    /// Adds a field. Values come from our own code, never unchecked from a
+    /// request: a CR or LF in them would split the response, so such a field
+    /// is left out.
+    pub fn add(&mut self, name: &str, value: &str) {
+        debug_assert!(
+            !FRAMING_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(name)),
+            "{name} is written by the connection"
+        );
+        let breaks = |text: &str| text.bytes().any(|b| b == b'\r' || b == b'\n');
+        if breaks(name) || breaks(value) {
+            debug_assert!(false, "header {name} contains a line break");
+            return;
+        }
+        self.0.reserve(name.len() + value.len() + 4);
+        self.0.extend_from_slice(name.as_bytes());
+        self.0.extend_from_slice(b": ");
+        self.0.extend_from_slice(value.as_bytes());
+        self.0.extend_from_slice(b"\r\n");
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Response {
     status: StatusCode,
-    /// Serialized fields, each `Name: value\r\n`, in the order added.
-    fields: Vec<u8>,
+    fields: Fields,
     body: Body,
     close: bool,
 }
@@ -110,7 +142,7 @@ impl Response {
         Response {
             status,
             // Room for the usual few fields, so that adding them rarely grows it.
-            fields: Vec::with_capacity(192),
+            fields: Fields(Vec::with_capacity(192)),
             body: Body::empty(),
             close: false,
         }
@@ -142,21 +174,13 @@ impl Response {
     /// Appends the bytes as they are, with no formatting machinery: this runs
     /// for every field of every response.
     pub fn add_header(&mut self, name: &str, value: impl AsRef<str>) {
-        let value = value.as_ref();
-        debug_assert!(
-            !FRAMING_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(name)),
-            "{name} is written by the connection"
-        );
-        let breaks = |text: &str| text.bytes().any(|b| b == b'\r' || b == b'\n');
-        if breaks(name) || breaks(value) {
-            debug_assert!(false, "header {name} contains a line break");
-            return;
-        }
-        self.fields.reserve(name.len() + value.len() + 4);
-        self.fields.extend_from_slice(name.as_bytes());
-        self.fields.extend_from_slice(b": ");
-        self.fields.extend_from_slice(value.as_bytes());
-        self.fields.extend_from_slice(b"\r\n");
+        self.fields.add(name, value.as_ref());
+    }
+
+    /// Appends fields serialized (and checked) before.
+    pub fn with_fields(mut self, fields: &Fields) -> Response {
+        self.fields.0.extend_from_slice(&fields.0);
+        self
     }
 
     pub fn with_body(mut self, body: impl Into<Body>) -> Response {
@@ -184,7 +208,7 @@ impl Response {
 
     /// The first value of a header field this response carries.
     pub fn header(&self, name: &str) -> Option<&str> {
-        let text = std::str::from_utf8(&self.fields).ok()?;
+        let text = std::str::from_utf8(&self.fields.0).ok()?;
         text.split("\r\n").find_map(|line| {
             let (field, value) = line.split_once(": ")?;
             field.eq_ignore_ascii_case(name).then_some(value)
@@ -192,7 +216,7 @@ impl Response {
     }
 
     pub(crate) fn into_parts(self) -> (StatusCode, Vec<u8>, Body) {
-        (self.status, self.fields, self.body)
+        (self.status, self.fields.0, self.body)
     }
 }
 

@@ -278,6 +278,7 @@ mod tests {
             coding: None,
             compressed_here: false,
             vary: false,
+            fields: Default::default(),
         })
     }
 

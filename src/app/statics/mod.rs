@@ -45,7 +45,7 @@ use super::encoding::{Coding, Codings};
 use super::methods::{self, READ};
 use super::open::{FileIdentity, open_error_status, open_regular};
 use super::url;
-use crate::http::{Chunk, Method, Now, RequestHead, Response, StatusCode};
+use crate::http::{Chunk, Fields, Method, Now, RequestHead, Response, StatusCode};
 use crate::stats::CacheStats;
 use cache::{Cached, Content, FileCache, Key, Lookup};
 use conditional::Precondition;
@@ -89,9 +89,50 @@ pub(crate) struct Representation {
     /// Whether other encodings of this file exist (so caches must vary on
     /// Accept-Encoding).
     pub vary: bool,
+    /// What it answers with, serialized once ([`Representation::finished`]).
+    pub fields: AnswerFields,
+}
+
+/// A representation's header fields, written when it is made so that a
+/// cache hit appends them rather than writing each again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct AnswerFields {
+    /// ETag, Last-Modified and Vary: a 304's fields.
+    validators: Fields,
+    /// Those, then Accept-Ranges and Content-Encoding: what precedes a
+    /// multipart answer's own type.
+    described: Fields,
+    /// Those, then Content-Type: a 200's (and a single range's) fields.
+    full: Fields,
 }
 
 impl Representation {
+    /// The representation with its fields written, from what it says now:
+    /// called last, once everything else is set.
+    fn finished(mut self) -> Representation {
+        let mut validators = Fields::default();
+        validators.add("ETag", &self.validators.etag);
+        validators.add("Last-Modified", &self.validators.last_modified_text);
+        if self.vary {
+            validators.add("Vary", "Accept-Encoding");
+        }
+        let mut described = validators.clone();
+        if !self.compressed_here {
+            described.add("Accept-Ranges", "bytes");
+        }
+        if let Some(coding) = self.coding {
+            described.add("Content-Encoding", coding.name());
+        }
+        let mut full = described.clone();
+        full.add("Content-Type", &self.content_type);
+        self.fields = AnswerFields {
+            validators,
+            described,
+            full,
+        };
+        self
+    }
+
     /// Whether `self`, cached, was made from the file as `fresh` finds it now:
     /// the same file, unchanged, named and negotiated the same way. (A
     /// representation compressed here differs from `fresh` in its length,
@@ -115,6 +156,7 @@ impl Representation {
             compressed_here: true,
             ..self
         }
+        .finished()
     }
 }
 
@@ -276,7 +318,9 @@ impl StaticSite {
             compressed_here: false,
             vary: negotiated.vary || compressible,
             path: negotiated.path,
-        };
+            fields: AnswerFields::default(),
+        }
+        .finished();
 
         if let Some(Cached {
             representation: old,
@@ -383,31 +427,15 @@ impl StaticSite {
 /// Answers a request for one representation: preconditions, then ranges.
 fn answer(request: &RequestHead, representation: &Representation, content: &Content) -> Response {
     let validators = &representation.validators;
-    let with_validators = |status: StatusCode| {
-        let mut response = Response::new(status)
-            .with_header("ETag", &validators.etag)
-            .with_header("Last-Modified", &validators.last_modified_text);
-        if representation.vary {
-            response.add_header("Vary", "Accept-Encoding");
-        }
-        response
-    };
+    let fields = &representation.fields;
     match conditional::evaluate(request, validators) {
-        Precondition::NotModified => return with_validators(StatusCode::NOT_MODIFIED),
+        Precondition::NotModified => {
+            return Response::new(StatusCode::NOT_MODIFIED).with_fields(&fields.validators);
+        }
         Precondition::Failed => return Response::error(StatusCode::PRECONDITION_FAILED),
         Precondition::Proceed => {}
     }
 
-    let described = |status: StatusCode| {
-        let mut response = with_validators(status);
-        if !representation.compressed_here {
-            response.add_header("Accept-Ranges", "bytes");
-        }
-        if let Some(coding) = representation.coding {
-            response.add_header("Content-Encoding", coding.name());
-        }
-        response
-    };
     let len = representation.len;
     let range = if matches!(request.method(), Method::Get | Method::Head)
         && !representation.compressed_here
@@ -418,19 +446,20 @@ fn answer(request: &RequestHead, representation: &Representation, content: &Cont
         RangeAnswer::Full
     };
     match range {
-        RangeAnswer::Full => described(StatusCode::OK)
-            .with_header("Content-Type", &representation.content_type)
+        RangeAnswer::Full => Response::new(StatusCode::OK)
+            .with_fields(&fields.full)
             .with_body(content.slice(0, len)),
         RangeAnswer::Partial(ranges) => match ranges.as_slice() {
-            [only] => described(StatusCode::PARTIAL_CONTENT)
-                .with_header("Content-Type", &representation.content_type)
+            [only] => Response::new(StatusCode::PARTIAL_CONTENT)
+                .with_fields(&fields.full)
                 .with_header("Content-Range", only.content_range(len))
                 .with_body(content.slice(only.first, only.len())),
             _ => {
                 let parts = range::multipart(&ranges, len, &representation.content_type, |r| {
                     content.slice(r.first, r.len())
                 });
-                described(StatusCode::PARTIAL_CONTENT)
+                Response::new(StatusCode::PARTIAL_CONTENT)
+                    .with_fields(&fields.described)
                     .with_header("Content-Type", parts.content_type)
                     .with_body(parts.body)
             }
