@@ -130,10 +130,29 @@ pub(crate) fn check_authority(value: &[u8]) -> Result<(), InvalidHost> {
     }
 }
 
+/// The bytes a reg-name may hold: unreserved, sub-delims and `%` (whose
+/// escapes are checked apart). A table, because every request's Host goes
+/// through it.
+const REG_NAME_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        table[b] = byte.is_ascii_alphanumeric();
+        b += 1;
+    }
+    let others = b"-._~!$&'()*+,;=%";
+    let mut i = 0;
+    while i < others.len() {
+        table[others[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
 /// `reg-name = *( unreserved / pct-encoded / sub-delims )`.
 fn valid_reg_name(host: &[u8]) -> bool {
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b);
-    host.iter().all(|&b| allowed(b)) && valid_percent_escapes(host)
+    host.iter().all(|&b| REG_NAME_BYTES[usize::from(b)]) && valid_percent_escapes(host)
 }
 
 /// `IP-literal = "[" ( IPv6address / IPvFuture ) "]"`, without the brackets.
