@@ -647,16 +647,11 @@ impl Connection {
                 (0, Version::Http11, false)
             }
         };
-        let (status, fields, body) = response.into_parts();
-        // Bytes pushed as they are: no formatting machinery on the path every
+        // The response's buffer already holds the status line and its fields:
+        // the framing is appended to it, and it is queued as it is. Bytes
+        // pushed as they are: no formatting machinery on the path every
         // response takes.
-        let mut head = Vec::with_capacity(128 + fields.len());
-        head.extend_from_slice(b"HTTP/1.1 ");
-        push_decimal(&mut head, u64::from(status.as_u16()));
-        head.push(b' ');
-        head.extend_from_slice(status.reason().as_bytes());
-        head.extend_from_slice(b"\r\n");
-        head.extend_from_slice(&fields);
+        let (status, mut head, body) = response.into_parts();
         if status.permits_body() {
             head.extend_from_slice(b"Content-Length: ");
             push_decimal(&mut head, body.len());

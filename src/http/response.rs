@@ -132,17 +132,35 @@ impl Fields {
 #[derive(Clone, Debug)]
 pub struct Response {
     status: StatusCode,
-    fields: Fields,
+    /// The head as it will be sent, so far: the status line, then the fields.
+    /// The connection appends its own fields and sends this very buffer.
+    head: Fields,
+    /// Where the fields begin in `head`.
+    fields_start: usize,
     body: Body,
     close: bool,
 }
 
 impl Response {
     pub fn new(status: StatusCode) -> Response {
+        // Room for the status line, the usual few fields and the connection's
+        // own, so that the head is one allocation that rarely grows.
+        let mut head = Vec::with_capacity(256);
+        let code = status.as_u16();
+        head.extend_from_slice(b"HTTP/1.1 ");
+        // Status codes have three digits (RFC 9110 section 15).
+        head.extend_from_slice(&[
+            b'0' + (code / 100 % 10) as u8,
+            b'0' + (code / 10 % 10) as u8,
+            b'0' + (code % 10) as u8,
+            b' ',
+        ]);
+        head.extend_from_slice(status.reason().as_bytes());
+        head.extend_from_slice(b"\r\n");
         Response {
             status,
-            // Room for the usual few fields, so that adding them rarely grows it.
-            fields: Fields(Vec::with_capacity(192)),
+            fields_start: head.len(),
+            head: Fields(head),
             body: Body::empty(),
             close: false,
         }
@@ -174,12 +192,12 @@ impl Response {
     /// Appends the bytes as they are, with no formatting machinery: this runs
     /// for every field of every response.
     pub fn add_header(&mut self, name: &str, value: impl AsRef<str>) {
-        self.fields.add(name, value.as_ref());
+        self.head.add(name, value.as_ref());
     }
 
     /// Appends fields serialized (and checked) before.
     pub fn with_fields(mut self, fields: &Fields) -> Response {
-        self.fields.0.extend_from_slice(&fields.0);
+        self.head.0.extend_from_slice(&fields.0);
         self
     }
 
@@ -208,15 +226,18 @@ impl Response {
 
     /// The first value of a header field this response carries.
     pub fn header(&self, name: &str) -> Option<&str> {
-        let text = std::str::from_utf8(&self.fields.0).ok()?;
+        let fields = self.head.0.get(self.fields_start..).unwrap_or_default();
+        let text = std::str::from_utf8(fields).ok()?;
         text.split("\r\n").find_map(|line| {
             let (field, value) = line.split_once(": ")?;
             field.eq_ignore_ascii_case(name).then_some(value)
         })
     }
 
+    /// The status, the head so far (the status line and the fields, for the
+    /// connection to finish), and the body.
     pub(crate) fn into_parts(self) -> (StatusCode, Vec<u8>, Body) {
-        (self.status, self.fields.0, self.body)
+        (self.status, self.head.0, self.body)
     }
 }
 
@@ -232,11 +253,13 @@ mod tests {
         assert_eq!(r.header("content-type"), Some("text/plain"));
         assert_eq!(r.header("VARY"), Some("Accept-Encoding"));
         assert_eq!(r.header("etag"), None);
-        let (_, fields, _) = r.into_parts();
+        let (_, head, _) = r.into_parts();
         assert_eq!(
-            fields,
-            b"Content-Type: text/plain\r\nVary: Accept-Encoding\r\n"
+            head,
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nVary: Accept-Encoding\r\n"
         );
+        let (_, head, _) = Response::new(StatusCode::NOT_FOUND).into_parts();
+        assert_eq!(head, b"HTTP/1.1 404 Not Found\r\n");
     }
 
     #[test]
