@@ -38,6 +38,21 @@ pub(super) fn smaller(bytes: &[u8]) -> Option<Vec<u8>> {
     (compressed.len() < bytes.len()).then_some(compressed)
 }
 
+/// Types outside `text/` whose bytes are text: they are compressed here, and
+/// their Content-Type says `charset=utf-8`.
+pub(super) const TEXTUAL_TYPES: &[&str] = &[
+    "application/javascript",
+    "application/json",
+    "application/xml",
+    "application/manifest+json",
+    "application/rss+xml",
+    "application/atom+xml",
+    "image/svg+xml",
+];
+
+/// Binary types that compress well all the same.
+const COMPRESSIBLE_BINARY_TYPES: &[&str] = &["application/wasm", "font/ttf", "font/otf"];
+
 /// Types whose bytes are not compressed already.
 fn compresses(content_type: &str) -> bool {
     let essence = content_type
@@ -47,19 +62,8 @@ fn compresses(content_type: &str) -> bool {
         .trim()
         .to_ascii_lowercase();
     essence.starts_with("text/")
-        || matches!(
-            essence.as_str(),
-            "application/javascript"
-                | "application/json"
-                | "application/xml"
-                | "application/manifest+json"
-                | "application/rss+xml"
-                | "application/atom+xml"
-                | "application/wasm"
-                | "image/svg+xml"
-                | "font/ttf"
-                | "font/otf"
-        )
+        || TEXTUAL_TYPES.contains(&essence.as_str())
+        || COMPRESSIBLE_BINARY_TYPES.contains(&essence.as_str())
 }
 
 #[cfg(test)]

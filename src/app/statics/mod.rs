@@ -495,16 +495,7 @@ pub(crate) fn content_type(path: &Path) -> String {
         return "application/octet-stream".to_owned();
     };
     let textual = mime.type_() == mime_guess::mime::TEXT
-        || matches!(
-            mime.essence_str(),
-            "application/javascript"
-                | "application/json"
-                | "application/xml"
-                | "application/manifest+json"
-                | "application/rss+xml"
-                | "application/atom+xml"
-                | "image/svg+xml"
-        );
+        || compress::TEXTUAL_TYPES.contains(&mime.essence_str());
     if textual {
         format!("{}; charset=utf-8", mime.essence_str())
     } else {
