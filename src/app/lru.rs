@@ -121,6 +121,15 @@ impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
         }
     }
 
+    /// Whether `key` is held, without making it more recent.
+    pub(super) fn contains<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.slots.contains_key(key)
+    }
+
     /// The total weight held.
     pub(super) fn used(&self) -> usize {
         self.used

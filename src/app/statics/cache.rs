@@ -167,10 +167,23 @@ impl FileCache {
         self.publish_held();
     }
 
-    /// Registers what `key` depends on, before it is read.
+    /// Registers what `key` depends on, before it is read. Registrations of
+    /// keys no longer held (evicted, dropped, or never stored) are pruned
+    /// when they pile up, so that hostile URL spellings of one file cannot
+    /// grow them without bound.
     pub(super) fn depend(&self, key: &Key, on: &[(PathBuf, OsString)]) -> Dependency {
-        let watched =
-            !on.is_empty() && self.watch.as_ref().is_some_and(|w| lock(w).depend(key, on));
+        let watched = !on.is_empty()
+            && self.watch.as_ref().is_some_and(|w| {
+                let mut watch = lock(w);
+                let watched = watch.depend(key, on);
+                if watch.crowded() {
+                    // The watch's lock, then the entries': the order insert
+                    // and apply_changes take them in too.
+                    let (memory, open) = (lock(&self.memory), lock(&self.open));
+                    watch.retain(|k| k == key || memory.contains(k) || open.contains(k));
+                }
+                watched
+            });
         Dependency {
             watched,
             generation: self.generation.load(Ordering::Relaxed),
@@ -247,6 +260,12 @@ impl FileCache {
     /// Descriptors held open.
     pub fn files_held(&self) -> usize {
         lock(&self.open).used()
+    }
+
+    /// Keys the watch holds registrations for.
+    #[cfg(test)]
+    fn registrations(&self) -> usize {
+        self.watch.as_ref().map_or(0, |w| lock(w).registrations())
     }
 
     fn publish_held(&self) {
@@ -395,6 +414,34 @@ mod tests {
             Instant::now(),
         );
         assert_eq!(cache.files_held(), 0, "no descriptors may be kept");
+    }
+
+    #[test]
+    fn registrations_do_not_outlive_their_entries_for_long() {
+        // Thousands of spellings of one file (`//a`, `/./a`, `/%61`...), each a
+        // key, in a cache that holds three entries.
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        std::fs::write(base.join("a"), "a").unwrap();
+        let cache = FileCache::new(limits(30, 30, 0), Arc::default());
+        let on = [(base.clone(), OsString::from("a"))];
+        let t0 = Instant::now();
+        for n in 0..5000 {
+            let spelling = key(&format!("{}a", "/".repeat(n + 1)));
+            let dependency = cache.depend(&spelling, &on);
+            cache.insert(spelling, in_memory(10), dependency, t0);
+        }
+        assert!(
+            cache.registrations() <= 1024 + 1,
+            "{} registrations for 3 entries",
+            cache.registrations()
+        );
+        // The entries still held are still heard of.
+        let held = key(&format!("{}a", "/".repeat(5000)));
+        assert!(matches!(cache.lookup(&held, t0), Lookup::Fresh(_)));
+        std::fs::write(base.join("a"), "A").unwrap();
+        cache.apply_changes();
+        assert!(matches!(cache.lookup(&held, t0), Lookup::Miss));
     }
 
     #[test]

@@ -33,6 +33,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 
+/// Registrations are pruned when they pass this, or twice what the last
+/// pruning kept, whichever is more.
+const PRUNE_FLOOR: usize = 1024;
+
 /// Whether the lack of watches has been reported, by any cache of the process.
 static SHORT_OF_WATCHES_REPORTED: AtomicBool = AtomicBool::new(false);
 
@@ -62,6 +66,10 @@ pub(super) struct Watch<K> {
     by_path: HashMap<PathBuf, WatchDescriptor>,
     dirs: HashMap<WatchDescriptor, Watched<K>>,
     buffer: Vec<u8>,
+    /// Keys registered under names, counted once per name.
+    registered: usize,
+    /// When `registered` passes this, the cache prunes ([`Watch::retain`]).
+    prune_at: usize,
 }
 
 impl<K: Hash + Eq + Clone> Watch<K> {
@@ -73,6 +81,8 @@ impl<K: Hash + Eq + Clone> Watch<K> {
                 by_path: HashMap::new(),
                 dirs: HashMap::new(),
                 buffer: vec![0; 4096],
+                registered: 0,
+                prune_at: PRUNE_FLOOR,
             }),
             Err(e) => {
                 report_short_of_watches(&format!("inotify is not available ({e})"));
@@ -120,6 +130,7 @@ impl<K: Hash + Eq + Clone> Watch<K> {
                 let keys = watched.names.entry(name.clone()).or_default();
                 if !keys.contains(key) {
                     keys.push(key.clone());
+                    self.registered += 1;
                 }
             }
         }
@@ -160,10 +171,13 @@ impl<K: Hash + Eq + Clone> Watch<K> {
                 );
                 if about_the_directory {
                     for keys in watched.names.values() {
+                        self.registered -= keys.len();
                         keys.iter().cloned().for_each(&mut stale);
                     }
+                    watched.names.clear();
                     gone.push(event.wd.clone());
                 } else if let Some(keys) = event.name.and_then(|n| watched.names.remove(n)) {
+                    self.registered -= keys.len();
                     log::trace!(
                         "changed: {}",
                         watched
@@ -188,6 +202,43 @@ impl<K: Hash + Eq + Clone> Watch<K> {
                 return;
             }
         }
+    }
+
+    /// Whether registrations have piled up: an entry's outlive it when the
+    /// cache evicts it, drops it or never stores it (each URL spelling of a
+    /// file is a key of its own), so the cache prunes them now and then.
+    pub(super) fn crowded(&self) -> bool {
+        self.registered > self.prune_at
+    }
+
+    /// Keeps the registrations of the keys `keep` names, and stops watching
+    /// the directories nothing depends on any more.
+    pub(super) fn retain(&mut self, keep: impl Fn(&K) -> bool) {
+        let mut unwatched = Vec::new();
+        self.registered = 0;
+        for (wd, watched) in &mut self.dirs {
+            watched.names.retain(|_, keys| {
+                keys.retain(&keep);
+                !keys.is_empty()
+            });
+            self.registered += watched.names.values().map(Vec::len).sum::<usize>();
+            if watched.names.is_empty() {
+                unwatched.push(wd.clone());
+            }
+        }
+        for wd in unwatched {
+            if let Some(watched) = self.dirs.remove(&wd) {
+                self.by_path.remove(&watched.path);
+            }
+            let _ = self.inotify.watches().remove(wd);
+        }
+        self.prune_at = (2 * self.registered).max(PRUNE_FLOOR);
+    }
+
+    /// Keys registered, counted once per name.
+    #[cfg(test)]
+    pub(super) fn registrations(&self) -> usize {
+        self.registered
     }
 
     /// Directories watched now.
