@@ -58,9 +58,7 @@ impl Service {
             stats,
         })
     }
-}
 
-impl Service {
     /// See [`App::watch_fd`]: a driver that waits on it takes changes in as
     /// they happen, and stale entries (and the descriptors they keep) go at
     /// once rather than at the next read.
