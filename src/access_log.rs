@@ -6,7 +6,8 @@
 //!
 //! - A [`Ledger`] is kept by each session while there is an access log. It
 //!   notes each answered request (its request line, the user its Basic
-//!   credentials name, referer, user agent and status) under the exchange number the core gave it, and turns it into an
+//!   credentials name, referer, user agent and status) under the exchange
+//!   number the core gave it, and turns it into an
 //!   [`Entry`] when the core reports the response delivered, so the byte count
 //!   is what was really sent, a response cut short included. The protocol
 //!   core knows nothing of any of this.
@@ -169,22 +170,9 @@ impl AccessLog {
     /// Adds a line for each entry of `client`, at `time` (the Common Log
     /// Format's `10/Oct/2000:13:55:36 +0000`, from the driver's clock).
     pub(crate) fn record(&mut self, client: IpAddr, entries: Vec<Entry>, time: &str) {
-        for entry in entries {
-            let bytes = match entry.body_bytes {
-                0 => "-".to_string(),
-                n => n.to_string(),
-            };
-            let line = format!(
-                "{client} - {} [{time}] \"{}\" {} {bytes} \"{}\" \"{}\"\n",
-                // The one unquoted field a client can write: a space in it
-                // would shift every field after it for a log reader.
-                escape(entry.user.as_deref().unwrap_or("-")).replace(' ', "\\x20"),
-                escape(&entry.request_line),
-                entry.status.as_u16(),
-                escape(entry.referer.as_deref().unwrap_or("-")),
-                escape(entry.user_agent.as_deref().unwrap_or("-")),
-            );
-            self.pending.extend_from_slice(line.as_bytes());
+        for entry in &entries {
+            self.pending
+                .extend_from_slice(line(client, entry, time).as_bytes());
         }
         if self.pending.len() >= FLUSH_AT {
             self.flush();
@@ -221,6 +209,25 @@ impl Drop for AccessLog {
 /// Makes a value safe inside a quoted log field: quotes and backslashes are
 /// escaped, control bytes and non-ASCII become `\xHH` (as nginx does), so a
 /// client cannot forge a log line.
+/// The Combined Log Format line for `entry`, newline included: one line of
+/// printable ASCII, whatever the client sent.
+pub(crate) fn line(client: IpAddr, entry: &Entry, time: &str) -> String {
+    let bytes = match entry.body_bytes {
+        0 => "-".to_string(),
+        n => n.to_string(),
+    };
+    format!(
+        "{client} - {} [{time}] \"{}\" {} {bytes} \"{}\" \"{}\"\n",
+        // The one unquoted field a client can write: a space in it would
+        // shift every field after it for a log reader.
+        escape(entry.user.as_deref().unwrap_or("-")).replace(' ', "\\x20"),
+        escape(&entry.request_line),
+        entry.status.as_u16(),
+        escape(entry.referer.as_deref().unwrap_or("-")),
+        escape(entry.user_agent.as_deref().unwrap_or("-")),
+    )
+}
+
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {

@@ -147,7 +147,9 @@ impl FixtureSite {
             _dir: dir,
             root,
             store,
-            service: Service::new(app, Settings::default(), false, driver),
+            // With an access log, so that what a client sends reaches its
+            // lines too (`wire` checks each).
+            service: Service::new(app, Settings::default(), true, driver),
             gate,
         };
         site.reset()?;

@@ -6,13 +6,15 @@
 //! and file ranges alike, the latter read with `pread` as the fallback of
 //! `sendfile` would). After every step the bounds the core promises are
 //! checked: the input buffer within its limit, queued output within the
-//! backpressure threshold plus one response.
+//! backpressure threshold plus one response, and every access-log line one
+//! line of printable ASCII.
 
 use std::io::IoSlice;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::{Instant, UNIX_EPOCH};
 
+use crate::access_log;
 use crate::http::READ_SIZE;
 use crate::http::{Front, Now, Settings, State};
 use crate::session::{Service, Session};
@@ -142,7 +144,27 @@ impl Wire {
             self.session.written(n, self.now());
             self.check_bounds();
         }
+        self.check_log_lines();
         drained
+    }
+
+    /// Whatever the client sent, each access-log line is one line of
+    /// printable ASCII, with the unquoted user field free of spaces.
+    fn check_log_lines(&mut self) {
+        for entry in self.session.take_log_entries() {
+            let line = access_log::line(CLIENT, &entry, "10/Oct/2000:13:55:36 +0000");
+            let (text, end) = line.split_at(line.len() - 1);
+            assert_eq!(end, "\n", "{line:?}");
+            assert!(
+                text.bytes().all(|b| (0x20..0x7f).contains(&b)),
+                "not one printable line: {line:?}"
+            );
+            let user = text.split(' ').nth(2).unwrap_or_default();
+            assert!(
+                text.starts_with(&format!("{CLIENT} - {user} [")),
+                "{line:?}"
+            );
+        }
     }
 
     /// The memory bounds the core promises whatever the input.
