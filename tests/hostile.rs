@@ -205,9 +205,11 @@ fn hostile_inputs() -> Vec<(String, Vec<u8>, Option<u16>)> {
     for (body, status) in [
         (&b"\xc3\xa9\r\n"[..], Some(400)),
         (b"\xff\r\n", Some(400)),
-        (b"5;\xc3\xa9=\xff\r\nhello\r\n0\r\n\r\n", Some(201)),
+        (b"5;\xc3\xa9=\xff\r\nhello\r\n0\r\n\r\n", Some(400)),
+        (b"5;a=\"\xc3\xa9\xff\"\r\nhello\r\n0\r\n\r\n", Some(201)),
         (b"5;\x00\r\nhello\r\n", Some(400)),
-        (b"5;a=\"\r\nhello\r\n0\r\n\r\n", Some(201)),
+        (b"5;a=\"\r\nhello\r\n0\r\n\r\n", Some(400)),
+        (b"2;\r\nhi\r\n0\r\n\r\n", Some(400)),
         (b"fffffffffffffffffff\r\n", Some(413)),
         (b"0x5\r\nhello\r\n", Some(400)),
         (b"-1\r\n", Some(400)),

@@ -4,7 +4,15 @@
 //! small state machine, byte by byte through the framing and in bulk through the
 //! data, so that it works the same whatever way the input is split. It is strict
 //! where `httparse::parse_chunk_size` is lenient: a size needs at least one hex
-//! digit, sizes may not overflow, and every line ends in CRLF.
+//! digit, sizes may not overflow, every line ends in CRLF, and a chunk extension
+//! follows RFC 9112 section 7.1.1 to the byte (a name, then perhaps `=` and a
+//! token or a quoted string), although its meaning is ignored.
+//!
+//! Why the grammar of something ignored matters: a proxy in front of us that
+//! reads `5;a="x\r\n...` differently (one that skips to the first LF, one that
+//! honours the quotes) sees a different body than we do, and the difference is
+//! a place to hide a second request (chunk-extension smuggling). Refusing what
+//! the grammar does not allow leaves no reading but the one.
 
 use super::error::ProtocolError;
 use super::framing::BodyFraming;
@@ -53,10 +61,11 @@ enum Chunked {
     SizeSpace {
         size: u64,
     },
-    /// Inside `;ext=val`, ignored.
+    /// Inside `;name=value`, checked and ignored; `length` counts its bytes.
     Extension {
         size: u64,
         length: usize,
+        at: Extension,
     },
     /// Saw CR after the size line; LF must follow.
     SizeLf {
@@ -86,6 +95,30 @@ enum Chunked {
     /// Saw CR of the final empty line; LF must follow.
     FinalLf,
     Done,
+}
+
+/// Where in a chunk extension the decoder is (RFC 9112 section 7.1.1):
+/// `*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extension {
+    /// After `;`: whitespace, then the first byte of a name.
+    BeforeName,
+    /// In the name (a token).
+    Name,
+    /// Whitespace after the name: `=` or `;` must follow.
+    AfterName,
+    /// After `=`: whitespace, then a token or a quoted string.
+    BeforeValue,
+    /// In a token value.
+    Token,
+    /// Inside the quotes of a quoted-string value.
+    Quoted,
+    /// After a backslash inside the quotes.
+    QuotedPair,
+    /// After the value: the line ends, or whitespace then `;` follows.
+    AfterValue,
+    /// Whitespace after the value: `;` must follow.
+    SpaceAfterValue,
 }
 
 impl BodyDecoder {
@@ -133,6 +166,53 @@ impl BodyDecoder {
             }
         }
     }
+}
+
+/// The state after the `;` that opens a chunk extension.
+fn extension(size: u64) -> Chunked {
+    Chunked::Extension {
+        size,
+        length: 0,
+        at: Extension::BeforeName,
+    }
+}
+
+/// One byte of a chunk extension: where it leaves the extension, or `None`
+/// when it is the CR that ends the size line. Everything the grammar does not
+/// allow is refused: no name (`5;`), a quote left open (`5;a="x`), a value
+/// missing after `=`, stray bytes, whitespace before the line's end.
+fn next_in_extension(at: Extension, b: u8) -> Result<Option<Extension>, ProtocolError> {
+    use Extension::*;
+    let is_space = b == b' ' || b == b'\t';
+    let next = match at {
+        BeforeName if is_space => BeforeName,
+        BeforeName if is_token(b) => Name,
+        BeforeName => return Err(malformed("chunk extension without a name")),
+        Name | AfterName | Token | AfterValue | SpaceAfterValue if b == b';' => BeforeName,
+        Name | Token | AfterValue if b == b'\r' => return Ok(None),
+        Name if is_token(b) => Name,
+        Name | AfterName if is_space => AfterName,
+        Name | AfterName if b == b'=' => BeforeValue,
+        BeforeValue if is_space => BeforeValue,
+        BeforeValue if b == b'"' => Quoted,
+        BeforeValue if is_token(b) => Token,
+        BeforeValue => return Err(malformed("chunk extension without a value after =")),
+        Token if is_token(b) => Token,
+        Token | AfterValue | SpaceAfterValue if is_space => SpaceAfterValue,
+        Quoted if b == b'"' => AfterValue,
+        Quoted if b == b'\\' => QuotedPair,
+        Quoted if is_quoted_text(b) => Quoted,
+        Quoted => return Err(malformed("unterminated quoted chunk extension")),
+        QuotedPair if is_field_value(b) => Quoted,
+        QuotedPair => return Err(malformed("invalid escape in a chunk extension")),
+        _ => return Err(malformed("invalid chunk extension")),
+    };
+    Ok(Some(next))
+}
+
+/// `qdtext` (RFC 9110 section 5.6.4): what may stand unescaped between quotes.
+fn is_quoted_text(b: u8) -> bool {
+    b != b'"' && b != b'\\' && is_field_value(b)
 }
 
 fn clamp(remaining: u64, available: usize) -> usize {
@@ -192,29 +272,28 @@ fn decode_chunked(state: &mut Chunked, input: &[u8]) -> Result<Decoded, Protocol
                 }
                 _ if digits == 0 => return Err(malformed("chunk size without digits")),
                 b'\r' => Chunked::SizeLf { size },
-                b';' => Chunked::Extension { size, length: 0 },
+                b';' => extension(size),
                 b' ' | b'\t' => Chunked::SizeSpace { size },
                 _ => return Err(malformed("invalid chunk size")),
             },
             Chunked::SizeSpace { size } => match b {
                 b' ' | b'\t' => Chunked::SizeSpace { size },
-                b';' => Chunked::Extension { size, length: 0 },
+                b';' => extension(size),
                 _ => return Err(malformed("invalid chunk size line")),
             },
-            Chunked::Extension { size, length } => match b {
-                b'\r' => Chunked::SizeLf { size },
-                b'\n' => return Err(malformed("bare LF in chunk extension")),
-                _ if length >= MAX_CHUNK_EXTENSION => {
+            Chunked::Extension { size, length, at } => {
+                if length >= MAX_CHUNK_EXTENSION {
                     return Err(malformed("chunk extension too long"));
                 }
-                _ if !is_field_value(b) => {
-                    return Err(malformed("control byte in chunk extension"));
+                match next_in_extension(at, b)? {
+                    Some(at) => Chunked::Extension {
+                        size,
+                        length: length + 1,
+                        at,
+                    },
+                    None => Chunked::SizeLf { size },
                 }
-                _ => Chunked::Extension {
-                    size,
-                    length: length + 1,
-                },
-            },
+            }
             Chunked::SizeLf { size } => match b {
                 b'\n' if size == 0 => Chunked::TrailerStart { total: 0 },
                 b'\n' => Chunked::Data { remaining: size },
@@ -359,6 +438,69 @@ mod tests {
                 matches!(error, ProtocolError::Malformed(_)),
                 "{body:?}: {error:?}"
             );
+        }
+    }
+
+    #[test]
+    fn chunk_extensions_that_the_grammar_allows_are_ignored() {
+        for extension in [
+            &b";a"[..],
+            b";a=b",
+            b";a=\"\"",
+            b";a=\"x y;z\"",
+            b";a=\"quoted \\\" and \\\\\"",
+            b";a;b=c;d=\"e\"",
+            b" ; a = b ;c",
+            b"\t;a\t=\t\"v\"\t;b",
+            b";a=\"caf\xc3\xa9\"", // obs-text is allowed between quotes
+        ] {
+            let body = [b"5".as_slice(), extension, b"\r\nhello\r\n0\r\n\r\n"].concat();
+            for step in [1, 3, 64] {
+                let decoded = decode_in_steps(BodyFraming::Chunked, &body, step);
+                assert_eq!(
+                    decoded.map(|(content, _)| content),
+                    Ok(b"hello".to_vec()),
+                    "{:?} in steps of {step}",
+                    String::from_utf8_lossy(extension)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn chunk_extensions_outside_the_grammar_are_refused() {
+        for extension in [
+            &b";"[..],         // no name
+            b"; ",             // no name, whitespace
+            b";;a",            // an empty extension
+            b";=b",            // a value without a name
+            b";a=",            // a name and `=`, no value
+            b";a= ",           // likewise, with whitespace
+            b";a=\"abc",       // a quote left open to the end of the line
+            b";a=\"abc\\\"",   // the closing quote escaped
+            b";a=\"ab\"c",     // bytes after the closing quote
+            b";a=b c",         // two tokens
+            b";a b",           // a name, whitespace, a token
+            b";a ",            // whitespace before the end of the line
+            b";a=b ",          // likewise after a value
+            b";a=\"x\" ",      // likewise after a quoted value
+            b";a@b",           // not a token
+            b";a=b@",          // not a token
+            b";a=\"\x01\"",    // a control byte in quotes
+            b";a=\"\\\x01\"",  // an escaped control byte
+            b";a=\"x\ny\"",    // LF inside quotes
+            b";a\n",           // bare LF
+            b";a=caf\xc3\xa9", // a token is ASCII
+        ] {
+            let body = [b"5".as_slice(), extension, b"\r\nhello\r\n0\r\n\r\n"].concat();
+            for step in [1, 64] {
+                let error = decode_in_steps(BodyFraming::Chunked, &body, step).unwrap_err();
+                assert!(
+                    matches!(error, ProtocolError::Malformed(_)),
+                    "{:?} in steps of {step}: {error:?}",
+                    String::from_utf8_lossy(extension)
+                );
+            }
         }
     }
 

@@ -509,11 +509,82 @@ enum BodyChoice {
     /// Chunks, an optional extension on each size line, optional trailers.
     Chunked {
         chunks: Vec<Vec<u8>>,
-        extension: Option<String>,
+        extension: Option<ChunkExtension>,
         trailer: Option<(String, String)>,
     },
     /// `Transfer-Encoding: chunked` and then whatever.
     BadChunked(Vec<u8>),
+}
+
+/// What follows a chunk size: the forms RFC 9112 section 7.1.1 allows, the
+/// ones that differing parsers read differently (the smuggling vectors), and
+/// anything at all.
+#[derive(Clone, Debug)]
+enum ChunkExtension {
+    /// `;name`
+    Name(String),
+    /// `;name=token`
+    Token(String, String),
+    /// `;name="text"`, with `"` and `\` escaped.
+    Quoted(String, String),
+    /// A known edge: an empty name, an unterminated quote, whitespace, LF.
+    Edge(&'static str),
+    /// Whatever the bytes say.
+    Raw(String),
+}
+
+/// Extensions on the edge of the grammar, each refused or accepted on purpose.
+const CHUNK_EXTENSION_EDGES: &[&str] = &[
+    ";",
+    "; ",
+    ";;a",
+    ";=b",
+    ";a=",
+    ";a=\"abc",
+    ";a=\"abc\\\"",
+    ";a=\"x\" ",
+    ";a ",
+    " ;a",
+    ";a=\"x\ny\"",
+    ";a\nb",
+    ";a=\"\\\"\"",
+    ";a = b ; c",
+];
+
+impl<'a> Arbitrary<'a> for ChunkExtension {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match pick(u, &[2, 2, 2, 3, 1])? {
+            0 => ChunkExtension::Name(u.arbitrary()?),
+            1 => ChunkExtension::Token(u.arbitrary()?, u.arbitrary()?),
+            2 => ChunkExtension::Quoted(u.arbitrary()?, u.arbitrary()?),
+            3 => ChunkExtension::Edge(u.choose(CHUNK_EXTENSION_EDGES)?),
+            _ => ChunkExtension::Raw(u.arbitrary()?),
+        })
+    }
+}
+
+impl ChunkExtension {
+    /// The text after the size, `;` included.
+    fn text(&self) -> String {
+        // Names and tokens from arbitrary text: its token characters, or one.
+        let token = |text: &str| {
+            let kept: String = text
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(*c))
+                .collect();
+            if kept.is_empty() { "x".to_owned() } else { kept }
+        };
+        match self {
+            ChunkExtension::Name(name) => format!(";{}", token(name)),
+            ChunkExtension::Token(name, value) => format!(";{}={}", token(name), token(value)),
+            ChunkExtension::Quoted(name, value) => {
+                let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
+                format!(";{}=\"{escaped}\"", token(name))
+            }
+            ChunkExtension::Edge(text) => (*text).to_owned(),
+            ChunkExtension::Raw(text) => format!(";{text}"),
+        }
+    }
 }
 
 impl<'a> Arbitrary<'a> for BodyChoice {
@@ -764,8 +835,8 @@ impl BodyChoice {
             } => {
                 out.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
                 let extension = extension
-                    .as_deref()
-                    .map(|e| format!(";{e}"))
+                    .as_ref()
+                    .map(ChunkExtension::text)
                     .unwrap_or_default();
                 for chunk in chunks.iter().filter(|c| !c.is_empty()) {
                     out.extend_from_slice(format!("{:x}{extension}\r\n", chunk.len()).as_bytes());
