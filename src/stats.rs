@@ -242,6 +242,7 @@ pub struct CacheStats {
     misses: AtomicU64,
     bytes_held: AtomicU64,
     files_open: AtomicU64,
+    entries: AtomicU64,
 }
 
 impl CacheStats {
@@ -259,11 +260,13 @@ impl CacheStats {
         self.misses.fetch_add(1, Relaxed);
     }
 
-    /// What the cache holds now.
-    pub(crate) fn set_held(&self, bytes: usize, files_open: usize) {
+    /// What the cache holds now: bytes (every entry's whole footprint),
+    /// open descriptors, entries.
+    pub(crate) fn set_held(&self, bytes: usize, files_open: usize, entries: usize) {
         let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
         self.bytes_held.store(count(bytes), Relaxed);
         self.files_open.store(count(files_open), Relaxed);
+        self.entries.store(count(entries), Relaxed);
     }
 
     fn add_to(&self, totals: &mut CacheSnapshot) {
@@ -272,6 +275,7 @@ impl CacheStats {
         totals.misses += self.misses.load(Relaxed);
         totals.bytes_held += self.bytes_held.load(Relaxed);
         totals.files_open += self.files_open.load(Relaxed);
+        totals.entries += self.entries.load(Relaxed);
     }
 }
 
@@ -307,6 +311,7 @@ pub struct CacheSnapshot {
     pub misses: u64,
     pub bytes_held: u64,
     pub files_open: u64,
+    pub entries: u64,
 }
 
 #[cfg(test)]
@@ -359,7 +364,7 @@ mod tests {
         cache.hit();
         cache.hit();
         cache.missed();
-        cache.set_held(4096, 1);
+        cache.set_held(4096, 1, 3);
         let snapshot = registry.snapshot(Instant::now());
         assert_eq!(snapshot.connections, [1, 0, 0, 1, 0]);
         assert_eq!(snapshot.open_connections(), 2);
@@ -376,7 +381,8 @@ mod tests {
                 revalidations: 0,
                 misses: 1,
                 bytes_held: 4096,
-                files_open: 1
+                files_open: 1,
+                entries: 3,
             }
         );
     }

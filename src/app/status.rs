@@ -144,8 +144,8 @@ fn json(s: &Snapshot) -> String {
     let c = &s.cache;
     let _ = write!(
         out,
-        "}},\"cache\":{{\"hits\":{},\"revalidations\":{},\"misses\":{},\"bytes_held\":{},\"files_open\":{}}}}}",
-        c.hits, c.revalidations, c.misses, c.bytes_held, c.files_open
+        "}},\"cache\":{{\"hits\":{},\"revalidations\":{},\"misses\":{},\"bytes_held\":{},\"files_open\":{},\"entries\":{}}}}}",
+        c.hits, c.revalidations, c.misses, c.bytes_held, c.files_open, c.entries
     );
     out
 }
@@ -256,8 +256,14 @@ fn prometheus(s: &Snapshot) -> String {
     metric(
         "cache_bytes",
         "gauge",
-        "Bytes the file cache holds.",
+        "Bytes the file cache holds: files' bytes and every entry's own.",
         &one(c.bytes_held),
+    );
+    metric(
+        "cache_entries",
+        "gauge",
+        "Entries the file cache holds.",
+        &one(c.entries),
     );
     metric(
         "cache_open_files",
@@ -286,8 +292,8 @@ fn html(s: &Snapshot) -> String {
     row(
         "File cache",
         format!(
-            "{} hits, {} revalidations, {} misses; {} bytes and {} open files held",
-            c.hits, c.revalidations, c.misses, c.bytes_held, c.files_open
+            "{} hits, {} revalidations, {} misses; {} entries, {} bytes and {} open files held",
+            c.hits, c.revalidations, c.misses, c.entries, c.bytes_held, c.files_open
         ),
     );
     let mut loops = String::new();

@@ -127,6 +127,11 @@ impl Fields {
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
+
+    /// The memory it holds, for whoever keeps fields around (the file cache).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.0.capacity()
+    }
 }
 
 #[derive(Clone, Debug)]

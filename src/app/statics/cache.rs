@@ -15,10 +15,17 @@
 //! bytes; changed, everything is read again (nginx's `open_file_cache_valid
 //! 1s`).
 //!
-//! Two bounds: the bytes held for small files, and the descriptors held open
-//! for large ones (each is one of the process's file descriptors). The cache is
-//! shared by every connection of a loop (and by every thread in the threaded
-//! models), behind a mutex that the single loop never contends.
+//! Two bounds, both on what the cache really holds: bytes of memory (every
+//! entry's whole footprint: its key, the file's path, type and validators,
+//! its serialized header blocks, its registrations with the watch, and a
+//! small file's bytes, compressed or not) and descriptors held open for
+//! large files (each is one of the process's file descriptors). An entry is
+//! a file as a URL path names it, however the path was spelled: `//a`,
+//! `/./a`, `/%61` and `/a` are one key ([`Key::for_path`]), so a client that
+//! spells one file a hundred thousand ways gets a hundred thousand hits, not
+//! as many entries. The cache is shared by every connection of a loop (and by
+//! every thread in the threaded models), behind a mutex that the single loop
+//! never contends.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -29,9 +36,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Representation;
+use super::resolve::{self, Visibility};
 use super::watch::Watch;
 use crate::app::encoding::Codings;
-use crate::app::lru::{Lru, lock};
+use crate::app::lru::{Lru, Weight, lock};
 use crate::stats::CacheStats;
 
 /// How long a cached answer nothing watches is trusted without looking at the
@@ -41,7 +49,8 @@ pub(super) const REVALIDATE_AFTER: Duration = Duration::from_secs(1);
 /// How much the cache may hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CacheLimits {
-    /// All cached bytes together; 0 keeps no file in memory.
+    /// Everything the cache holds in memory: small files' bytes and every
+    /// entry's own footprint; 0 caches nothing.
     pub total_bytes: usize,
     /// Largest file kept in memory. Larger files go out with sendfile.
     pub file_bytes: usize,
@@ -62,10 +71,34 @@ impl Default for CacheLimits {
 /// What a request for a URL path with a given set of accepted codings found.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) struct Key {
-    pub url_path: String,
+    /// The URL path in its one spelling: segments decoded and encoded again
+    /// as unreserved characters and escapes, `//` and `.` dropped, a
+    /// trailing slash kept (`/docs` is a redirect, `/docs/` a directory).
+    path: String,
     /// Which precompressed codings the client accepts: the same path may
     /// resolve to a different file for a different client.
-    pub accepted: Codings,
+    accepted: Codings,
+}
+
+impl Key {
+    /// The key of `url_path` (as sent, without the query), or `None` when
+    /// the path is refused whatever it names (a stray `%`, `..`, a hidden
+    /// name): such answers are not cached.
+    pub(super) fn for_path(
+        url_path: &str,
+        accepted: Codings,
+        visibility: Visibility,
+    ) -> Option<Key> {
+        Some(Key {
+            path: resolve::normalise(url_path, visibility)?,
+            accepted,
+        })
+    }
+
+    /// The memory this key costs wherever it is held.
+    fn footprint(&self) -> usize {
+        std::mem::size_of::<Key>() + self.path.capacity()
+    }
 }
 
 /// Where a cached file's bytes are.
@@ -93,6 +126,48 @@ pub(super) enum Lookup {
     Miss,
 }
 
+impl Cached {
+    /// What holding this costs: its memory in bytes (what it points to and
+    /// the structures that file it), and the descriptor a large file keeps.
+    fn weight(&self, key: &Key, registrations: usize) -> Weight {
+        let representation = &*self.representation;
+        let fields = &representation.fields;
+        let texts = [
+            representation.content_type.capacity(),
+            representation.validators.etag.capacity(),
+            representation.validators.last_modified_text.capacity(),
+            representation.path.as_os_str().len(),
+            fields.validators.heap_bytes(),
+            fields.described.heap_bytes(),
+            fields.full.heap_bytes(),
+        ];
+        let (content, files) = match &self.content {
+            Content::Bytes(bytes) => (bytes.len(), 0),
+            Content::Open(_) => (std::mem::size_of::<File>(), 1),
+        };
+        Weight {
+            bytes: ENTRY_OVERHEAD
+                + key.footprint()
+                + std::mem::size_of::<Representation>()
+                + texts.iter().sum::<usize>()
+                + content
+                + registrations * REGISTRATION_BYTES,
+            files,
+        }
+    }
+}
+
+/// What an entry costs besides what it holds: its slot in the map and in the
+/// recency order, the reference counts of what it shares.
+const ENTRY_OVERHEAD: usize = std::mem::size_of::<Entry>() + 96;
+
+/// What one registration with the watch costs, about: a shared key, its
+/// slot among its name's dependents, and its share of the name itself (a
+/// file's own name is registered for it alone; its directories' are shared
+/// with every entry below them). Between two prunings the registrations of
+/// entries already gone can reach as many again ([`Watch::retain`]).
+const REGISTRATION_BYTES: usize = 64;
+
 /// An entry as stored: whether inotify watches what it depends on.
 #[derive(Clone, Debug)]
 struct Entry {
@@ -102,12 +177,11 @@ struct Entry {
 
 pub(super) struct FileCache {
     limits: CacheLimits,
-    /// Small files' bytes, weighed in bytes.
-    memory: Mutex<Lru<Key, Entry>>,
-    /// Larger files' descriptors, weighed one each.
-    open: Mutex<Lru<Key, Entry>>,
+    /// Every entry, bounded in bytes (small files' and every entry's own)
+    /// and in descriptors (large files', one each).
+    entries: Mutex<Lru<Arc<Key>, Entry>>,
     /// The directories the entries depend on, watched; `None` without inotify.
-    watch: Option<Mutex<Watch<Key>>>,
+    watch: Option<Mutex<Watch<Arc<Key>>>>,
     /// Counts the batches of changes applied: an entry read while one was
     /// applied by another thread is not stored (it may be what was replaced).
     generation: AtomicU64,
@@ -119,16 +193,27 @@ pub(super) struct FileCache {
 /// a change from then on is heard of.
 pub(super) struct Dependency {
     watched: bool,
+    /// The (directory, name) pairs registered.
+    registrations: usize,
     generation: u64,
+}
+
+impl Dependency {
+    /// A later registration for the same entry, of everything it depends
+    /// on once its sidecar is known: it is watched only if that is too. The
+    /// first registration's generation stays, the earlier and so the safer.
+    pub(super) fn registered_more(&mut self, more: Dependency) {
+        self.watched &= more.watched;
+        self.registrations = self.registrations.max(more.registrations);
+    }
 }
 
 impl FileCache {
     pub(super) fn new(limits: CacheLimits, stats: Arc<CacheStats>) -> FileCache {
         FileCache {
             limits,
-            memory: Mutex::new(Lru::new(limits.total_bytes)),
-            open: Mutex::new(Lru::new(limits.open_files)),
-            watch: Watch::new().map(Mutex::new),
+            entries: Mutex::new(Lru::bounded_by(limits.capacity())),
+            watch: Watch::new(super::SIDECARS).map(Mutex::new),
             generation: AtomicU64::new(0),
             stats,
         }
@@ -158,8 +243,7 @@ impl FileCache {
         }
         self.generation.fetch_add(1, Ordering::Relaxed);
         if everything {
-            *lock(&self.memory) = Lru::new(self.limits.total_bytes);
-            *lock(&self.open) = Lru::new(self.limits.open_files);
+            *lock(&self.entries) = Lru::bounded_by(self.limits.capacity());
         }
         for key in stale {
             self.remove(&key);
@@ -171,7 +255,7 @@ impl FileCache {
     /// keys no longer held (evicted, dropped, or never stored) are pruned
     /// when they pile up, so that hostile URL spellings of one file cannot
     /// grow them without bound.
-    pub(super) fn depend(&self, key: &Key, on: &[(PathBuf, OsString)]) -> Dependency {
+    pub(super) fn depend(&self, key: &Arc<Key>, on: &[(PathBuf, OsString)]) -> Dependency {
         let watched = !on.is_empty()
             && self.watch.as_ref().is_some_and(|w| {
                 let mut watch = lock(w);
@@ -179,13 +263,14 @@ impl FileCache {
                 if watch.crowded() {
                     // The watch's lock, then the entries': the order insert
                     // and apply_changes take them in too.
-                    let (memory, open) = (lock(&self.memory), lock(&self.open));
-                    watch.retain(|k| k == key || memory.contains(k) || open.contains(k));
+                    let entries = lock(&self.entries);
+                    watch.retain(|k| k == key || entries.contains(k));
                 }
                 watched
             });
         Dependency {
             watched,
+            registrations: on.len(),
             generation: self.generation.load(Ordering::Relaxed),
         }
     }
@@ -197,9 +282,7 @@ impl FileCache {
     }
 
     pub(super) fn lookup(&self, key: &Key, now: Instant) -> Lookup {
-        let found = lock(&self.memory)
-            .touch(key)
-            .or_else(|| lock(&self.open).touch(key));
+        let found = lock(&self.entries).touch(key);
         match found {
             Some((entry, checked))
                 if entry.watched || now.duration_since(checked) < REVALIDATE_AFTER =>
@@ -221,45 +304,46 @@ impl FileCache {
     /// Stores (or refreshes) an entry checked at `now`, read after its
     /// `dependency` was registered. Not stored if changes were applied since
     /// (by another thread): what was read may be what they replaced.
-    pub(super) fn insert(&self, key: Key, cached: Cached, dependency: Dependency, now: Instant) {
+    pub(super) fn insert(
+        &self,
+        key: Arc<Key>,
+        cached: Cached,
+        dependency: Dependency,
+        now: Instant,
+    ) {
         // Changes are applied under the watch's lock, so under it an entry is
         // either stored before a change is applied (and dropped by it) or
         // sees the generation moved on (and is not stored).
         let _applying = self.watch.as_ref().map(lock);
-        // An entry may move between kinds when its file grows or shrinks.
-        self.remove(&key);
         if self.generation.load(Ordering::Relaxed) != dependency.generation {
+            self.remove(&key);
             return;
         }
+        let weight = cached.weight(&key, dependency.registrations);
         let entry = Entry {
             watched: dependency.watched,
             cached,
         };
-        match &entry.cached.content {
-            Content::Bytes(bytes) => {
-                let weight = bytes.len();
-                lock(&self.memory).insert(key, entry, weight, now);
-            }
-            Content::Open(_) => lock(&self.open).insert(key, entry, 1, now),
-        }
+        lock(&self.entries).insert(key, entry, weight, now);
         self.publish_held();
     }
 
     /// Forgets an entry.
     pub(super) fn remove(&self, key: &Key) {
-        lock(&self.memory).remove(key);
-        lock(&self.open).remove(key);
+        lock(&self.entries).remove(key);
         self.publish_held();
     }
 
-    /// Bytes held in memory.
-    pub fn bytes_held(&self) -> usize {
-        lock(&self.memory).used()
+    /// Bytes held in memory, every entry's footprint included.
+    #[cfg(test)]
+    fn bytes_held(&self) -> usize {
+        lock(&self.entries).used().bytes
     }
 
     /// Descriptors held open.
-    pub fn files_held(&self) -> usize {
-        lock(&self.open).used()
+    #[cfg(test)]
+    fn files_held(&self) -> usize {
+        lock(&self.entries).used().files
     }
 
     /// Keys the watch holds registrations for.
@@ -269,7 +353,18 @@ impl FileCache {
     }
 
     fn publish_held(&self) {
-        self.stats.set_held(self.bytes_held(), self.files_held());
+        let entries = lock(&self.entries);
+        self.stats
+            .set_held(entries.used().bytes, entries.used().files, entries.len());
+    }
+}
+
+impl CacheLimits {
+    fn capacity(&self) -> Weight {
+        Weight {
+            bytes: self.total_bytes,
+            files: self.open_files,
+        }
     }
 }
 
@@ -282,23 +377,26 @@ mod tests {
     use std::time::UNIX_EPOCH;
 
     fn representation(len: usize) -> Arc<Representation> {
-        Arc::new(Representation {
-            path: PathBuf::from("/x"),
-            len: len as u64,
-            identity: FileIdentity {
-                device: 0,
-                inode: 0,
+        Arc::new(
+            Representation {
+                path: PathBuf::from("/srv/site/x"),
                 len: len as u64,
-                modified_ns: 0,
-                changed_ns: 0,
-            },
-            validators: Validators::new("\"e\"".into(), UNIX_EPOCH),
-            content_type: "text/plain".into(),
-            coding: None,
-            compressed_here: false,
-            vary: false,
-            fields: Default::default(),
-        })
+                identity: FileIdentity {
+                    device: 0,
+                    inode: 0,
+                    len: len as u64,
+                    modified_ns: 0,
+                    changed_ns: 0,
+                },
+                validators: Validators::new("\"e\"".into(), UNIX_EPOCH),
+                content_type: "text/plain".into(),
+                coding: None,
+                compressed_here: false,
+                vary: false,
+                fields: Default::default(),
+            }
+            .finished(),
+        )
     }
 
     fn in_memory(len: usize) -> Cached {
@@ -315,11 +413,23 @@ mod tests {
         }
     }
 
-    fn key(path: &str) -> Key {
-        Key {
-            url_path: path.into(),
+    fn key(path: &str) -> Arc<Key> {
+        Arc::new(Key {
+            path: path.into(),
             accepted: Codings::NONE,
-        }
+        })
+    }
+
+    /// Stores `cached` under `path`, depending on nothing.
+    fn store(cache: &FileCache, path: &str, cached: Cached, now: Instant) {
+        let key = key(path);
+        let dependency = cache.depend(&key, &[]);
+        cache.insert(key, cached, dependency, now);
+    }
+
+    /// What an entry for a two-byte path (`/a`) holding `cached` weighs.
+    fn weight_of(cached: &Cached) -> Weight {
+        cached.weight(&key("/a"), 0)
     }
 
     fn limits(total_bytes: usize, file_bytes: usize, open_files: usize) -> CacheLimits {
@@ -335,58 +445,76 @@ mod tests {
         let registry = crate::stats::Registry::new();
         let cache = FileCache::new(CacheLimits::default(), registry.cache());
         let t0 = Instant::now();
-        cache.insert(key("/a"), in_memory(10), cache.depend(&key("/a"), &[]), t0);
-        cache.insert(
-            key("/big"),
-            open_file(),
-            cache.depend(&key("/big"), &[]),
-            t0,
-        );
+        store(&cache, "/a", in_memory(10), t0);
+        store(&cache, "/b", open_file(), t0);
         assert!(matches!(cache.lookup(&key("/a"), t0), Lookup::Fresh(_)));
         assert!(matches!(
             cache.lookup(&key("/a"), t0 + REVALIDATE_AFTER),
             Lookup::Stale(_)
         ));
-        assert!(matches!(cache.lookup(&key("/b"), t0), Lookup::Miss));
+        assert!(matches!(cache.lookup(&key("/c"), t0), Lookup::Miss));
         let counted = registry.snapshot(t0).cache;
         assert_eq!(
             (counted.hits, counted.revalidations, counted.misses),
             (1, 1, 1)
         );
-        assert_eq!((counted.bytes_held, counted.files_open), (10, 1));
+        let held = weight_of(&in_memory(10)) + weight_of(&open_file());
+        assert_eq!(
+            (counted.bytes_held, counted.files_open, counted.entries),
+            (held.bytes as u64, 1, 2)
+        );
         cache.remove(&key("/a"));
+        cache.remove(&key("/b"));
         assert_eq!(registry.snapshot(t0).cache.bytes_held, 0);
     }
 
     #[test]
+    fn an_entry_weighs_all_it_holds_not_only_the_file() {
+        let small = weight_of(&in_memory(13));
+        let compared = |len| weight_of(&in_memory(len)).bytes - small.bytes;
+        assert_eq!(compared(1013), 1000, "the file's bytes count");
+        // Its key, path, type, validators and three header blocks count too:
+        // a 13-byte file is several hundred bytes held.
+        let texts = "/a".len()
+            + "/srv/site/x".len()
+            + "text/plain".len()
+            + "\"e\"".len()
+            + "Thu, 01 Jan 1970 00:00:00 GMT".len();
+        assert!(small.bytes > 13 + texts + 200, "{small:?}");
+        let long_key = in_memory(13).weight(&key(&format!("/{}", "x".repeat(4000))), 0);
+        assert!(long_key.bytes >= small.bytes + 3999, "{long_key:?}");
+        let registered = in_memory(13).weight(&key("/a"), 5);
+        assert_eq!(registered.bytes, small.bytes + 5 * REGISTRATION_BYTES);
+        let open = weight_of(&open_file());
+        assert_eq!(open.files, 1);
+        assert!(open.bytes > texts, "an open file's entry is memory too");
+    }
+
+    #[test]
     fn evicts_the_least_recently_used() {
-        let cache = FileCache::new(limits(30, 30, 0), Arc::default());
+        let one = weight_of(&in_memory(10)).bytes;
+        let cache = FileCache::new(limits(3 * one, 30, 0), Arc::default());
         let t0 = Instant::now();
-        cache.insert(key("/a"), in_memory(10), cache.depend(&key("/a"), &[]), t0);
-        cache.insert(key("/b"), in_memory(10), cache.depend(&key("/b"), &[]), t0);
-        cache.insert(key("/c"), in_memory(10), cache.depend(&key("/c"), &[]), t0);
+        for path in ["/a", "/b", "/c"] {
+            store(&cache, path, in_memory(10), t0);
+        }
         let _ = cache.lookup(&key("/a"), t0); // a is now the most recent
-        cache.insert(key("/d"), in_memory(10), cache.depend(&key("/d"), &[]), t0);
+        store(&cache, "/d", in_memory(10), t0);
         assert!(
             matches!(cache.lookup(&key("/b"), t0), Lookup::Miss),
             "b was oldest"
         );
         assert!(matches!(cache.lookup(&key("/a"), t0), Lookup::Fresh(_)));
-        assert_eq!(cache.bytes_held(), 30);
+        assert_eq!(cache.bytes_held(), 3 * one);
     }
 
     #[test]
     fn descriptors_are_bounded_apart_from_bytes() {
-        let cache = FileCache::new(limits(100, 50, 2), Arc::default());
+        let cache = FileCache::new(limits(64 << 10, 50, 2), Arc::default());
         let t0 = Instant::now();
-        cache.insert(
-            key("/small"),
-            in_memory(40),
-            cache.depend(&key("/small"), &[]),
-            t0,
-        );
+        store(&cache, "/small", in_memory(40), t0);
         for path in ["/big1", "/big2", "/big3"] {
-            cache.insert(key(path), open_file(), cache.depend(&key(path), &[]), t0);
+            store(&cache, path, open_file(), t0);
         }
         assert_eq!(cache.files_held(), 2);
         assert!(matches!(cache.lookup(&key("/big1"), t0), Lookup::Miss));
@@ -400,36 +528,58 @@ mod tests {
     fn what_does_not_fit_is_not_held() {
         let cache = FileCache::new(limits(100, 20, 0), Arc::default());
         assert!(!cache.holds_in_memory(21));
-        cache.insert(
-            key("/big"),
-            in_memory(101),
-            cache.depend(&key("/big"), &[]),
-            Instant::now(),
-        );
+        store(&cache, "/big", in_memory(101), Instant::now());
         assert_eq!(cache.bytes_held(), 0);
-        cache.insert(
-            key("/open"),
-            open_file(),
-            cache.depend(&key("/open"), &[]),
-            Instant::now(),
-        );
+        store(&cache, "/open", open_file(), Instant::now());
         assert_eq!(cache.files_held(), 0, "no descriptors may be kept");
+        let none = FileCache::new(limits(0, 20, 10), Arc::default());
+        store(&none, "/open", open_file(), Instant::now());
+        assert_eq!(
+            (none.bytes_held(), none.files_held()),
+            (0, 0),
+            "no memory, so not even an open file's entry"
+        );
+    }
+
+    #[test]
+    fn the_bytes_held_never_pass_the_limit_whatever_the_keys() {
+        let total = 64 << 10;
+        let cache = FileCache::new(limits(total, 1024, 8), Arc::default());
+        let t0 = Instant::now();
+        for n in 0..5000usize {
+            // Keys of every length up to a request line's, small files and
+            // open ones.
+            let path = format!("/{n}{}", "x".repeat(n % 3000));
+            let cached = match n % 7 {
+                0 => open_file(),
+                _ => in_memory(n % 1000),
+            };
+            store(&cache, &path, cached, t0);
+            assert!(
+                cache.bytes_held() <= total,
+                "after {n}: {}",
+                cache.bytes_held()
+            );
+            assert!(cache.files_held() <= 8);
+        }
+        assert!(cache.bytes_held() > total / 2, "and the cache is used");
     }
 
     #[test]
     fn registrations_do_not_outlive_their_entries_for_long() {
-        // Thousands of spellings of one file (`//a`, `/./a`, `/%61`...), each a
-        // key, in a cache that holds three entries.
+        // Thousands of keys depending on one file, in a cache that holds
+        // three entries.
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path().canonicalize().unwrap();
         std::fs::write(base.join("a"), "a").unwrap();
-        let cache = FileCache::new(limits(30, 30, 0), Arc::default());
+        let one = in_memory(10).weight(&key("/a/0000"), 1).bytes;
+        let cache = FileCache::new(limits(3 * one, 30, 0), Arc::default());
         let on = [(base.clone(), OsString::from("a"))];
         let t0 = Instant::now();
         for n in 0..5000 {
-            let spelling = key(&format!("{}a", "/".repeat(n + 1)));
-            let dependency = cache.depend(&spelling, &on);
-            cache.insert(spelling, in_memory(10), dependency, t0);
+            let key = key(&format!("/a/{n:04}"));
+            let dependency = cache.depend(&key, &on);
+            cache.insert(key, in_memory(10), dependency, t0);
         }
         assert!(
             cache.registrations() <= 1024 + 1,
@@ -437,7 +587,7 @@ mod tests {
             cache.registrations()
         );
         // The entries still held are still heard of.
-        let held = key(&format!("{}a", "/".repeat(5000)));
+        let held = key("/a/4999");
         assert!(matches!(cache.lookup(&held, t0), Lookup::Fresh(_)));
         std::fs::write(base.join("a"), "A").unwrap();
         cache.apply_changes();
@@ -448,11 +598,33 @@ mod tests {
     fn an_entry_moves_between_kinds_when_its_file_does() {
         let cache = FileCache::new(CacheLimits::default(), Arc::default());
         let t0 = Instant::now();
-        cache.insert(key("/a"), in_memory(10), cache.depend(&key("/a"), &[]), t0);
-        cache.insert(key("/a"), open_file(), cache.depend(&key("/a"), &[]), t0);
-        assert_eq!(cache.bytes_held(), 0);
+        store(&cache, "/a", in_memory(10), t0);
+        store(&cache, "/a", open_file(), t0);
+        assert_eq!(cache.bytes_held(), weight_of(&open_file()).bytes);
         assert_eq!(cache.files_held(), 1);
-        cache.insert(key("/a"), in_memory(25), cache.depend(&key("/a"), &[]), t0);
-        assert_eq!((cache.bytes_held(), cache.files_held()), (25, 0));
+        store(&cache, "/a", in_memory(25), t0);
+        assert_eq!(
+            (cache.bytes_held(), cache.files_held()),
+            (weight_of(&in_memory(25)).bytes, 0)
+        );
+    }
+
+    #[test]
+    fn spellings_of_one_path_are_one_key() {
+        let visibility = Visibility::default();
+        let k = |path| Key::for_path(path, Codings::NONE, visibility);
+        assert_eq!(k("//a/./b%2Ec"), k("/a/b.c"));
+        assert_eq!(k("/%61/b.c"), k("/a/b.c"));
+        assert_ne!(k("/a/"), k("/a"), "a trailing slash is a different request");
+        assert_ne!(
+            Key::for_path(
+                "/a",
+                Codings::from(crate::app::encoding::Coding::Gzip),
+                visibility
+            ),
+            k("/a"),
+            "nor is another set of codings"
+        );
+        assert_eq!(k("/../a"), None, "refused paths have no key");
     }
 }

@@ -59,9 +59,24 @@ pub(crate) const DEFAULT_MAX_ENTRIES: usize = 10_000;
 /// byte budget, so that a page outlives its last client while it fits.
 pub(super) struct Listings {
     max_entries: usize,
-    index: Mutex<HashMap<String, Page>>,
+    index: Mutex<Index>,
     kept: Mutex<Lru<String, Arc<[u8]>>>,
 }
+
+/// The renderings alive anywhere, by URL path.
+struct Index {
+    pages: HashMap<String, Page>,
+    /// When `pages` passes this, the dead are forgotten: twice what the last
+    /// pruning kept, so that pruning costs a constant per rendering.
+    prune_at: usize,
+}
+
+/// The index is pruned from this size on.
+const PRUNE_FLOOR: usize = 64;
+
+/// What a kept page costs besides its bytes and its name: its slot in the
+/// map and in the recency order.
+const PAGE_OVERHEAD: usize = 128;
 
 /// One rendering of one version of a directory.
 struct Page {
@@ -87,7 +102,10 @@ impl Listings {
     pub(super) fn new(max_entries: usize, cache_bytes: usize) -> Listings {
         Listings {
             max_entries,
-            index: Mutex::new(HashMap::new()),
+            index: Mutex::new(Index {
+                pages: HashMap::new(),
+                prune_at: PRUNE_FLOOR,
+            }),
             kept: Mutex::new(Lru::new(cache_bytes)),
         }
     }
@@ -128,17 +146,14 @@ impl Listings {
             let mut index = lock(&self.index);
             // Forget renderings nobody holds any more, so the index stays as
             // small as what is alive.
-            if index.len() >= 64 {
-                index.retain(|_, page| page.html.strong_count() > 0);
+            if index.pages.len() >= index.prune_at {
+                index.pages.retain(|_, page| page.html.strong_count() > 0);
+                index.prune_at = (2 * index.pages.len()).max(PRUNE_FLOOR);
             }
-            index.insert(url_path.to_owned(), page);
+            index.pages.insert(url_path.to_owned(), page);
         }
-        lock(&self.kept).insert(
-            url_path.to_owned(),
-            Arc::clone(&html),
-            html.len(),
-            now.instant,
-        );
+        let weight = html.len() + url_path.len() + PAGE_OVERHEAD;
+        lock(&self.kept).insert(url_path.to_owned(), Arc::clone(&html), weight, now.instant);
         Ok(html)
     }
 
@@ -151,7 +166,7 @@ impl Listings {
         now: Instant,
     ) -> Option<Arc<[u8]>> {
         let index = lock(&self.index);
-        let page = index.get(url_path)?;
+        let page = index.pages.get(url_path)?;
         let trusted = page.identity == identity
             && page.real == dir
             && (!page.racy || now.duration_since(page.rendered) < RACY_TRUST);

@@ -67,6 +67,10 @@ pub struct StaticConfig {
     pub compress: bool,
 }
 
+/// With `--listing`, the share of `--cache-bytes` kept for rendered pages
+/// (one part in this many).
+const LISTING_SHARE: usize = 4;
+
 /// The extensions of the precompressed sidecars a file may have.
 const SIDECARS: &[&str] = &[".br", ".gz"];
 
@@ -196,9 +200,19 @@ pub(crate) struct StaticSite {
 
 impl StaticSite {
     pub(crate) fn new(config: StaticConfig, cache_stats: Arc<CacheStats>) -> StaticSite {
+        // One budget for all the site remembers: with listings on, a quarter
+        // of it keeps rendered pages, the rest files.
+        let listing_bytes = match config.listing {
+            true => config.cache.total_bytes / LISTING_SHARE,
+            false => 0,
+        };
+        let files = CacheLimits {
+            total_bytes: config.cache.total_bytes - listing_bytes,
+            ..config.cache
+        };
         StaticSite {
-            cache: FileCache::new(config.cache, cache_stats),
-            listings: Listings::new(config.listing_max_entries, config.cache.total_bytes),
+            cache: FileCache::new(files, cache_stats),
+            listings: Listings::new(config.listing_max_entries, listing_bytes),
             config,
         }
     }
@@ -218,24 +232,30 @@ impl StaticSite {
             return methods::not_allowed(READ);
         }
         let path = request.path();
-        let key = Key {
-            url_path: path.to_owned(),
-            accepted: Codings::accepted_by(request),
-        };
-        let stale = match self.cache.lookup(&key, now.instant) {
-            Lookup::Fresh(hit) => return answer(request, &hit.representation, &hit.content),
-            Lookup::Stale(old) => Some(old),
-            Lookup::Miss => None,
+        let accepted = Codings::accepted_by(request);
+        // One key for every spelling of the path; none for a path refused
+        // whatever it names, whose answer is not worth remembering.
+        let key = Key::for_path(path, accepted, self.config.visibility).map(Arc::new);
+        let stale = match key
+            .as_deref()
+            .map(|key| self.cache.lookup(key, now.instant))
+        {
+            Some(Lookup::Fresh(hit)) => {
+                return answer(request, &hit.representation, &hit.content);
+            }
+            Some(Lookup::Stale(old)) => Some(old),
+            Some(Lookup::Miss) | None => None,
         };
 
         match self.find_file(request, path, now) {
             Ok((file, url_path)) => {
-                self.serve_file(request, key, &file, &url_path, stale, now.instant)
+                let to_cache = key.map(|key| (key, stale));
+                self.serve_file(request, accepted, to_cache, &file, &url_path, now.instant)
             }
             Err(response) => {
-                if stale.is_some() {
+                if let (Some(key), Some(_)) = (&key, &stale) {
                     // What was cached here is gone (or hidden now).
-                    self.cache.remove(&key);
+                    self.cache.remove(key);
                 }
                 response
             }
@@ -270,26 +290,36 @@ impl StaticSite {
         }
     }
 
+    /// Answers with `file`, which `url_path` names, for a client accepting
+    /// `accepted`; remembers the answer under its key (with the entry that
+    /// was there, due for revalidation), if it has one.
     fn serve_file(
         &self,
         request: &RequestHead,
-        key: Key,
+        accepted: Codings,
+        to_cache: Option<(Arc<Key>, Option<Cached>)>,
         file: &Path,
         url_path: &str,
-        stale: Option<Cached>,
         now: Instant,
     ) -> Response {
         // What the entry depends on is watched before anything is read or
         // chosen, so that a change from here on is heard of.
         let root = &self.config.root;
         let literal = resolve::literal(root, url_path, self.config.visibility);
-        let mut on = watch::dependencies(root, literal.as_deref().unwrap_or(file), file, SIDECARS);
-        let dependency = self.cache.depend(&key, &on);
-        let negotiated = self.negotiate(file, key.accepted);
+        let mut on = watch::dependencies(root, literal.as_deref().unwrap_or(file), file);
+        let (key, stale) = to_cache.unzip();
+        let stale = stale.flatten();
+        let mut dependency = key.as_ref().map(|key| self.cache.depend(key, &on));
+        let negotiated = self.negotiate(file, accepted);
         if let (Some(dir), Some(name)) = (negotiated.path.parent(), negotiated.path.file_name()) {
             // A sidecar may be a symlink to somewhere else.
             on.push((dir.to_path_buf(), name.to_owned()));
-            let _ = self.cache.depend(&key, &on);
+            if let Some(key) = &key {
+                let more = self.cache.depend(key, &on);
+                if let Some(first) = dependency.as_mut() {
+                    first.registered_more(more);
+                }
+            }
         }
         let (handle, metadata) = match open_regular(&negotiated.path) {
             Ok(opened) => opened,
@@ -330,15 +360,13 @@ impl StaticSite {
         {
             // Unchanged since it was cached: keep it (and the work of
             // compressing it) another second.
-            self.cache.insert(
-                key,
-                Cached {
+            if let (Some(key), Some(dependency)) = (key, dependency) {
+                let kept = Cached {
                     representation: Arc::clone(&old),
                     content: content.clone(),
-                },
-                dependency,
-                now,
-            );
+                };
+                self.cache.insert(key, kept, dependency, now);
+            }
             return answer(request, &old, &content);
         }
         let (representation, content) = if self.cache.holds_in_memory(representation.len) {
@@ -346,7 +374,7 @@ impl StaticSite {
                 // It is changing under us: send from the file, cache nothing.
                 return answer(request, &representation, &Content::Open(Arc::new(handle)));
             };
-            let compressed = (compressible && key.accepted.contains(Coding::Gzip))
+            let compressed = (compressible && accepted.contains(Coding::Gzip))
                 .then(|| compress::smaller(&bytes))
                 .flatten();
             match compressed {
@@ -360,15 +388,13 @@ impl StaticSite {
             (representation, Content::Open(Arc::new(handle)))
         };
         let representation = Arc::new(representation);
-        self.cache.insert(
-            key,
-            Cached {
+        if let (Some(key), Some(dependency)) = (key, dependency) {
+            let cached = Cached {
                 representation: Arc::clone(&representation),
                 content: content.clone(),
-            },
-            dependency,
-            now,
-        );
+            };
+            self.cache.insert(key, cached, dependency, now);
+        }
         answer(request, &representation, &content)
     }
 

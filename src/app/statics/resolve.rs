@@ -33,6 +33,49 @@ pub(super) fn literal(root: &Path, url_path: &str, visibility: Visibility) -> Op
         .map(|(relative, _)| root.join(relative))
 }
 
+/// The one spelling of every path that names what `url_path` names:
+/// segments decoded and encoded again (unreserved bytes as they are,
+/// everything else as an upper-case escape), empty and `.` segments dropped,
+/// the trailing slash kept. `None` when the path is refused on its face
+/// (a stray `%`, `..`, an encoded separator, a hidden name).
+///
+/// Two paths with the same spelling resolve alike ([`resolve`] looks only at
+/// the decoded segments and the trailing slash), which is what lets the
+/// cache key its entries by it. A path already in that spelling, as nearly
+/// every path is, is taken as it is, without decoding.
+pub(super) fn normalise(url_path: &str, visibility: Visibility) -> Option<String> {
+    if is_normal(url_path) {
+        return Some(url_path.to_owned());
+    }
+    let (_, segments) = decode(url_path, visibility).ok()?;
+    let mut normal = String::with_capacity(url_path.len());
+    for segment in &segments {
+        normal.push('/');
+        normal.push_str(segment);
+    }
+    if segments.is_empty() || url_path.ends_with('/') {
+        normal.push('/');
+    }
+    Some(normal)
+}
+
+/// Whether `url_path` is already as [`normalise`] would write it: only
+/// unreserved bytes and single slashes, no segment starting with a dot
+/// (`.`, `..` and hidden names go the long way, through [`decode`]).
+fn is_normal(url_path: &str) -> bool {
+    let Some(rest) = url_path.strip_prefix('/') else {
+        return false;
+    };
+    if rest.is_empty() {
+        return true;
+    }
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+    let body = rest.strip_suffix('/').unwrap_or(rest);
+    body.split('/').all(|segment| {
+        !segment.is_empty() && !segment.starts_with('.') && segment.bytes().all(unreserved)
+    })
+}
+
 /// The URL path's segments, decoded and checked: as a path relative to ROOT,
 /// and re-encoded (for redirects). Refusals come back as what they resolve to.
 fn decode(url_path: &str, visibility: Visibility) -> Result<(PathBuf, Vec<String>), Resolved> {
@@ -214,6 +257,75 @@ mod tests {
         assert_eq!(get(&s, "/%zz"), Resolved::Malformed);
         assert_eq!(get(&s, "/index.html/"), Resolved::NotFound);
         assert_eq!(get(&s, "/missing"), Resolved::NotFound);
+    }
+
+    #[test]
+    fn every_spelling_of_a_path_normalises_to_one() {
+        let hidden = Visibility::default();
+        let normal = |path: &str| normalise(path, hidden);
+        for spelling in [
+            "/docs/a%20b.txt",
+            "//docs/a%20b.txt",
+            "/./docs/./a%20b.txt",
+            "/%2E/docs/%2e/a%20b.txt",
+            "/%64ocs/a%20b.txt",
+            "/docs//a b.txt",
+            "/docs/a%20%62.txt",
+            "/d%6Fcs/a%20b.txt",
+            "/d%6fcs/a%20b.txt",
+        ] {
+            assert_eq!(
+                normal(spelling).as_deref(),
+                Some("/docs/a%20b.txt"),
+                "{spelling}"
+            );
+        }
+        assert_eq!(
+            normal("/docs/caf\u{e9}").as_deref(),
+            Some("/docs/caf%C3%A9")
+        );
+        assert_eq!(
+            normal("/docs/caf%c3%a9").as_deref(),
+            Some("/docs/caf%C3%A9")
+        );
+        assert_eq!(normal("/a+b").as_deref(), Some("/a%2Bb"));
+        assert_eq!(normal("/a%2Bb").as_deref(), Some("/a%2Bb"));
+        // The trailing slash is part of what a path means.
+        assert_eq!(normal("/docs/").as_deref(), Some("/docs/"));
+        assert_eq!(normal("/docs/./").as_deref(), Some("/docs/"));
+        assert_eq!(normal("/docs//").as_deref(), Some("/docs/"));
+        assert_eq!(normal("/docs").as_deref(), Some("/docs"));
+        assert_eq!(normal("/docs/.").as_deref(), Some("/docs"));
+        assert_eq!(normal("/").as_deref(), Some("/"));
+        assert_eq!(normal("//./").as_deref(), Some("/"));
+        assert_eq!(normal("/.").as_deref(), Some("/"));
+        // Refused on their face: not cached at all.
+        for refused in ["/../x", "/%2e%2e/x", "/a%2Fb", "/100%", "/.env", "/a%00"] {
+            assert_eq!(normal(refused), None, "{refused}");
+        }
+        let shown = Visibility {
+            hidden: true,
+            ..Visibility::default()
+        };
+        assert_eq!(normalise("/%2eenv", shown).as_deref(), Some("/.env"));
+    }
+
+    #[test]
+    fn a_normal_spelling_resolves_as_the_path_it_came_from() {
+        let s = site();
+        for path in [
+            "/index.html",
+            "//docs//a%20b.txt",
+            "/docs/./deep/",
+            "/%64ocs",
+            "/docs/caf\u{e9}.txt",
+            "/docs/.",
+            "/",
+            "/missing",
+        ] {
+            let normal = normalise(path, Visibility::default()).unwrap();
+            assert_eq!(get(&s, &normal), get(&s, path), "{path} as {normal}");
+        }
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //!
 //! Each cache entry depends on some (directory, name) pairs: every component
 //! of the URL path under ROOT (a rename or a retargeted symlink anywhere on the
-//! way changes what the path means), the real file, and its precompressed
-//! sidecars (one appearing changes which representation is chosen). The
+//! way changes what the path means), and the real file, with its precompressed
+//! sidecars (one appearing changes which representation is chosen): those are
+//! not registered apart, since an event for `a.txt.gz` is taken for `a.txt`
+//! too, which keeps a file's registrations to one name. The
 //! directories are watched, once each, for anything that changes a name or
 //! what it names (writes, attributes, creation, deletion, renames both ways);
 //! an event for a name drops the entries that depend on it, and an event about
@@ -23,11 +25,12 @@
 //! inotify sees changes made through this kernel: a file changed by another
 //! machine on a network file system is not seen until it is revalidated.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::hash::Hash;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -57,12 +60,69 @@ fn mask() -> WatchMask {
 /// One watched directory, and what depends on the names in it.
 struct Watched<K> {
     path: PathBuf,
-    names: HashMap<OsString, Vec<K>>,
+    names: HashMap<OsString, Dependents<K>>,
+}
+
+/// The keys that depend on one name. Most names have one or two (a file, in
+/// a coding or two); a directory high in the tree has every entry below it,
+/// and finding a key among those must not cost a scan, or filling the cache
+/// would cost the square of its size.
+enum Dependents<K> {
+    Few(Vec<K>),
+    Many(HashSet<K>),
+}
+
+/// Beyond this many keys, a name's dependents are kept in a set.
+const FEW: usize = 8;
+
+impl<K: Hash + Eq> Dependents<K> {
+    /// Adds `key`; false if it was there.
+    fn insert(&mut self, key: K) -> bool {
+        match self {
+            Dependents::Few(keys) if keys.contains(&key) => false,
+            Dependents::Few(keys) if keys.len() < FEW => {
+                keys.push(key);
+                true
+            }
+            Dependents::Few(keys) => {
+                let mut set: HashSet<K> = keys.drain(..).collect();
+                set.insert(key);
+                *self = Dependents::Many(set);
+                true
+            }
+            Dependents::Many(set) => set.insert(key),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Dependents::Few(keys) => keys.len(),
+            Dependents::Many(set) => set.len(),
+        }
+    }
+
+    fn retain(&mut self, keep: impl Fn(&K) -> bool) {
+        match self {
+            Dependents::Few(keys) => keys.retain(keep),
+            Dependents::Many(set) => set.retain(keep),
+        }
+    }
+
+    /// Hands every key to `each`, emptying the set.
+    fn drain(self, each: impl FnMut(K)) {
+        match self {
+            Dependents::Few(keys) => keys.into_iter().for_each(each),
+            Dependents::Many(set) => set.into_iter().for_each(each),
+        }
+    }
 }
 
 /// The directories watched for one cache, and the keys depending on them.
 pub(super) struct Watch<K> {
     inotify: Inotify,
+    /// The endings of a file's sidecars: a change to `NAME` + one of them is
+    /// a change to what depends on `NAME`.
+    sidecars: &'static [&'static str],
     by_path: HashMap<PathBuf, WatchDescriptor>,
     dirs: HashMap<WatchDescriptor, Watched<K>>,
     buffer: Vec<u8>,
@@ -74,10 +134,12 @@ pub(super) struct Watch<K> {
 
 impl<K: Hash + Eq + Clone> Watch<K> {
     /// A new inotify instance, or `None` (said in the log) where there is none.
-    pub(super) fn new() -> Option<Watch<K>> {
+    /// Names ending in one of `sidecars` count as the name without it.
+    pub(super) fn new(sidecars: &'static [&'static str]) -> Option<Watch<K>> {
         match Inotify::init() {
             Ok(inotify) => Some(Watch {
                 inotify,
+                sidecars,
                 by_path: HashMap::new(),
                 dirs: HashMap::new(),
                 buffer: vec![0; 4096],
@@ -127,9 +189,11 @@ impl<K: Hash + Eq + Clone> Watch<K> {
                 },
             };
             if let Some(watched) = self.dirs.get_mut(&wd) {
-                let keys = watched.names.entry(name.clone()).or_default();
-                if !keys.contains(key) {
-                    keys.push(key.clone());
+                let keys = watched
+                    .names
+                    .entry(name.clone())
+                    .or_insert_with(|| Dependents::Few(Vec::new()));
+                if keys.insert(key.clone()) {
                     self.registered += 1;
                 }
             }
@@ -170,22 +234,24 @@ impl<K: Hash + Eq + Clone> Watch<K> {
                         | EventMask::UNMOUNT,
                 );
                 if about_the_directory {
-                    for keys in watched.names.values() {
+                    for (_, keys) in watched.names.drain() {
                         self.registered -= keys.len();
-                        keys.iter().cloned().for_each(&mut stale);
+                        keys.drain(&mut stale);
                     }
-                    watched.names.clear();
                     gone.push(event.wd.clone());
-                } else if let Some(keys) = event.name.and_then(|n| watched.names.remove(n)) {
-                    self.registered -= keys.len();
-                    log::trace!(
-                        "changed: {}",
-                        watched
-                            .path
-                            .join(event.name.unwrap_or(OsStr::new("")))
-                            .display()
-                    );
-                    keys.into_iter().for_each(&mut stale);
+                } else if let Some(name) = event.name {
+                    log::trace!("changed: {}", watched.path.join(name).display());
+                    let sidecar_of = self.sidecars.iter().filter_map(|ending| {
+                        name.as_bytes()
+                            .strip_suffix(ending.as_bytes())
+                            .map(OsStr::from_bytes)
+                    });
+                    for affected in std::iter::once(name).chain(sidecar_of) {
+                        if let Some(keys) = watched.names.remove(affected) {
+                            self.registered -= keys.len();
+                            keys.drain(&mut stale);
+                        }
+                    }
                 }
             }
             for wd in gone {
@@ -219,9 +285,14 @@ impl<K: Hash + Eq + Clone> Watch<K> {
         for (wd, watched) in &mut self.dirs {
             watched.names.retain(|_, keys| {
                 keys.retain(&keep);
-                !keys.is_empty()
+                keys.len() > 0
             });
-            self.registered += watched.names.values().map(Vec::len).sum::<usize>();
+            // A map keeps its room after a pruning; what piled up must not
+            // stay held as empty room.
+            if watched.names.capacity() > 4 * watched.names.len().max(FEW) {
+                watched.names.shrink_to_fit();
+            }
+            self.registered += watched.names.values().map(Dependents::len).sum::<usize>();
             if watched.names.is_empty() {
                 unwatched.push(wd.clone());
             }
@@ -256,13 +327,9 @@ fn report_short_of_watches(why: &str) {
 
 /// What a file at `real`, reached by `literal` (ROOT joined with the decoded
 /// URL path, symlinks unresolved), depends on: each component of `literal`
-/// under `root`, and the real file's name and its sidecars' in its directory.
-pub(super) fn dependencies(
-    root: &Path,
-    literal: &Path,
-    real: &Path,
-    sidecars: &[&str],
-) -> Vec<(PathBuf, OsString)> {
+/// under `root`, and the real file's name in its directory (which stands for
+/// its sidecars' too).
+pub(super) fn dependencies(root: &Path, literal: &Path, real: &Path) -> Vec<(PathBuf, OsString)> {
     let mut on = Vec::new();
     if let Ok(relative) = literal.strip_prefix(root) {
         let mut dir = root.to_path_buf();
@@ -274,11 +341,6 @@ pub(super) fn dependencies(
     }
     if let (Some(dir), Some(name)) = (real.parent(), real.file_name()) {
         on.push((dir.to_path_buf(), name.to_owned()));
-        for extension in sidecars {
-            let mut sidecar = name.to_owned();
-            sidecar.push(extension);
-            on.push((dir.to_path_buf(), sidecar));
-        }
     }
     on.sort();
     on.dedup();
@@ -302,7 +364,7 @@ mod tests {
         let base = dir.path().canonicalize().unwrap();
         std::fs::write(base.join("a.txt"), "a").unwrap();
         std::fs::write(base.join("b.txt"), "b").unwrap();
-        let mut watch = Watch::new().expect("inotify on Linux");
+        let mut watch = Watch::new(&[".gz"]).expect("inotify on Linux");
         assert!(watch.depend(&"a", &[(base.clone(), "a.txt".into())]));
         assert!(watch.depend(&"b", &[(base.clone(), "b.txt".into())]));
         assert_eq!(watch.directories(), 1, "one watch per directory");
@@ -319,6 +381,14 @@ mod tests {
             (vec!["b"], false),
             "renamed into place"
         );
+        assert!(watch.depend(&"a", &[(base.clone(), "a.txt".into())]));
+        std::fs::write(base.join("a.txt.gz"), "gz").unwrap();
+        assert_eq!(
+            changes(&mut watch),
+            (vec!["a"], false),
+            "a sidecar appearing is a change to the file it is a sidecar of"
+        );
+        assert_eq!(watch.registrations(), 0);
     }
 
     #[test]
@@ -328,7 +398,7 @@ mod tests {
         let sub = base.join("sub");
         std::fs::create_dir(&sub).unwrap();
         std::fs::write(sub.join("x"), "x").unwrap();
-        let mut watch = Watch::new().unwrap();
+        let mut watch = Watch::new(&[".gz"]).unwrap();
         assert!(watch.depend(&"x", &[(sub.clone(), "x".into())]));
         std::fs::rename(&sub, base.join("moved")).unwrap();
         assert_eq!(changes(&mut watch), (vec!["x"], false));
@@ -342,7 +412,6 @@ mod tests {
             root,
             &root.join("docs-link/guide.txt"),
             Path::new("/srv/www/docs/guide.txt"),
-            &[".gz"],
         );
         let pairs: Vec<(String, String)> = on
             .into_iter()
@@ -354,7 +423,6 @@ mod tests {
             [
                 pair("/srv/www", "docs-link"),
                 pair("/srv/www/docs", "guide.txt"),
-                pair("/srv/www/docs", "guide.txt.gz"),
                 pair("/srv/www/docs-link", "guide.txt"),
             ]
         );
