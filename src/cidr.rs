@@ -1,6 +1,6 @@
 //! Address ranges in CIDR notation (`10.0.0.0/8`, `fd00::/8`, or a single
 //! address): who may see the status page, which peers may speak the PROXY
-//! protocol.
+//! protocol, who may connect at all (`--allow`, `--deny`).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -27,6 +27,11 @@ impl Cidr {
             }
             _ => false,
         }
+    }
+
+    /// How many leading bits it fixes: the longer, the narrower the range.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
     }
 }
 

@@ -4,6 +4,7 @@
 //! does not parse) is reported before the server starts, with a non-zero exit.
 
 use std::net::{IpAddr, Ipv6Addr, ToSocketAddrs};
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use crate::app::{
     CacheLimits, DEFAULT_MAX_ENTRIES, Gate, Scope, StaticConfig, StatusConfig, Visibility,
 };
 use crate::cidr::Cidr;
+use crate::clients::{AccessRules, ClientLimits, ConnectionCap, Rate};
 use crate::config::{Config, LogTarget, Model, TlsFiles};
 use crate::driver::ProxyConfig;
 use crate::http::MAX_HEADERS_CEILING;
@@ -117,6 +119,35 @@ pub struct Cli {
     /// beyond it new ones wait in the kernel's backlog.
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_connections: usize,
+
+    /// Most connections one client (an address; an IPv6 /64) may hold at once;
+    /// one more is answered 503 with Retry-After and closed. 0: no cap. The
+    /// default leaves loopback clients alone (this host: a benchmark, a proxy
+    /// in front); a cap given here holds them too.
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_ip: Option<u32>,
+
+    /// Requests a second one client may make (a token bucket per address);
+    /// one more is answered 429 with Retry-After, and its connection stays
+    /// open. Off by default.
+    #[arg(long, value_name = "R", value_parser = parse_rate)]
+    pub rate_per_ip: Option<f64>,
+
+    /// Requests one client may make at once above --rate-per-ip (default: R,
+    /// a second's worth).
+    #[arg(long, value_name = "B", requires = "rate_per_ip")]
+    pub rate_burst: Option<u32>,
+
+    /// Close connections from this range at accept, before reading a byte
+    /// (10.0.0.0/8, 2001:db8::/32, one address). Repeatable; with --allow,
+    /// the longest matching prefix decides.
+    #[arg(long, value_name = "CIDR")]
+    pub deny: Vec<Cidr>,
+
+    /// Accept connections only from this range (and what no --deny inside
+    /// it excludes). Repeatable.
+    #[arg(long, value_name = "CIDR")]
+    pub allow: Vec<Cidr>,
 
     /// Longest request line (→ 414).
     #[arg(long, default_value = "8K", value_parser = parse_size, value_name = "BYTES")]
@@ -312,6 +343,26 @@ impl Cli {
             config.proxy = Some(ProxyConfig {
                 trusted: self.trusted_proxy,
             });
+        }
+        config.clients = ClientLimits {
+            connections_per_ip: match self.max_connections_per_ip {
+                None => Some(ConnectionCap::default_for_the_network()),
+                Some(n) => NonZeroU32::new(n).map(|max| ConnectionCap {
+                    max,
+                    loopback: true,
+                }),
+            },
+            rate: self
+                .rate_per_ip
+                .filter(|r| *r > 0.0)
+                .map(|per_second| Rate {
+                    per_second,
+                    burst: self.rate_burst.unwrap_or(per_second.ceil() as u32).max(1),
+                }),
+            rules: AccessRules::new(self.allow, self.deny),
+        };
+        if self.rate_burst == Some(0) {
+            return Err("--rate-burst must be at least 1".into());
         }
         config.app.status = self.status.map(|path| StatusConfig {
             path,
@@ -514,6 +565,16 @@ fn parse_status_path(text: &str) -> Result<String, String> {
              digits, `.`, `_`, `-`, `~`)"
         )),
     }
+}
+
+/// `--rate-per-ip`: requests a second, a fraction allowed (0.5 is one every
+/// two seconds), 0 for none.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && *r >= 0.0 && *r <= 1e9)
+        .ok_or_else(|| format!("`{text}` is not a rate (requests a second: 10, 0.5)"))
 }
 
 /// A timeout: a duration that is not zero (a zero timeout would close every

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::app::AppConfig;
+use crate::clients::{ClientLimits, ConnectionCap};
 use crate::driver::ProxyConfig;
 use crate::http::Settings;
 use crate::system::Privileges;
@@ -69,6 +70,9 @@ pub struct Config {
     pub privileges: Privileges,
     /// Connections begin with a PROXY header from one of these peers.
     pub proxy: Option<ProxyConfig>,
+    /// What one client may do: connect at all, hold so many connections,
+    /// make so many requests a second.
+    pub clients: ClientLimits,
 }
 
 impl Default for Config {
@@ -91,6 +95,10 @@ impl Default for Config {
             workers: 1,
             privileges: Privileges::default(),
             proxy: None,
+            clients: ClientLimits {
+                connections_per_ip: Some(ConnectionCap::default_for_the_network()),
+                ..ClientLimits::default()
+            },
         }
     }
 }

@@ -30,6 +30,7 @@ mod access_log;
 mod app;
 mod cidr;
 mod cli;
+mod clients;
 mod config;
 mod driver;
 mod http;

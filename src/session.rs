@@ -29,6 +29,7 @@ use std::time::Instant;
 
 use crate::access_log::{Entry, Ledger};
 use crate::app::{App, BodySink, Reply};
+use crate::clients::{Admission, Clients, Hold};
 use crate::http::{
     Connection, Delivered, Event, Failure, Front, Now, RequestHead, Response, Settings, State,
     StatusCode,
@@ -36,12 +37,14 @@ use crate::http::{
 use crate::stats::{DriverStats, Phase};
 
 /// What every session of a driver shares: the application, the protocol's
-/// settings, whether anyone keeps an access log, and the driver's counters.
+/// settings, whether anyone keeps an access log, the driver's counters, and
+/// the per-client limits (one for the whole process).
 pub struct Service {
     app: App,
     settings: Arc<Settings>,
     access_log: bool,
     stats: Arc<DriverStats>,
+    clients: Option<Arc<Clients>>,
 }
 
 impl Service {
@@ -51,12 +54,33 @@ impl Service {
         access_log: bool,
         stats: Arc<DriverStats>,
     ) -> Arc<Service> {
+        Service::limited(app, settings, access_log, stats, None)
+    }
+
+    /// A service whose clients are held to `clients`' limits.
+    pub(crate) fn limited(
+        app: App,
+        settings: Settings,
+        access_log: bool,
+        stats: Arc<DriverStats>,
+        clients: Option<Arc<Clients>>,
+    ) -> Arc<Service> {
         Arc::new(Service {
             app,
             settings: Arc::new(settings),
             access_log,
             stats,
+            clients,
         })
+    }
+
+    /// Whether `client` may connect at all (`--allow`, `--deny`): a driver
+    /// asks at accept, before reading a byte, and closes the connection if
+    /// not.
+    pub fn allows(&self, client: IpAddr) -> bool {
+        self.clients
+            .as_ref()
+            .is_none_or(|clients| clients.allows(client))
     }
 
     /// See [`App::watch_fd`]: a driver that waits on it takes changes in as
@@ -85,6 +109,9 @@ pub struct Session {
     sink: Option<Box<dyn BodySink>>,
     /// Kept only while there is an access log.
     ledger: Option<Box<Ledger>>,
+    /// The client's slot in the per-client limits, held while the
+    /// connection is open (none without limits).
+    hold: Option<Hold>,
 }
 
 impl Session {
@@ -98,6 +125,7 @@ impl Session {
             client,
             current: None,
             sink: None,
+            hold: None,
         }
     }
 
@@ -109,6 +137,37 @@ impl Session {
     /// The client is someone else than the peer: a trusted proxy said so.
     pub fn set_client(&mut self, client: IpAddr) {
         self.client = client;
+    }
+
+    /// Asks the per-client limits to serve this connection, once its client
+    /// is known (at accept, or once a PROXY header named it). False: the
+    /// client is denied, and the driver closes the socket unread. A client
+    /// over its connection cap is answered `503` with `Retry-After`, and the
+    /// session closes once that is sent.
+    pub fn admit(&mut self, now: Now<'_>) -> bool {
+        let Some(clients) = &self.service.clients else {
+            return true;
+        };
+        match clients.admit(self.client, now.instant) {
+            Admission::Admitted(hold) => {
+                self.hold = hold;
+                true
+            }
+            Admission::Denied => {
+                self.conn.abort();
+                false
+            }
+            Admission::TooManyConnections { retry_after } => {
+                let status = StatusCode::SERVICE_UNAVAILABLE;
+                let refusal =
+                    Response::error(status).with_header("Retry-After", retry_after.to_string());
+                if let Some(id) = self.conn.refuse(refusal, now) {
+                    // No request was read: logged as `"-"`, as nginx logs one.
+                    self.note_answer(id, None, Some("-".to_owned()), status);
+                }
+                true
+            }
+        }
     }
 
     // ----- reading -----------------------------------------------------------
@@ -280,7 +339,15 @@ impl Session {
                     // Kept before the application sees it, so that a panic in
                     // the application can still be told apart by its request line.
                     let (_, head) = &**self.current.insert(Box::new((id, head)));
-                    match self.service.app.handle(head, self.client, now) {
+                    let rate = match (&self.service.clients, self.hold) {
+                        (Some(clients), Some(hold)) => clients.take_request(hold, now.instant),
+                        _ => Ok(()),
+                    };
+                    let reply = match rate {
+                        Err(wait) => Reply::Respond(too_many_requests(wait)),
+                        Ok(()) => self.service.app.handle(head, self.client, now),
+                    };
+                    match reply {
                         Reply::Respond(response) => self.respond(response, now),
                         Reply::ReadBody(sink) => {
                             self.sink = Some(sink);
@@ -369,6 +436,22 @@ impl Session {
     pub fn state(&self) -> crate::http::State {
         self.conn.state()
     }
+}
+
+impl Drop for Session {
+    /// However the connection ended, its client's slot in the limits is
+    /// given back.
+    fn drop(&mut self) {
+        if let (Some(clients), Some(hold)) = (&self.service.clients, self.hold.take()) {
+            clients.release(hold);
+        }
+    }
+}
+
+/// The answer to a request over its client's rate: try again in `wait`
+/// seconds. The connection stays open.
+fn too_many_requests(wait: u32) -> Response {
+    Response::error(StatusCode::TOO_MANY_REQUESTS).with_header("Retry-After", wait.to_string())
 }
 
 /// A response has gone (or was cut short): the access log and the counters

@@ -18,6 +18,7 @@ pub struct Registry {
     started: Instant,
     drivers: Mutex<Vec<Arc<DriverStats>>>,
     caches: Mutex<Vec<Arc<CacheStats>>>,
+    refusals: Arc<Refusals>,
 }
 
 impl Registry {
@@ -26,7 +27,13 @@ impl Registry {
             started: Instant::now(),
             drivers: Mutex::default(),
             caches: Mutex::default(),
+            refusals: Arc::default(),
         })
+    }
+
+    /// The process's counts of clients turned away by the limits.
+    pub(crate) fn refusals(&self) -> Arc<Refusals> {
+        Arc::clone(&self.refusals)
     }
 
     /// A new set of counters for one driver.
@@ -55,6 +62,7 @@ impl Registry {
         for cache in lock(&self.caches).iter() {
             cache.add_to(&mut snapshot.cache);
         }
+        snapshot.refused = self.refusals.snapshot();
         snapshot
     }
 }
@@ -234,6 +242,27 @@ impl DriverStats {
     }
 }
 
+/// Clients turned away by the per-client limits (`src/clients/`), by reason.
+#[derive(Debug, Default)]
+pub struct Refusals {
+    /// Closed at accept: `--deny`, or not in `--allow`.
+    pub(crate) denied: AtomicU64,
+    /// Answered 503: over `--max-connections-per-ip`.
+    pub(crate) too_many_connections: AtomicU64,
+    /// Answered 429: over `--rate-per-ip`.
+    pub(crate) rate_limited: AtomicU64,
+}
+
+impl Refusals {
+    fn snapshot(&self) -> RefusedSnapshot {
+        RefusedSnapshot {
+            denied: self.denied.load(Relaxed),
+            too_many_connections: self.too_many_connections.load(Relaxed),
+            rate_limited: self.rate_limited.load(Relaxed),
+        }
+    }
+}
+
 /// One file cache's counters.
 #[derive(Debug, Default)]
 pub struct CacheStats {
@@ -296,6 +325,14 @@ pub struct Snapshot {
     pub events_per_turn: [u64; EVENT_BUCKETS],
     pub timers: u64,
     pub cache: CacheSnapshot,
+    pub refused: RefusedSnapshot,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RefusedSnapshot {
+    pub denied: u64,
+    pub too_many_connections: u64,
+    pub rate_limited: u64,
 }
 
 impl Snapshot {

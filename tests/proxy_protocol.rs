@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 
 use common::{Client, Model, Server, eventually, read_response};
 
-every_model!(the_client_named_is_the_one_logged);
+every_model!(
+    the_client_named_is_the_one_logged,
+    the_limits_hold_the_client_named_not_the_balancer,
+);
 
 const V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
 
@@ -41,6 +44,78 @@ fn get_through(server: &Server, header: &[u8], request: &str) -> common::Respons
     let mut client = connect_as(server, header);
     client.write_all(request.as_bytes()).unwrap();
     read_response(&mut client, false)
+}
+
+/// Every connection comes from the balancer (127.0.0.1); the limits count
+/// the clients its headers name. The default cap, for the network, holds a
+/// client on the Internet and leaves one on loopback alone.
+fn the_limits_hold_the_client_named_not_the_balancer(model: Model) {
+    let server = Server::start_model(
+        model,
+        &[
+            "--proxy-protocol",
+            "--trusted-proxy",
+            "127.0.0.1",
+            "--deny",
+            "203.0.113.66",
+        ],
+    );
+    let named = |client: &str| format!("PROXY TCP4 {client} 192.0.2.1 51234 443\r\n").into_bytes();
+    let request = "GET /echo/hi HTTP/1.1\r\nHost: x\r\n\r\n";
+    // Denied: closed once the header names it, with no answer.
+    let mut denied = connect_as(&server, &named("203.0.113.66"));
+    denied
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let _ = denied.write_all(request.as_bytes());
+    let mut buf = [0u8; 64];
+    assert!(
+        !matches!(denied.read(&mut buf), Ok(n) if n > 0),
+        "a denied client gets no answer"
+    );
+    assert_eq!(
+        get_through(&server, &named("198.51.100.8"), request).status,
+        200
+    );
+}
+
+/// The default cap (64 connections) holds a client of the network, named by
+/// the balancer; one on loopback is not held to it. (On the loop: a pool of
+/// 16 threads would queue most of the 64.)
+#[test]
+fn the_default_cap_holds_a_client_of_the_network_only() {
+    let server = Server::start(&["--proxy-protocol", "--trusted-proxy", "127.0.0.1"]);
+    let named = |client: &str| format!("PROXY TCP4 {client} 192.0.2.1 51234 443\r\n").into_bytes();
+    let request = "GET /echo/hi HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut held: Vec<Client> = (0..64)
+        .map(|_| {
+            let mut c = connect_as(&server, &named("198.51.100.7"));
+            c.write_all(request.as_bytes()).unwrap();
+            assert_eq!(read_response(&mut c, false).status, 200);
+            c
+        })
+        .collect();
+    let over = get_through(&server, &named("198.51.100.7"), request);
+    assert_eq!(over.status, 503, "{}", over.raw_head);
+    assert_eq!(over.header("retry-after"), Some("1"));
+    // Another client, and the balancer itself, are served meanwhile.
+    assert_eq!(
+        get_through(&server, &named("198.51.100.8"), request).status,
+        200
+    );
+    let local = [V2_SIGNATURE.as_slice(), &[0x20, 0x00, 0, 0]].concat();
+    assert_eq!(get_through(&server, &local, request).status, 200);
+    // A loopback client is not held to the default cap.
+    let loopback: Vec<Client> = (0..70)
+        .map(|_| {
+            let mut c = connect_as(&server, &named("127.0.0.9"));
+            c.write_all(request.as_bytes()).unwrap();
+            assert_eq!(read_response(&mut c, false).status, 200);
+            c
+        })
+        .collect();
+    assert_eq!(loopback.len(), 70);
+    held.clear();
 }
 
 fn read_log(path: &std::path::Path) -> String {

@@ -138,9 +138,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
             match last_use {
                 Some(tick) if tick == filed => return Some(filed),
                 _ => {
-                    let Some((_, key)) = self.orders[order].pop_first() else {
-                        return None;
-                    };
+                    let (_, key) = self.orders[order].pop_first()?;
                     if let (Some(tick), Some(slot)) = (last_use, self.slots.get_mut(&key)) {
                         slot.filed = tick;
                         self.orders[order].insert(tick, key);

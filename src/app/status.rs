@@ -141,6 +141,12 @@ fn json(s: &Snapshot) -> String {
         .map(|i| format!("\"{}\":{}", bucket_label(i), s.events_per_turn[i]))
         .collect();
     out.push_str(&buckets.join(","));
+    let r = &s.refused;
+    let _ = write!(
+        out,
+        "}},\"refused\":{{\"denied\":{},\"too_many_connections\":{},\"rate_limited\":{}",
+        r.denied, r.too_many_connections, r.rate_limited
+    );
     let c = &s.cache;
     let _ = write!(
         out,
@@ -234,6 +240,23 @@ fn prometheus(s: &Snapshot) -> String {
         "Readiness events handled by one turn of an event loop.",
         &buckets,
     );
+    let r = &s.refused;
+    metric(
+        "refused_total",
+        "counter",
+        "Clients turned away by the per-client limits, by reason.",
+        &[
+            ("{reason=\"denied\"}".to_owned(), r.denied.to_string()),
+            (
+                "{reason=\"too_many_connections\"}".to_owned(),
+                r.too_many_connections.to_string(),
+            ),
+            (
+                "{reason=\"rate_limited\"}".to_owned(),
+                r.rate_limited.to_string(),
+            ),
+        ],
+    );
     let c = &s.cache;
     metric(
         "cache_hits_total",
@@ -288,6 +311,14 @@ fn html(s: &Snapshot) -> String {
     row("Requests served", s.requests.to_string());
     row("Body bytes sent", s.body_bytes.to_string());
     row("Accepting held back", format!("{} times", s.accept_pauses));
+    let r = &s.refused;
+    row(
+        "Clients refused",
+        format!(
+            "{} denied, {} over the connection cap (503), {} over the rate (429)",
+            r.denied, r.too_many_connections, r.rate_limited
+        ),
+    );
     let c = &s.cache;
     row(
         "File cache",

@@ -37,6 +37,7 @@ use std::time::Duration;
 
 use crate::access_log::AccessLog;
 use crate::app::{App, Gate, Scope};
+use crate::clients::Clients;
 use crate::config::{Config, Model};
 use crate::logging;
 use crate::session::Service;
@@ -109,6 +110,15 @@ pub fn run(mut config: Config) -> io::Result<()> {
     } = listening;
     // What the status page reads: every driver's counters and every cache's.
     let stats = Registry::new();
+    // One table of clients for the whole process: a client's connections
+    // count together, whichever loop or thread serves them.
+    let clients = config.clients.any().then(|| {
+        Clients::new(
+            config.clients.clone(),
+            config.max_connections,
+            stats.refusals(),
+        )
+    });
     // A driver's endpoints: one application per driver (and so one cache),
     // counting into the driver's counters.
     let endpoints = |driver: &Arc<DriverStats>| -> Vec<Endpoint> {
@@ -116,8 +126,8 @@ pub fn run(mut config: Config) -> io::Result<()> {
             .iter()
             .map(|port| Endpoint {
                 service: match port.redirect {
-                    true => redirect_service(&config, https_port, driver),
-                    false => service(&config, &stats, driver),
+                    true => redirect_service(&config, https_port, driver, &clients),
+                    false => service(&config, &stats, driver, &clients),
                 },
                 tls: tls.clone().filter(|_| port.tls),
             })
@@ -245,26 +255,38 @@ fn describe_auth(gate: &Gate, tls: bool, public: bool) {
 }
 
 /// The application and the protocol settings every session of one driver
-/// shares, counting into `driver`.
-fn service(config: &Config, stats: &Arc<Registry>, driver: &Arc<DriverStats>) -> Arc<Service> {
-    Service::new(
+/// shares, counting into `driver`, its clients held to `clients`.
+fn service(
+    config: &Config,
+    stats: &Arc<Registry>,
+    driver: &Arc<DriverStats>,
+    clients: &Option<Arc<Clients>>,
+) -> Arc<Service> {
+    Service::limited(
         App::new(&config.app, stats),
         config.http,
         config.access_log.is_some(),
         Arc::clone(driver),
+        clients.clone(),
     )
 }
 
 /// The redirect listener's: every request answered with a 308 to HTTPS, and no
 /// Strict-Transport-Security (RFC 6797 section 7.2: never over plain HTTP).
-fn redirect_service(config: &Config, https_port: u16, driver: &Arc<DriverStats>) -> Arc<Service> {
+fn redirect_service(
+    config: &Config,
+    https_port: u16,
+    driver: &Arc<DriverStats>,
+    clients: &Option<Arc<Clients>>,
+) -> Arc<Service> {
     let mut settings = config.http;
     settings.strict_transport_max_age = None;
-    Service::new(
+    Service::limited(
         App::redirect_to_https(https_port),
         settings,
         config.access_log.is_some(),
         Arc::clone(driver),
+        clients.clone(),
     )
 }
 

@@ -226,7 +226,7 @@ impl Tls {
         if self.deliver(session, now)? > 0 {
             return Ok(Filled::Plaintext);
         }
-        if !session.wants_read() || session.is_closed() {
+        if !self.wants_read(session) {
             return Ok(Filled::NotWanted);
         }
         match self.read_ciphertext(id, socket)? {
@@ -369,15 +369,23 @@ impl Tls {
         }
     }
 
-    /// Whether ciphertext waits to be sent (a handshake message, an alert, or
-    /// the rest of a slice).
     /// Whether the handshake is still under way.
     pub fn is_handshaking(&self) -> bool {
         self.conn.is_handshaking()
     }
 
-    pub fn wants_write(&self) -> bool {
-        self.conn.wants_write()
+    /// Whether the socket should be read: the session wants bytes, or the
+    /// handshake does (a session may have its answer queued before the
+    /// handshake that must carry it is done: a client refused at accept).
+    pub fn wants_read(&self, session: &Session) -> bool {
+        !session.is_closed() && (session.wants_read() || self.conn.is_handshaking())
+    }
+
+    /// Whether anything can be sent now: ciphertext rustls holds (a handshake
+    /// message, an alert, the rest of a slice), or the session's output once
+    /// the handshake is done (before, it waits).
+    pub fn has_bytes_to_send(&self, session: &Session) -> bool {
+        self.conn.wants_write() || (session.has_output() && !self.conn.is_handshaking())
     }
 
     /// Before the socket is shut or closed: tell the client, if the socket will

@@ -900,6 +900,27 @@ impl Connection {
         }
     }
 
+    /// Turns the connection away before its first request is read (a client
+    /// over its connection cap): `response` is queued as the answer to
+    /// exchange 1, whatever the client sends, and the connection closes
+    /// after it, lingering, since its request may be on its way. Returns
+    /// the exchange answered; `None` once anything has been read.
+    pub(crate) fn refuse(&mut self, response: Response, now: Now<'_>) -> Option<u64> {
+        if self.state != State::Idle || self.exchanges > 0 || !self.input.is_empty() {
+            return None;
+        }
+        self.now = now.instant;
+        self.exchanges += 1;
+        let id = self.exchanges;
+        let mut exchange = Exchange::failed(id, Version::Http11, false);
+        exchange.answered = true;
+        self.busy().exchange = Some(exchange);
+        self.queue_response(response.closing(), false, now.date);
+        self.busy().exchange = None;
+        self.close(true);
+        Some(id)
+    }
+
     /// A bug (a panic) interrupted the work on this connection: the request in
     /// hand, if it has no answer yet, gets `500` (after any responses queued
     /// before it) and the connection closes; if its answer was already queued,

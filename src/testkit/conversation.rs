@@ -572,7 +572,11 @@ impl ChunkExtension {
                 .chars()
                 .filter(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(*c))
                 .collect();
-            if kept.is_empty() { "x".to_owned() } else { kept }
+            if kept.is_empty() {
+                "x".to_owned()
+            } else {
+                kept
+            }
         };
         match self {
             ChunkExtension::Name(name) => format!(";{}", token(name)),

@@ -220,6 +220,21 @@ impl Server {
         Client::new(stream, self.tls)
     }
 
+    /// A new connection from another loopback address (`127.0.0.N`): another
+    /// client, as the server counts clients.
+    pub fn connect_from(&self, source: std::net::Ipv4Addr) -> Client {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("a socket");
+        socket
+            .bind(&SocketAddr::from((source, 0)).into())
+            .expect("bind to a loopback address");
+        socket.connect(&self.addr.into()).expect("connect");
+        let stream: TcpStream = socket.into();
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client::new(stream, self.tls)
+    }
+
     /// `http://ADDR` or `https://ADDR`.
     pub fn base_url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };

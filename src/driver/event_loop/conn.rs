@@ -177,10 +177,7 @@ impl Conn {
     ) -> bool {
         let key = self.key;
         let mut read = false;
-        while (self.readable || self.tls_holds_plaintext())
-            && self.session.wants_read()
-            && !self.session.is_closed()
-        {
+        while (self.readable || self.tls_holds_plaintext()) && self.wants_read() {
             if budget.reads == 0 {
                 budget.spent = true;
                 break;
@@ -255,23 +252,34 @@ impl Conn {
     }
 
     /// Whether the session has output, or TLS has ciphertext (a handshake
-    /// message, an alert) waiting.
+    /// message, an alert) waiting; the session's output waits for the end of
+    /// the handshake.
     fn has_bytes_to_send(&self) -> bool {
-        self.session.has_output() || self.tls.as_deref().is_some_and(Tls::wants_write)
+        match self.tls.as_deref() {
+            Some(tls) => tls.has_bytes_to_send(&self.session),
+            None => self.session.has_output(),
+        }
+    }
+
+    /// Whether the socket should be read: the session wants bytes, or a TLS
+    /// handshake does.
+    fn wants_read(&self) -> bool {
+        match self.tls.as_deref() {
+            Some(tls) => tls.wants_read(&self.session),
+            None => self.session.wants_read() && !self.session.is_closed(),
+        }
     }
 
     fn tls_holds_plaintext(&mut self) -> bool {
         self.tls.as_deref_mut().is_some_and(Tls::holds_plaintext)
     }
 
-    /// The interest to register: WRITABLE only while the socket has refused
-    /// bytes we still hold, so a connection whose responses fit in the socket
-    /// buffer never costs an `epoll_ctl`.
     /// Takes the PROXY header off the socket, if one is still owed: true once
     /// the session may have the socket. Until then it waits for the header's
     /// bytes (the session's idle deadline bounds the wait); without a valid
-    /// header the connection is aborted.
-    pub(super) fn take_proxy_header(&mut self) -> bool {
+    /// header, or with one naming a client the limits deny, the connection
+    /// is aborted.
+    pub(super) fn take_proxy_header(&mut self, now: Now<'_>) -> bool {
         if !self.awaiting_proxy_header {
             return true;
         }
@@ -284,7 +292,12 @@ impl Conn {
                         log::trace!("#{key}: PROXY header: the client is {client}");
                         self.session.set_client(client.ip());
                     }
-                    return true;
+                    // The client is known now: the limits decide.
+                    let admitted = self.session.admit(now);
+                    if !admitted {
+                        log::debug!("#{key}: {} is denied: closed", self.session.client());
+                    }
+                    return admitted;
                 }
                 // Part of it has come: the rest will make the socket readable.
                 Ok(Taken::Waiting) => self.readable = false,
@@ -313,6 +326,9 @@ impl Conn {
         }
     }
 
+    /// The interest to register: WRITABLE only while the socket has refused
+    /// bytes we still hold, so a connection whose responses fit in the socket
+    /// buffer never costs an `epoll_ctl`.
     pub(super) fn wanted_interest(&self) -> Interest {
         if self.has_bytes_to_send() && !self.writable {
             Interest::READABLE | Interest::WRITABLE
@@ -340,6 +356,7 @@ enum Read {
     /// Nothing was wanted.
     Nothing,
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,12 +366,13 @@ mod tests {
     /// everything a connection needs only at work is boxed away while it is
     /// idle. The harness measures the whole (about 300 bytes of RSS per idle
     /// connection at 10,000, docs/benchmarks.md); a change that grows one of
-    /// these past its bound should say why.
+    /// these past its bound should say why. (272 to 280: the session holds
+    /// its client's slot in the per-client limits, four bytes and a tag.)
     #[test]
     fn an_idle_connection_stays_small() {
         use std::mem::size_of;
         let sizes = [
-            ("Conn", size_of::<Conn>(), 272),
+            ("Conn", size_of::<Conn>(), 280),
             ("Session", size_of::<Session>(), 208),
             ("Connection", size_of::<crate::http::Connection>(), 144),
         ];

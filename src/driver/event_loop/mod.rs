@@ -301,11 +301,18 @@ impl EventLoop {
         if self.proxy.as_ref().is_some_and(|proxy| !proxy.admits(peer)) {
             return;
         }
-        // Responses are written whole; Nagle would only delay the last segment.
-        let _ = socket.set_nodelay(true);
         let Some(endpoint) = self.endpoints.get(listener) else {
             return;
         };
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        let mut session = Session::new(key, Arc::clone(&endpoint.service), peer.ip(), now);
+        // Without a PROXY header the peer is the client, and the limits
+        // decide now: a denied one is closed before a byte is read.
+        if self.proxy.is_none() && !session.admit(self.clock.reading()) {
+            log::debug!("{peer} is denied (--allow, --deny): closed");
+            return;
+        }
         let tls = match endpoint.tls.as_deref().map(TlsConfig::accept).transpose() {
             Ok(tls) => tls.map(Box::new),
             Err(e) => {
@@ -313,8 +320,8 @@ impl EventLoop {
                 return;
             }
         };
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
+        // Responses are written whole; Nagle would only delay the last segment.
+        let _ = socket.set_nodelay(true);
         let registry = self.poll.registry();
         if let Err(e) = registry.register(&mut socket, Token(key), Interest::READABLE) {
             log::warn!("register {peer}: {e}");
@@ -330,7 +337,7 @@ impl EventLoop {
         entry.insert(Conn {
             key,
             socket,
-            session: Session::new(key, Arc::clone(&endpoint.service), peer.ip(), now),
+            session,
             tls,
             serial: self.next_serial,
             readable: false,
@@ -370,7 +377,7 @@ impl EventLoop {
             conn.session.drain(clock);
         }
         let mut budget = Budget::default();
-        if conn.take_proxy_header() {
+        if conn.take_proxy_header(clock) {
             while !budget.is_spent()
                 && (conn.flush(clock, &mut budget, &mut self.scratch)
                     | conn.fill(clock, &mut budget, &mut self.buffers))

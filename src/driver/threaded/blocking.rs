@@ -99,6 +99,13 @@ pub(super) fn serve(
             }
         }
     }
+    // The client is known: the limits decide (a denial without a PROXY
+    // header was decided at accept; asking again costs a lookup, not a byte).
+    let clock = Clock::default();
+    if !session.admit(clock.reading()) {
+        log::debug!("#{id}: {} is denied: closed", session.client());
+        return;
+    }
     // A thread's connection keeps its buffer: the thread's stack dwarfs it.
     session.lend_buffer(vec![0; READ_SIZE]);
     let phase = match tls {
@@ -112,7 +119,7 @@ pub(super) fn serve(
         id,
         session,
         tls,
-        clock: Clock::default(),
+        clock,
         scratch: Vec::new(),
         draining: false,
         phase,
@@ -204,7 +211,7 @@ impl BlockingConnection {
         if self.session.is_closed() {
             return Step::Closed;
         }
-        if self.session.wants_read() {
+        if self.wants_read() {
             let idle = self.session.is_idle();
             registration.set_idle(idle);
             // Checked after marking ourselves idle: a shutdown that began
@@ -215,7 +222,7 @@ impl BlockingConnection {
             }
             self.read_once();
             registration.set_idle(false);
-        } else if !self.session.has_output() {
+        } else if !self.has_bytes_to_send() {
             // Nothing to read, nothing to write, not closed: only time can
             // move it (a deadline). Wait for it rather than spin.
             self.sleep_until_deadline();
@@ -238,9 +245,21 @@ impl BlockingConnection {
         self.session.on_deadline(self.clock.reading());
     }
 
-    /// Whether the session has output, or TLS has ciphertext waiting.
+    /// Whether the session has output, or TLS has ciphertext waiting; the
+    /// session's output waits for the end of the handshake.
     fn has_bytes_to_send(&self) -> bool {
-        self.session.has_output() || self.tls.as_ref().is_some_and(Tls::wants_write)
+        match self.tls.as_ref() {
+            Some(tls) => tls.has_bytes_to_send(&self.session),
+            None => self.session.has_output(),
+        }
+    }
+
+    /// Whether to read: the session wants bytes, or a TLS handshake does.
+    fn wants_read(&self) -> bool {
+        match self.tls.as_ref() {
+            Some(tls) => tls.wants_read(&self.session),
+            None => self.session.wants_read(),
+        }
     }
 
     fn write_all_queued(&mut self) {

@@ -224,8 +224,17 @@ impl Acceptance {
                     if self.shared.proxy.as_ref().is_some_and(|p| !p.admits(peer)) {
                         continue;
                     }
-                    self.next_id += 1;
                     let endpoint = self.routes.get(listener).copied().unwrap_or_default();
+                    // Without a PROXY header the peer is the client: one the
+                    // limits deny is closed here, before a thread or a byte.
+                    let service = self.shared.endpoints.get(endpoint).map(|e| &e.service);
+                    if self.shared.proxy.is_none()
+                        && service.is_some_and(|service| !service.allows(peer.ip()))
+                    {
+                        log::debug!("{peer} is denied (--allow, --deny): closed");
+                        continue;
+                    }
+                    self.next_id += 1;
                     if let Err(e) = self.dispatch(socket, peer, endpoint) {
                         // No thread, or no descriptor to register it with.
                         self.pressure.exhausted(&e, ACCEPT_BACKOFF, now);

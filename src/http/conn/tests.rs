@@ -71,6 +71,26 @@ fn connection_close_ends_after_the_response() {
 }
 
 #[test]
+fn a_refused_connection_answers_once_and_lingers() {
+    let mut h = Harness::new();
+    let now = h.now();
+    let refusal = Response::error(StatusCode::SERVICE_UNAVAILABLE).with_header("Retry-After", "1");
+    assert_eq!(h.conn.refuse(refusal.clone(), now), Some(1));
+    assert_eq!(h.conn.refuse(refusal, now), None, "once only");
+    h.feed(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    let out = h.output();
+    assert!(
+        out.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        "{out}"
+    );
+    assert!(out.contains("Retry-After: 1\r\n") && out.contains("Connection: close\r\n"));
+    assert!(!out.contains("/a"), "the request is never answered: {out}");
+    assert_eq!(h.conn.state(), State::Lingering);
+    h.eof();
+    assert!(h.conn.is_closed());
+}
+
+#[test]
 fn a_plain_close_closes_without_lingering() {
     let mut h = Harness::new();
     h.feed(b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
