@@ -105,6 +105,13 @@ impl Ledger {
     pub(crate) fn take(&mut self) -> Vec<Entry> {
         std::mem::take(&mut self.delivered)
     }
+
+    /// Entries held: answered and not yet delivered, or delivered and not
+    /// yet taken.
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> usize {
+        self.answered.len() + self.delivered.len()
+    }
 }
 
 enum Sink {
@@ -269,6 +276,30 @@ mod tests {
         assert_eq!(
             text,
             "127.0.0.1 - z\\xC3\\xA9\\x20d [10/Oct/2000:13:55:36 +0000] \"GET /a\\\"b HTTP/1.1\" 200 2326 \"-\" \"evil\\x0Aagent\"\n"
+        );
+    }
+
+    #[test]
+    fn gathered_lines_are_written_before_they_pass_their_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let mut log = AccessLog::open(&LogTarget::File(path.clone())).unwrap();
+        let entry = Entry {
+            request_line: format!("GET /{} HTTP/1.1", "x".repeat(8000)),
+            user: None,
+            referer: None,
+            user_agent: None,
+            status: StatusCode::OK,
+            body_bytes: 1,
+        };
+        let client = "127.0.0.1".parse().unwrap();
+        for _ in 0..100 {
+            log.record(client, vec![entry.clone()], "10/Oct/2000:13:55:36 +0000");
+            assert!(log.pending.len() < FLUSH_AT + 8200, "{}", log.pending.len());
+        }
+        assert!(
+            std::fs::metadata(&path).unwrap().len() > 700_000,
+            "written as it went"
         );
     }
 

@@ -462,3 +462,50 @@ fn record_delivery(ledger: &mut Option<Box<Ledger>>, stats: &DriverStats, delive
         ledger.delivered(delivery);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::AppConfig;
+    use crate::stats::{DriverKind, Registry};
+
+    /// A client that pipelines and never reads: what the session keeps for
+    /// the access log is bounded by what the core lets be in flight, not by
+    /// what the client sends.
+    #[test]
+    fn the_ledger_holds_no_more_than_the_responses_in_flight() {
+        let registry = Registry::new();
+        let config = AppConfig {
+            builtins: true,
+            ..AppConfig::default()
+        };
+        let settings = Settings::default();
+        let service = Service::new(
+            App::new(&config, &registry),
+            settings,
+            true,
+            registry.driver(DriverKind::Loop),
+        );
+        let now = crate::app::tests::now();
+        let mut session = Session::new(0, service, crate::app::tests::client(), now.instant);
+        let request = b"GET /echo/x HTTP/1.1\r\nHost: a\r\n\r\n".repeat(1000);
+        let mut sent = 0;
+        while sent < request.len() && session.wants_read() {
+            if session.needs_buffer() {
+                session.lend_buffer(vec![0; crate::http::READ_SIZE]);
+            }
+            let room = session.read_buffer();
+            let n = room.len().min(request.len() - sent);
+            room[..n].copy_from_slice(&request[sent..sent + n]);
+            session.received(n, now);
+            sent += n;
+        }
+        assert!(sent < request.len(), "backpressure stopped the reading");
+        let held = session.ledger.as_deref().map_or(0, Ledger::held);
+        assert!(
+            held <= settings.limits.max_queued_responses + 1,
+            "{held} entries held"
+        );
+        assert!(held > 0);
+    }
+}

@@ -91,6 +91,22 @@ mod tests {
     }
 
     #[test]
+    fn so_many_credentials_are_remembered_at_most() {
+        let remembered = Remembered::new().unwrap();
+        let t0 = Instant::now();
+        for n in 0..ENTRIES + 500 {
+            remembered.remember(format!("Basic {n}").as_bytes(), "a", t0);
+        }
+        assert_eq!(lock(&remembered.entries).len(), ENTRIES);
+        let last = format!("Basic {}", ENTRIES + 499);
+        assert!(remembered.recall(last.as_bytes(), t0).is_some());
+        assert!(
+            remembered.recall(b"Basic 0", t0).is_none(),
+            "the oldest went"
+        );
+    }
+
+    #[test]
     fn digests_depend_on_a_key_of_this_process() {
         let (one, two) = (Remembered::new().unwrap(), Remembered::new().unwrap());
         assert_ne!(one.digest(b"Basic YTpi"), two.digest(b"Basic YTpi"));

@@ -204,6 +204,16 @@ mod tests {
     }
 
     #[test]
+    fn failures_are_remembered_for_so_many_clients_at_most() {
+        let throttle = Throttle::default();
+        let t0 = Instant::now();
+        for n in 0..(CLIENTS as u32 + 1000) {
+            throttle.failed(IpAddr::from(n.to_be_bytes()), t0);
+        }
+        assert_eq!(lock(&throttle.clients).len(), CLIENTS);
+    }
+
+    #[test]
     fn success_or_time_clears_the_slate() {
         let throttle = Throttle::default();
         let t0 = Instant::now();

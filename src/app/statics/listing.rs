@@ -503,6 +503,47 @@ mod tests {
     }
 
     #[test]
+    fn many_directories_keep_within_the_budget_and_the_index_within_what_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let budget = 16 << 10;
+        let listings = Listings::new(DEFAULT_MAX_ENTRIES, budget);
+        let mut held = Vec::new();
+        for n in 0..400 {
+            let sub = root.join(format!("d{n}"));
+            std::fs::create_dir(&sub).unwrap();
+            std::fs::write(sub.join("file"), b"x").unwrap();
+            let url = format!("/d{n}/");
+            let html = listings
+                .page(
+                    &root,
+                    &sub,
+                    &url,
+                    Visibility::default(),
+                    crate::app::tests::now(),
+                )
+                .unwrap();
+            // A client holds every tenth page a while (in flight).
+            if n % 10 == 0 {
+                held.push(html);
+            }
+            assert!(lock(&listings.kept).used().bytes <= budget);
+            let index = lock(&listings.index);
+            let alive = index
+                .pages
+                .values()
+                .filter(|page| page.html.strong_count() > 0)
+                .count();
+            assert!(
+                index.pages.len() <= (2 * alive).max(PRUNE_FLOOR) + 1,
+                "{} pages indexed, {alive} alive",
+                index.pages.len()
+            );
+        }
+        assert!(lock(&listings.kept).len() > 10, "and the budget is used");
+    }
+
+    #[test]
     fn a_page_too_large_to_keep_is_still_shared_while_held() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().canonicalize().unwrap();
