@@ -20,7 +20,7 @@ fn spelling(n: usize) -> String {
         path.push_str(["/", "./", "%2E/", "%2e/"][rest % 4]);
         rest /= 4;
     }
-    let escaped = if n % 2 == 0 { "%6C" } else { "%6c" };
+    let escaped = if n.is_multiple_of(2) { "%6C" } else { "%6c" };
     path.push_str(&"hello.txt".replacen('l', escaped, 1));
     path
 }
