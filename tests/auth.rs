@@ -147,7 +147,7 @@ fn uploads_only_leaves_reading_open(model: Model) {
 #[test]
 fn curl_logs_in_with_basic() {
     if !have_curl() {
-        println!("skipped curl_logs_in_with_basic: curl is not installed");
+        common::skip("curl is not installed (Debian package curl)");
         return;
     }
     let (_dir, users) = password_file(&[("z\u{e9}lie", "p\u{e4}ss:word")]);

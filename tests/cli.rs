@@ -98,7 +98,7 @@ fn bind_takes_names_and_bracketed_ipv6() {
     drop(server);
 
     if std::net::TcpListener::bind("[::1]:0").is_err() {
-        println!("skipped: this machine has no IPv6 loopback for --bind '[::1]'");
+        common::skip("this machine has no IPv6 loopback for --bind '[::1]'");
         return;
     }
     let server = common::Server::start(&["--bind", "[::1]"]);

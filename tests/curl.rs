@@ -33,7 +33,7 @@ fn curl(server: &Server, args: &[&str]) -> (String, String) {
 
 fn curl_reuses_the_connection(model: Model) {
     if !have_curl() {
-        eprintln!("skipped: curl is not installed");
+        common::skip("curl is not installed (Debian package curl)");
         return;
     }
     let server = Server::start_model(model, &[]);
@@ -57,7 +57,7 @@ fn curl_reuses_the_connection(model: Model) {
 
 fn curl_decodes_gzip(model: Model) {
     if !have_curl() {
-        eprintln!("skipped: curl is not installed");
+        common::skip("curl is not installed (Debian package curl)");
         return;
     }
     let server = Server::start_model(model, &[]);
@@ -74,7 +74,7 @@ fn curl_decodes_gzip(model: Model) {
 
 fn curl_uploads_and_downloads_a_file(model: Model) {
     if !have_curl() {
-        eprintln!("skipped: curl is not installed");
+        common::skip("curl is not installed (Debian package curl)");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

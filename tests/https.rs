@@ -51,7 +51,7 @@ fn every_model_serves_https() {
 #[test]
 fn curl_downloads_fifty_megabytes_exactly() {
     if !common::have_curl() {
-        println!("skipped: curl is not installed");
+        common::skip("curl is not installed (Debian package curl)");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -103,7 +103,7 @@ fn s_client(server: &Server, args: &[&str]) -> (bool, String) {
 #[test]
 fn tls_versions_and_alpn_as_openssl_sees_them() {
     if !have("openssl") {
-        println!("skipped: openssl is not installed (CI installs it)");
+        common::skip("openssl is not installed (Debian package openssl; CI installs it)");
         return;
     }
     let server = start_tls(&[]);

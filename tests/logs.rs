@@ -166,7 +166,7 @@ fn under_journald_lines_carry_their_priority_and_no_time() {
 #[test]
 fn ipv4_clients_of_a_dual_stack_socket_are_logged_as_ipv4() {
     if std::net::TcpListener::bind("[::]:0").is_err() {
-        println!("skipped ipv4_clients_of_a_dual_stack_socket_are_logged_as_ipv4: no IPv6");
+        common::skip("this machine has no IPv6 for a dual-stack socket");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -22,12 +22,13 @@ fn running_as_root() -> bool {
 }
 
 /// Whether the test can run here; if not, says why.
-fn can_switch_users(test: &str) -> bool {
+fn can_switch_users() -> bool {
     if !running_as_root() {
-        println!(
-            "skipped {test}: changing user needs root, and this runs as uid {}",
-            unsafe { libc::geteuid() }
-        );
+        // SAFETY: geteuid has no preconditions.
+        let uid = unsafe { libc::geteuid() };
+        common::skip(&format!(
+            "changing user needs root, and this runs as uid {uid}"
+        ));
         return false;
     }
     if std::process::Command::new("getent")
@@ -36,7 +37,7 @@ fn can_switch_users(test: &str) -> bool {
         .map(|o| !o.status.success())
         .unwrap_or(true)
     {
-        println!("skipped {test}: this machine has no user `nobody`");
+        common::skip("this machine has no user `nobody`");
         return false;
     }
     true
@@ -73,7 +74,7 @@ fn free_privileged_port() -> Option<u16> {
 
 #[test]
 fn root_binds_a_privileged_port_then_serves_as_nobody() {
-    if !can_switch_users("root_binds_a_privileged_port_then_serves_as_nobody") {
+    if !can_switch_users() {
         return;
     }
     let site = tempfile::tempdir().unwrap();
@@ -109,7 +110,7 @@ fn root_binds_a_privileged_port_then_serves_as_nobody() {
 
 #[test]
 fn logs_opened_as_root_are_handed_to_the_user_and_reopen() {
-    if !can_switch_users("logs_opened_as_root_are_handed_to_the_user_and_reopen") {
+    if !can_switch_users() {
         return;
     }
     // As the README sets it up: a log folder of the user's own.
@@ -153,7 +154,7 @@ fn logs_opened_as_root_are_handed_to_the_user_and_reopen() {
 
 #[test]
 fn group_replaces_the_users_own() {
-    if !can_switch_users("group_replaces_the_users_own") {
+    if !can_switch_users() {
         return;
     }
     let server = Server::start(&["--user", "nobody", "--group", "root"]);
@@ -165,7 +166,7 @@ fn group_replaces_the_users_own() {
 
 #[test]
 fn a_chroot_serves_from_inside_and_reopens_its_logs_there() {
-    if !can_switch_users("a_chroot_serves_from_inside_and_reopens_its_logs_there") {
+    if !can_switch_users() {
         return;
     }
     let jail = tempfile::tempdir().unwrap();
@@ -232,8 +233,17 @@ fn a_chroot_serves_from_inside_and_reopens_its_logs_there() {
     assert_eq!(access.metadata().unwrap().uid(), NOBODY);
 }
 
+/// Runs oneloop with `args`, as `uid` if given (which takes root to
+/// arrange). Another user may not reach the binary where cargo built it: a
+/// clone under a 0700 home (`/root/oneloop`, as on a fresh VPS) keeps it out
+/// of reach. So that user runs a copy, in a folder every user may enter.
 fn oneloop_as(uid: Option<u32>, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_oneloop"));
+    let copy = uid.map(|_| binary_for_everyone());
+    let program = match &copy {
+        Some((_, path)) => path.clone(),
+        None => env!("CARGO_BIN_EXE_oneloop").into(),
+    };
+    let mut command = Command::new(program);
     command.args(["--port", "0"]).args(args);
     if let Some(uid) = uid {
         // SAFETY: setgid and setuid are async-signal-safe, as pre_exec requires.
@@ -249,6 +259,17 @@ fn oneloop_as(uid: Option<u32>, args: &[&str]) -> Output {
     command.output().unwrap()
 }
 
+/// A copy of the binary that any user may run, and the folder that holds it
+/// (removed when dropped).
+fn binary_for_everyone() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    open_to_all(dir.path());
+    let path = dir.path().join("oneloop");
+    std::fs::copy(env!("CARGO_BIN_EXE_oneloop"), &path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, path)
+}
+
 fn refused(output: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
@@ -257,7 +278,7 @@ fn refused(output: &Output, needle: &str) {
 
 #[test]
 fn served_folders_outside_the_chroot_are_refused_at_start() {
-    if !can_switch_users("served_folders_outside_the_chroot_are_refused_at_start") {
+    if !can_switch_users() {
         return;
     }
     let jail = tempfile::tempdir().unwrap();
@@ -282,7 +303,7 @@ fn only_root_can_become_someone_else() {
         true => (Some(NOBODY), "root"),
         false => (None, "root"),
     };
-    if running_as_root() && !can_switch_users("only_root_can_become_someone_else") {
+    if running_as_root() && !can_switch_users() {
         return;
     }
     refused(
@@ -319,10 +340,11 @@ fn unknown_names_are_refused_at_start() {
 #[test]
 fn root_without_user_is_warned_when_it_serves_the_network() {
     if !running_as_root() {
-        println!(
-            "skipped root_without_user_is_warned_when_it_serves_the_network: this runs as uid {}",
-            unsafe { libc::geteuid() }
-        );
+        // SAFETY: geteuid has no preconditions.
+        let uid = unsafe { libc::geteuid() };
+        common::skip(&format!(
+            "the warning is for root, and this runs as uid {uid}"
+        ));
         return;
     }
     let public = Server::start(&["--bind", "0.0.0.0"]);

@@ -300,10 +300,7 @@ fn haproxy_spreads_clients_over_two_oneloops_and_names_them() {
         .into_iter()
         .find(|program| Command::new(program).arg("-v").output().is_ok());
     let Some(haproxy) = haproxy else {
-        println!(
-            "skipped haproxy_spreads_clients_over_two_oneloops_and_names_them: \
-             haproxy is not installed (Debian package haproxy)"
-        );
+        common::skip("haproxy is not installed (Debian package haproxy)");
         return;
     };
     let dir = tempfile::tempdir().unwrap();

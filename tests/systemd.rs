@@ -181,10 +181,7 @@ fn systemd_hears_ready_and_stopping() {
 #[test]
 fn debians_systemd_socket_activate_starts_it_on_the_first_connection() {
     let Ok(tool) = which("systemd-socket-activate") else {
-        println!(
-            "skipped debians_systemd_socket_activate_starts_it_on_the_first_connection: \
-             systemd-socket-activate is not installed (Debian package systemd)"
-        );
+        common::skip("systemd-socket-activate is not installed (Debian package systemd)");
         return;
     };
     let port = listener().local_addr().unwrap().port();

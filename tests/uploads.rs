@@ -149,8 +149,8 @@ impl Drop for SmallDisk {
 
 fn a_full_disk_is_507_and_leaves_nothing(model: Model) {
     let Some(disk) = SmallDisk::mount("256k") else {
-        eprintln!(
-            "skipped: cannot mount a small tmpfs here (needs root); the 507 mapping is unit-tested in src/app/store.rs"
+        common::skip(
+            "cannot mount a small tmpfs here (needs root); the 507 mapping is unit-tested in src/app/file_store.rs",
         );
         return;
     };
@@ -182,8 +182,8 @@ fn a_full_disk_is_507_and_leaves_nothing(model: Model) {
 
 fn a_read_only_store_is_500_and_leaves_nothing(model: Model) {
     let Some(disk) = SmallDisk::mount("256k") else {
-        eprintln!(
-            "skipped: cannot mount a small tmpfs here (needs root); the 500 mapping is unit-tested in src/app/store.rs"
+        common::skip(
+            "cannot mount a small tmpfs here (needs root); the 500 mapping is unit-tested in src/app/file_store.rs",
         );
         return;
     };

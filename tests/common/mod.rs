@@ -560,6 +560,31 @@ pub fn eventually(within: Duration, mut condition: impl FnMut() -> bool) -> bool
     }
 }
 
+/// Skips the calling test, saying why where a person sees it. Cargo shows a
+/// passing test's output only when asked, so the reason also goes, one line
+/// per test, to the file `make test` reads at its end to list what was
+/// skipped (`ONELOOP_SKIP_LOG`, set by the Makefile; else under target/tmp).
+/// The caller returns after this.
+pub fn skip(reason: &str) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("?");
+    let line = format!("{} {test}: {reason}\n", env!("CARGO_CRATE_NAME"));
+    eprint!("skipped: {line}");
+    let log = std::env::var_os("ONELOOP_SKIP_LOG").map_or_else(
+        || std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("skipped.txt"),
+        std::path::PathBuf::from,
+    );
+    // One short append per line: lines of tests running at once never mix.
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .and_then(|mut file| file.write_all(line.as_bytes()));
+    if let Err(e) = appended {
+        eprintln!("(could not note it in {}: {e})", log.display());
+    }
+}
+
 /// Whether `curl` is on PATH; tests that need it say so when it is not.
 pub fn have_curl() -> bool {
     Command::new("curl")
