@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test lint unit release bench bench-quick bench-scaling fuzz clean help
+.PHONY: run test lint unit release bench bench-quick bench-scaling bench-abuse fuzz clean help
 
 ## run: serve the example site in ./site on http://127.0.0.1:4221/
 run:
@@ -39,6 +39,10 @@ bench-quick:
 ## bench-scaling: how --workers N scales (needs wrk and 4+ cores to show it); report under bench/results/
 bench-scaling:
 	$(CARGO) run --release -p oneloop-bench -- --scaling --duration 5
+
+## bench-abuse: every model under attack beside nginx with the same limits (about 4 minutes); rewrites its section of docs/benchmarks.md
+bench-abuse:
+	$(CARGO) run --release -p oneloop-bench -- --abuse --duration 5 --docs docs/benchmarks.md
 
 ## fuzz: ten minutes on the structured product fuzz target (needs cargo-fuzz)
 fuzz:

@@ -16,9 +16,11 @@
 //! 4. measure the memory idle keep-alive connections cost each subject;
 //! 5. write raw results (CSV), medians with their spread, charts, the report.
 
+mod abuse;
 mod charts;
 mod fixture;
 mod idle;
+mod lifeline;
 mod machine;
 mod ports;
 mod procs;
@@ -57,6 +59,10 @@ struct Args {
     /// "Scaling"); needs 4 cores or more to show anything.
     #[arg(long)]
     scaling: bool,
+    /// Instead: every model under attack beside nginx with the same limits
+    /// (docs/benchmarks.md, "Under attack"); --duration is per scenario.
+    #[arg(long)]
+    abuse: bool,
 }
 
 /// One workload: what to ask for, with how many connections.
@@ -140,6 +146,82 @@ fn plan(quick: bool) -> (Vec<Cell>, Vec<usize>) {
     (cells, idle)
 }
 
+/// Builds oneloop and the harness (the ceiling) in release: where the
+/// binaries are.
+fn build(workspace: &Path) -> Result<PathBuf, String> {
+    println!("building oneloop and the ceiling in release...");
+    let status = Command::new("cargo")
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "oneloop",
+            "-p",
+            "oneloop-bench",
+        ])
+        .status()
+        .map_err(|e| format!("cargo: {e}"))?;
+    if !status.success() {
+        return Err("cargo build --release failed".into());
+    }
+    Ok(subjects::release_dir(workspace))
+}
+
+/// `--abuse`: every subject under every attack (src/abuse.rs).
+fn run_abuse(args: &Args, workspace: &Path, scratch: &Path) -> Result<(), String> {
+    raise_descriptor_limit();
+    if let Some(busy) = machine::busy_fraction(Duration::from_secs(2))
+        && busy > 0.15
+    {
+        return Err(format!(
+            "the machine's CPUs are {:.0}% busy before anything started. Nothing was measured.",
+            busy * 100.0
+        ));
+    }
+    let duration = Duration::from_secs(args.duration.unwrap_or(5));
+    let binaries = build(workspace)?;
+    let stamp = timestamp();
+    let run_dir = abuse::results_dir(&args.results, &stamp);
+    std::fs::create_dir_all(&run_dir).map_err(|e| e.to_string())?;
+    let fixture = fixture::prepare(scratch).map_err(|e| format!("fixture: {e}"))?;
+    let machine = machine::Machine::describe();
+    let (cpus, pair) = if machine.cores >= 2 {
+        ("0", "0,1")
+    } else {
+        ("0", "0")
+    };
+    let servers_dir = scratch.join("servers-abuse");
+    let mut outcomes = Vec::new();
+    let mut configs = Vec::new();
+    for subject in abuse::subjects(cpus, pair) {
+        let mut server = subject
+            .start(&fixture, &servers_dir, &binaries)
+            .map_err(|e| format!("starting {}: {e}", subject.name))?;
+        println!("started {} on port {}", subject.name, server.port);
+        configs.push((subject.name.clone(), server.described.clone()));
+        outcomes.extend(abuse::measure(&subject, &mut server, duration)?);
+        drop(server);
+    }
+    let markdown = abuse::markdown(&outcomes, duration, &stamp, &machine.commit, &configs);
+    let io = |e: std::io::Error| e.to_string();
+    std::fs::write(run_dir.join("report.md"), &markdown).map_err(io)?;
+    std::fs::write(run_dir.join("rss.csv"), abuse::rss_csv(&outcomes)).map_err(io)?;
+    if let Some(docs) = &args.docs {
+        let text = std::fs::read_to_string(docs).unwrap_or_default();
+        let body = format!(
+            "{markdown}
+Raw RSS samples: `{}/rss.csv`.
+",
+            relative(&run_dir, docs.parent().unwrap_or(Path::new(".")))
+        );
+        std::fs::write(docs, abuse::replace_section(&text, abuse::SECTION, &body)).map_err(io)?;
+        println!("report in {}", docs.display());
+    }
+    println!("results in {}", run_dir.display());
+    Ok(())
+}
+
 /// One wrk run against one subject.
 #[derive(Clone, Debug)]
 pub struct Measurement {
@@ -167,6 +249,14 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<(), String> {
+    let workspace = std::env::current_dir().map_err(|e| e.to_string())?;
+    let scratch = workspace.join("target/bench-work");
+    std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
+    lifeline::start_watchdog(scratch.join("subjects.groups"))
+        .map_err(|e| format!("the watchdog: {e}"))?;
+    if args.abuse {
+        return run_abuse(&args, &workspace, &scratch);
+    }
     if !machine::on_path("wrk") {
         return Err(
             "wrk is not installed. On Debian or Ubuntu: sudo apt-get install wrk \
@@ -186,25 +276,7 @@ fn run(args: Args) -> Result<(), String> {
     }
     let duration = args.duration.unwrap_or(if args.quick { 1 } else { 10 });
     let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 });
-    let workspace = std::env::current_dir().map_err(|e| e.to_string())?;
-
-    println!("building oneloop and the ceiling in release...");
-    let status = Command::new("cargo")
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "oneloop",
-            "-p",
-            "oneloop-bench",
-        ])
-        .status()
-        .map_err(|e| format!("cargo: {e}"))?;
-    if !status.success() {
-        return Err("cargo build --release failed".into());
-    }
-    let binaries = subjects::release_dir(&workspace);
+    let binaries = build(&workspace)?;
 
     let stamp = timestamp();
     let kind = if args.scaling {
@@ -216,7 +288,6 @@ fn run(args: Args) -> Result<(), String> {
     };
     let run_dir = args.results.join(format!("{stamp}{kind}"));
     std::fs::create_dir_all(&run_dir).map_err(|e| e.to_string())?;
-    let scratch = workspace.join("target/bench-work");
     let fixture = fixture::prepare(&scratch).map_err(|e| format!("fixture: {e}"))?;
     let script = scratch.join("pipeline.lua");
     std::fs::write(&script, wrk::PIPELINE_SCRIPT).map_err(|e| e.to_string())?;

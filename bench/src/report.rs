@@ -142,7 +142,19 @@ impl Report {
         if let Some(docs) = docs {
             let docs_dir = docs.parent().unwrap_or(Path::new("."));
             let prefix = format!("{}/", crate::relative(dir, docs_dir));
-            std::fs::write(docs, self.markdown(&prefix)).map_err(io)?;
+            let mut markdown = self.markdown(&prefix);
+            // The abuse bench's section is its own: kept as the last
+            // `make bench-abuse` wrote it.
+            if let Some(section) = crate::abuse::existing_section(docs) {
+                markdown = format!(
+                    "{}
+
+{section}
+",
+                    markdown.trim_end()
+                );
+            }
+            std::fs::write(docs, markdown).map_err(io)?;
         }
         Ok(())
     }

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::machine::on_path;
-use crate::{Cell, ports, procs};
+use crate::{Cell, lifeline, ports, procs};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -25,6 +25,8 @@ pub enum Kind {
     Nginx {
         nopush: bool,
     },
+    /// nginx with `limit_conn` and `limit_req` at the abuse bench's settings.
+    NginxLimited,
     Lighttpd,
     H2o,
     Caddy,
@@ -58,18 +60,20 @@ pub struct Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        // SIGTERM first, so nginx takes its workers with it.
-        // SAFETY: kill(2) on a child we started.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        // SIGTERM to the whole group first, so nginx's workers go too; what
+        // is left after 3 s is killed.
+        let group = self.child.id() as i32;
+        lifeline::stop(group, libc::SIGTERM);
         let until = Instant::now() + Duration::from_secs(3);
         while Instant::now() < until {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+                break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.child.kill();
+        lifeline::stop(group, libc::SIGKILL);
         let _ = self.child.wait();
+        lifeline::stopped(group);
     }
 }
 
@@ -130,7 +134,7 @@ impl Kind {
     fn program(&self) -> &'static str {
         match self {
             Kind::Oneloop(_) => "oneloop",
-            Kind::Nginx { .. } => "nginx",
+            Kind::Nginx { .. } | Kind::NginxLimited => "nginx",
             Kind::Lighttpd => "lighttpd",
             Kind::H2o => "h2o",
             Kind::Caddy => "caddy",
@@ -143,6 +147,7 @@ impl Kind {
     fn serves_tls(&self) -> bool {
         match self {
             Kind::Nginx { nopush } => !nopush,
+            Kind::NginxLimited => false,
             Kind::Lighttpd => lighttpd_module_dir().join("mod_openssl.so").exists(),
             Kind::H2o | Kind::Caddy | Kind::Oneloop(_) => true,
             Kind::Ceiling => false,
@@ -165,12 +170,17 @@ impl Subject {
             Kind::Nginx { nopush: true } => cell.large,
             Kind::Lighttpd | Kind::H2o | Kind::Caddy => !echo,
             Kind::Nginx { nopush: false } | Kind::Oneloop(_) => true,
+            Kind::NginxLimited => false,
         }
     }
 
     /// A short name for files and CSV.
     pub fn slug(&self) -> String {
-        let slug = self.name.replace(' ', "-");
+        let slug: String = self
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
         if self.tls { slug + "-tls" } else { slug }
     }
 
@@ -237,8 +247,10 @@ impl Subject {
                 command.args(["--port", &port.to_string()]);
                 (command, format!("ceiling --port {port}"))
             }
-            Kind::Nginx { nopush } => {
-                let config = nginx_config(port, site, &dir, *nopush, tls);
+            Kind::Nginx { .. } | Kind::NginxLimited => {
+                let nopush = self.kind == (Kind::Nginx { nopush: true });
+                let limits = self.kind == Kind::NginxLimited;
+                let config = nginx_config(port, site, &dir, nopush, limits, tls);
                 let path = configured("nginx.conf", config.clone())?;
                 let mut command = pin("nginx");
                 command.args(["-p", &dir.display().to_string(), "-c"]);
@@ -281,11 +293,13 @@ impl Subject {
                 )
             }
         };
+        lifeline::tie(&mut command);
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()?;
+        lifeline::started(child.id() as i32);
         drain(child.stdout.take());
         drain(child.stderr.take());
         let mut running = Running {
@@ -366,7 +380,32 @@ fn drain(stream: Option<impl io::Read + Send + 'static>) {
 /// the same keep-alive, an open-file cache, and `/echo/x` answered with `x`.
 /// `tcp_nopush` (TCP_CORK around sendfile) only where asked: it saves packets
 /// on large files and stalls small and pipelined responses.
-fn nginx_config(port: u16, site: &Path, dir: &Path, nopush: bool, tls: Option<&Fixture>) -> String {
+fn nginx_config(
+    port: u16,
+    site: &Path,
+    dir: &Path,
+    nopush: bool,
+    limits: bool,
+    tls: Option<&Fixture>,
+) -> String {
+    // The abuse bench's limits, as oneloop's --max-connections-per-ip,
+    // --rate-per-ip and --rate-burst give them (src/abuse.rs).
+    let (zones, limit) = if limits {
+        use crate::abuse::{CONNECTIONS_PER_IP, RATE_BURST, RATE_PER_IP};
+        (
+            format!(
+                "    limit_conn_zone $binary_remote_addr zone=perip:10m;\n    \
+                 limit_req_zone $binary_remote_addr zone=rate:10m rate={RATE_PER_IP}r/s;\n    \
+                 limit_conn_status 503;\n    limit_req_status 429;\n"
+            ),
+            format!(
+                "        limit_conn perip {CONNECTIONS_PER_IP};\n        \
+                 limit_req zone=rate burst={RATE_BURST} nodelay;\n"
+            ),
+        )
+    } else {
+        (String::new(), String::new())
+    };
     let ssl = tls.map_or(String::new(), |tls| {
         format!(
             "        ssl_certificate {};\n        ssl_certificate_key {};\n",
@@ -397,7 +436,7 @@ http {{
     open_file_cache max=1000 inactive=20s;
     open_file_cache_valid 1s;
     server_tokens off;
-    types {{
+{zones}    types {{
         text/plain txt;
         application/octet-stream bin;
     }}
@@ -409,7 +448,7 @@ http {{
     scgi_temp_path {dir}/scgi;
     server {{
         listen 127.0.0.1:{port}{listen_ssl} backlog=4096;
-{ssl}        root {site};
+{ssl}{limit}        root {site};
         location ~ ^/echo/(.*)$ {{
             default_type text/plain;
             return 200 $1;

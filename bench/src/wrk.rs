@@ -81,6 +81,8 @@ impl WrkRun<'_> {
         } else {
             Command::new("wrk")
         };
+        // Gone with the harness, however it ends.
+        crate::lifeline::tie(&mut command);
         command.args([
             &format!("-t{}", self.threads),
             &format!("-c{}", self.connections),
