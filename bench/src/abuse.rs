@@ -566,6 +566,12 @@ pub fn markdown(
             ));
         }
     }
+    // What the tables mean, written by hand after reading a run.
+    if let Ok(notes) = std::fs::read_to_string("bench/abuse-notes.md") {
+        out.push('\n');
+        out.push_str(notes.trim_end());
+        out.push('\n');
+    }
     out.push_str("\n<details><summary>Configurations</summary>\n\n");
     for (name, config) in configs {
         out.push_str(&format!("{name}:\n\n```\n{config}\n```\n\n"));
