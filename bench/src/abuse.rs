@@ -393,7 +393,11 @@ fn spelling(n: u64) -> String {
         path.push_str(["/", "./", "%2E/", "%2e/"][(rest % 4) as usize]);
         rest /= 4;
     }
-    path.push_str(if n.is_multiple_of(2) { "%31%33.txt" } else { "1%33.txt" });
+    path.push_str(if n.is_multiple_of(2) {
+        "%31%33.txt"
+    } else {
+        "1%33.txt"
+    });
     path
 }
 
