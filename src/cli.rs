@@ -92,7 +92,9 @@ pub struct Cli {
     #[arg(long)]
     pub follow_symlinks: bool,
 
-    /// Memory for the small-file cache; 0 keeps no file in memory.
+    /// Memory for the file cache, all it holds counted: small files' bytes and
+    /// every entry's key, names and header blocks, open files' entries too
+    /// (with --listing, a quarter keeps rendered listings); 0 caches nothing.
     #[arg(long, default_value = "4M", value_parser = parse_size, value_name = "BYTES")]
     pub cache_bytes: u64,
 
@@ -100,8 +102,9 @@ pub struct Cli {
     #[arg(long, default_value = "64K", value_parser = parse_size, value_name = "BYTES")]
     pub cache_file_bytes: u64,
 
-    /// Descriptors of larger files kept open (and their lookups remembered) for
-    /// up to a second; 0 opens them on every request.
+    /// Descriptors of larger files kept open (and their lookups remembered)
+    /// until they change (checked every second where they cannot be watched); 0
+    /// opens them on every request.
     #[arg(long, default_value_t = 128, value_name = "N")]
     pub cache_open_files: usize,
 
