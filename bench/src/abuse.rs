@@ -29,10 +29,7 @@ use std::time::{Duration, Instant};
 use crate::subjects::{Kind, Running, Subject};
 use crate::{machine, procs};
 
-/// The limits every subject runs with, oneloop's and nginx's alike.
-pub const CONNECTIONS_PER_IP: u32 = 64;
-pub const RATE_PER_IP: u32 = 1000;
-pub const RATE_BURST: u32 = 2000;
+pub use crate::limits::{CONNECTIONS_PER_IP, RATE_BURST, RATE_PER_IP};
 
 /// The well-behaved client's address, and the attacker's.
 const GOOD: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);

@@ -21,6 +21,7 @@ mod charts;
 mod fixture;
 mod idle;
 mod lifeline;
+mod limits;
 mod machine;
 mod ports;
 mod procs;

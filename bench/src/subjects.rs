@@ -391,7 +391,7 @@ fn nginx_config(
     // The abuse bench's limits, as oneloop's --max-connections-per-ip,
     // --rate-per-ip and --rate-burst give them (src/abuse.rs).
     let (zones, limit) = if limits {
-        use crate::abuse::{CONNECTIONS_PER_IP, RATE_BURST, RATE_PER_IP};
+        use crate::limits::{CONNECTIONS_PER_IP, RATE_BURST, RATE_PER_IP};
         (
             format!(
                 "    limit_conn_zone $binary_remote_addr zone=perip:10m;\n    \
