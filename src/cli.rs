@@ -17,8 +17,7 @@ use crate::app::{
 };
 use crate::cidr::Cidr;
 use crate::clients::{AccessRules, ClientLimits, ConnectionCap, Rate};
-use crate::config::{Config, LogTarget, Model, TlsFiles};
-use crate::driver::ProxyConfig;
+use crate::config::{Config, LogTarget, Model, ProxyConfig, TlsFiles};
 use crate::http::MAX_HEADERS_CEILING;
 use crate::system::{Account, Jail, Privileges, read_password};
 

@@ -4,13 +4,13 @@
 //! application's knobs with the application (`app::AppConfig`); this file gathers
 //! them with the server-wide ones. `cli.rs` fills it from the command line.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::app::AppConfig;
+use crate::cidr::Cidr;
 use crate::clients::{ClientLimits, ConnectionCap};
-use crate::driver::ProxyConfig;
 use crate::http::Settings;
 use crate::system::Privileges;
 
@@ -100,5 +100,41 @@ impl Default for Config {
                 ..ClientLimits::default()
             },
         }
+    }
+}
+
+/// Who may send a PROXY header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxyConfig {
+    pub trusted: Vec<Cidr>,
+}
+
+impl ProxyConfig {
+    pub(crate) fn trusts(&self, peer: IpAddr) -> bool {
+        self.trusted.iter().any(|range| range.contains(peer))
+    }
+
+    /// Whether a connection from `peer` may stay (said in the log if not).
+    pub(crate) fn admits(&self, peer: SocketAddr) -> bool {
+        let trusted = self.trusts(peer.ip());
+        if !trusted {
+            log::debug!("{peer} is not a trusted proxy (--trusted-proxy): closed");
+        }
+        trusted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_trusted_peers_may_speak_it() {
+        let config = ProxyConfig {
+            trusted: vec!["10.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()],
+        };
+        assert!(config.trusts("10.1.2.3".parse().unwrap()));
+        assert!(config.trusts("::1".parse().unwrap()));
+        assert!(!config.trusts("127.0.0.1".parse().unwrap()));
     }
 }

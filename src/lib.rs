@@ -36,6 +36,7 @@ mod driver;
 mod http;
 mod log_file;
 pub mod logging;
+mod server;
 mod session;
 pub mod stats;
 mod system;
@@ -47,7 +48,7 @@ mod timefmt;
 pub use cli::Cli;
 pub use config::{Config, LogTarget, Model};
 pub use driver::contain::log_panics;
-pub use driver::run;
+pub use server::run;
 
 // The driver's interface.
 pub use http::{Front, Limits, Now, Settings, Timeouts};

@@ -154,7 +154,7 @@ fn under_journald_lines_carry_their_priority_and_no_time() {
     let (reader, writer, stream) = journal_pipe();
     let line = first_line(writer, reader, &stream);
     assert!(
-        line.starts_with("<6>oneloop::driver: listening on http://127.0.0.1:"),
+        line.starts_with("<6>oneloop::server: listening on http://127.0.0.1:"),
         "{line:?}"
     );
     // Inherited from a parent whose stderr was the journal: not ours.

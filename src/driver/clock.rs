@@ -13,7 +13,7 @@ use crate::http::Now;
 use crate::timefmt::Civil;
 
 #[derive(Debug)]
-pub(super) struct Clock {
+pub(crate) struct Clock {
     instant: Instant,
     wall: SystemTime,
     /// The whole second the texts are for.
@@ -38,7 +38,7 @@ impl Default for Clock {
 
 impl Clock {
     /// Reads the clocks; reformats the texts only when the second has changed.
-    pub(super) fn tick(&mut self) -> Instant {
+    pub(crate) fn tick(&mut self) -> Instant {
         self.instant = Instant::now();
         self.wall = SystemTime::now();
         self.format();
@@ -46,7 +46,7 @@ impl Clock {
     }
 
     /// The last reading, for the core and the application.
-    pub(super) fn reading(&self) -> Now<'_> {
+    pub(crate) fn reading(&self) -> Now<'_> {
         Now {
             instant: self.instant,
             wall: self.wall,
@@ -55,7 +55,7 @@ impl Clock {
     }
 
     /// The last reading as the access log writes it: `10/Oct/2000:13:55:36 +0000`.
-    pub(super) fn log_time(&self) -> &str {
+    pub(crate) fn log_time(&self) -> &str {
         &self.log_time
     }
 
@@ -71,6 +71,30 @@ impl Clock {
             self.date = httpdate::fmt_http_date(whole);
             self.log_time = Civil::from_system_time(whole).common_log();
         }
+    }
+}
+
+/// The time to tell a session right after an I/O call. A loop's turn has one
+/// reading for everything it does ([`TurnTime`]); a blocking thread reads
+/// its clock again ([`Clock`]), since the call may have waited for seconds,
+/// and a body's or a send's timeout counts from when bytes really moved.
+pub(crate) trait Time {
+    fn now(&mut self) -> Now<'_>;
+}
+
+impl Time for Clock {
+    fn now(&mut self) -> Now<'_> {
+        self.tick();
+        self.reading()
+    }
+}
+
+/// One loop turn's reading, the same for every call in the turn.
+pub(crate) struct TurnTime<'a>(pub(crate) Now<'a>);
+
+impl Time for TurnTime<'_> {
+    fn now(&mut self) -> Now<'_> {
+        self.0
     }
 }
 

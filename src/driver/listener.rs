@@ -1,18 +1,12 @@
-//! Listening sockets: how they are opened, and the one accept loop every
-//! driver runs over them (the event loop and the threaded models' acceptor).
+//! The one accept loop every driver runs over its listening sockets (the
+//! event loop and the threaded models' acceptor). The sockets are opened at
+//! start (`server::listen`).
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use mio::net::TcpStream;
-
-use socket2::{Domain, Protocol, Socket, Type};
-
-/// Connections the kernel may queue before we accept them. It caps this at
-/// `net.core.somaxconn` (4096 on current kernels); std's default of 128 drops
-/// connections under a burst of a few hundred clients.
-const BACKLOG: i32 = 4096;
 
 /// After `accept` fails for want of descriptors or kernel memory, how long every
 /// driver waits before accepting again: retrying at once would spin, waiting for
@@ -99,45 +93,4 @@ pub(super) fn is_resource_exhaustion(error: &io::Error) -> bool {
         error.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
     )
-}
-
-/// How a listening socket is set up.
-#[derive(Clone, Copy, Debug, Default)]
-pub(super) struct BindOptions {
-    /// Several listeners (one per worker loop) share the address, and the
-    /// kernel spreads connections across them.
-    pub reuse_port: bool,
-    /// An IPv6 listener takes IPv6 only (so `::` can sit beside `0.0.0.0`).
-    pub v6_only: bool,
-}
-
-/// Whether `addr` is free for a new server, asked before several listeners
-/// share it through `SO_REUSEPORT`: sharing would otherwise also let them in
-/// beside another server's listeners there (of the same user), and the kernel
-/// would split the clients between two different sites. A socket without
-/// `SO_REUSEPORT` cannot bind where anyone listens. Returns the address with
-/// the port the system chose, when asked for port 0.
-pub(super) fn probe(addr: SocketAddr, options: BindOptions) -> io::Result<SocketAddr> {
-    let exclusive = BindOptions {
-        reuse_port: false,
-        ..options
-    };
-    let socket = bind(addr, exclusive)?;
-    socket.local_addr()
-}
-
-/// Binds a non-blocking listener.
-pub(super) fn bind(addr: SocketAddr, options: BindOptions) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    if options.reuse_port {
-        socket.set_reuse_port(true)?;
-    }
-    if addr.is_ipv6() {
-        socket.set_only_v6(options.v6_only)?;
-    }
-    socket.bind(&addr.into())?;
-    socket.listen(BACKLOG)?;
-    socket.set_nonblocking(true)?;
-    Ok(socket.into())
 }

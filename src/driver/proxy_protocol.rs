@@ -23,8 +23,6 @@
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::cidr::Cidr;
-
 /// The longest version 1 header, `\r\n` included (the specification's bound).
 const V1_MAX: usize = 107;
 /// Version 2's signature.
@@ -164,27 +162,6 @@ fn parse_v2(bytes: &[u8]) -> Parsed {
     Parsed::Complete {
         length: total,
         client,
-    }
-}
-
-/// Who may send a PROXY header.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProxyConfig {
-    pub trusted: Vec<Cidr>,
-}
-
-impl ProxyConfig {
-    pub(crate) fn trusts(&self, peer: IpAddr) -> bool {
-        self.trusted.iter().any(|range| range.contains(peer))
-    }
-
-    /// Whether a connection from `peer` may stay (said in the log if not).
-    pub(crate) fn admits(&self, peer: SocketAddr) -> bool {
-        let trusted = self.trusts(peer.ip());
-        if !trusted {
-            log::debug!("{peer} is not a trusted proxy (--trusted-proxy): closed");
-        }
-        trusted
     }
 }
 
@@ -439,15 +416,5 @@ mod tests {
                 proptest::prop_assert!(take_blocking(&mut reader).is_err());
             }
         }
-    }
-
-    #[test]
-    fn only_trusted_peers_may_speak_it() {
-        let config = ProxyConfig {
-            trusted: vec!["10.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()],
-        };
-        assert!(config.trusts("10.1.2.3".parse().unwrap()));
-        assert!(config.trusts("::1".parse().unwrap()));
-        assert!(!config.trusts("127.0.0.1".parse().unwrap()));
     }
 }

@@ -48,9 +48,9 @@ pub(super) enum Signal {
 /// or the threaded models' acceptor), so that it is done once however many
 /// loops hear the signal.
 #[derive(Default)]
-pub(super) struct ProcessReload {
-    pub tls: Option<Arc<TlsConfig>>,
-    pub auth: Option<Arc<Gate>>,
+pub(crate) struct ProcessReload {
+    pub(crate) tls: Option<Arc<TlsConfig>>,
+    pub(crate) auth: Option<Arc<Gate>>,
 }
 
 impl ProcessReload {

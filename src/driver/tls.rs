@@ -36,8 +36,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::app::FileIdentity;
-use crate::http::{Front, Now};
-use crate::session::Session;
+use crate::http::Front;
 
 /// Most plaintext encrypted at once: one TLS record's worth.
 pub const SLICE: usize = 16 * 1024;
@@ -177,8 +176,10 @@ struct Counters {
     cipher_out: usize,
 }
 
-/// One connection's TLS.
-pub struct Tls {
+/// One connection's TLS: the rustls session, and what a driver must
+/// remember around it. It knows nothing of the HTTP session: the transport
+/// (`transport.rs`) moves bytes between the two.
+pub(crate) struct Tls {
     conn: ServerConnection,
     /// Plaintext encrypted whose ciphertext has not all left yet: the session
     /// hears it was written once it has.
@@ -187,64 +188,24 @@ pub struct Tls {
     turn: Counters,
 }
 
-/// What one [`Tls::fill`] did.
+/// What one [`Tls::take_plaintext`] found.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Filled {
-    /// Moved plaintext rustls already held into the session; read nothing (the
-    /// session answers that before more is read).
-    Plaintext,
-    /// Read this many bytes of ciphertext (and moved what plaintext there was).
-    Read(usize),
-    /// The session wants no bytes now; nothing was read.
-    NotWanted,
-    /// The client closed the connection.
-    Eof,
-}
-
-/// What one [`Tls::flush`] did.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Flushed {
-    /// Ciphertext bytes written.
-    pub sent: usize,
-    /// The socket would take no more (`WouldBlock`, or a blocking socket's
-    /// timeout).
-    pub blocked: bool,
+pub(crate) enum Plaintext {
+    /// This many decrypted bytes, into the buffer given.
+    Bytes(usize),
+    /// None held now.
+    None,
+    /// The client will send nothing more (a close_notify, or a TCP close
+    /// without one: the same to HTTP/1.1, whose messages carry their own
+    /// lengths).
+    Closed,
 }
 
 impl Tls {
-    /// Moves plaintext rustls already holds into the session if there is any;
-    /// otherwise reads ciphertext once and moves what it decrypts. A TLS error
-    /// (a failed handshake, plaintext HTTP on the TLS port) comes back as
-    /// `InvalidData`, after one try at sending rustls's alert.
-    pub fn fill<S: Read + Write>(
-        &mut self,
-        id: usize,
-        socket: &mut S,
-        session: &mut Session,
-        now: Now<'_>,
-    ) -> io::Result<Filled> {
-        if self.deliver(session, now)? > 0 {
-            return Ok(Filled::Plaintext);
-        }
-        if !self.wants_read(session) {
-            return Ok(Filled::NotWanted);
-        }
-        match self.read_ciphertext(id, socket)? {
-            0 => {
-                session.received_eof(now);
-                Ok(Filled::Eof)
-            }
-            read => {
-                self.deliver(session, now)?;
-                Ok(Filled::Read(read))
-            }
-        }
-    }
-
     /// Reads ciphertext from the socket once and decrypts it (0 at EOF). A TLS
     /// error (a failed handshake, plaintext HTTP on the TLS port) comes back as
     /// `InvalidData`, after one try at sending rustls's alert.
-    pub fn read_ciphertext<S: Read + Write>(
+    pub(crate) fn read_ciphertext<S: Read + Write>(
         &mut self,
         id: usize,
         socket: &mut S,
@@ -264,87 +225,79 @@ impl Tls {
         Ok(read)
     }
 
-    /// Plaintext out of rustls into the session, while it wants bytes;
-    /// returns how much moved.
-    pub fn deliver(&mut self, session: &mut Session, now: Now<'_>) -> io::Result<usize> {
-        let mut moved = 0;
-        while session.wants_read() && !session.is_closed() {
-            let buffer = session.read_buffer();
-            if buffer.is_empty() {
-                break;
+    /// Decrypted bytes rustls holds, into `buffer`.
+    pub(crate) fn take_plaintext(&mut self, buffer: &mut [u8]) -> io::Result<Plaintext> {
+        match self.conn.reader().read(buffer) {
+            Ok(0) => Ok(Plaintext::Closed),
+            Ok(n) => {
+                self.turn.plain_in += n;
+                Ok(Plaintext::Bytes(n))
             }
-            match self.conn.reader().read(buffer) {
-                // A close_notify: the client will send nothing more.
-                Ok(0) => session.received_eof(now),
-                Ok(n) => {
-                    self.turn.plain_in += n;
-                    moved += n;
-                    session.received(n, now);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                // A TCP close without close_notify: the same to HTTP/1.1,
-                // whose messages carry their own lengths.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => session.received_eof(now),
-                Err(e) => return Err(e),
-            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Plaintext::None),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(Plaintext::Closed),
+            Err(e) => Err(e),
         }
-        Ok(moved)
     }
 
-    /// Whether rustls holds decrypted bytes the session has not taken: they
-    /// are already out of the socket, so no readiness event will announce them.
-    pub fn holds_plaintext(&mut self) -> bool {
+    /// Whether rustls holds decrypted bytes not taken yet: they are already
+    /// out of the socket, so no readiness event will announce them.
+    pub(crate) fn holds_plaintext(&mut self) -> bool {
         self.conn
             .process_new_packets()
             .is_ok_and(|state| state.plaintext_bytes_to_read() > 0)
     }
 
-    /// Sends pending ciphertext, then encrypts and sends the session's output a
-    /// slice at a time, until the socket would block or nothing is left.
-    pub fn flush<S: Write>(
+    /// Sends the ciphertext rustls holds until none is left (true) or the
+    /// socket takes no more (false: `WouldBlock`, or a blocking socket's
+    /// timeout); adds what left to `sent`.
+    pub(crate) fn send_ciphertext<S: Write>(
         &mut self,
         socket: &mut S,
-        session: &mut Session,
-        scratch: &mut Vec<u8>,
-        now: Now<'_>,
-    ) -> io::Result<Flushed> {
-        let mut sent = 0;
-        loop {
-            while self.conn.wants_write() {
-                match self.conn.write_tls(socket) {
-                    Ok(n) => {
-                        self.turn.cipher_out += n;
-                        sent += n;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        return Ok(Flushed {
-                            sent,
-                            blocked: true,
-                        });
-                    }
-                    Err(e) => return Err(e),
+        sent: &mut usize,
+    ) -> io::Result<bool> {
+        while self.conn.wants_write() {
+            match self.conn.write_tls(socket) {
+                Ok(n) => {
+                    self.turn.cipher_out += n;
+                    *sent += n;
                 }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
             }
-            // Everything encrypted so far has left: the session may count it.
-            if self.unflushed > 0 {
-                session.written(std::mem::take(&mut self.unflushed), now);
-            }
-            if !session.has_output() || self.conn.is_handshaking() {
-                return Ok(Flushed {
-                    sent,
-                    blocked: false,
-                });
-            }
-            self.unflushed = self.encrypt_next(session, scratch)?;
-            self.turn.plain_out += self.unflushed;
         }
+        Ok(true)
     }
 
-    /// Encrypts the next slice of the session's output; returns its length.
-    fn encrypt_next(&mut self, session: &Session, scratch: &mut Vec<u8>) -> io::Result<usize> {
-        let mut slices = [IoSlice::new(&[]); 64];
+    /// The plaintext encrypted since the last call whose ciphertext has all
+    /// left (call once [`send_ciphertext`](Self::send_ciphertext) sent
+    /// everything): what the session may count as written.
+    pub(crate) fn take_flushed(&mut self) -> usize {
+        std::mem::take(&mut self.unflushed)
+    }
+
+    /// Encrypts the next slice (at most [`SLICE`] bytes) of what `front`
+    /// shows of the session's output, a file range read into `scratch`;
+    /// returns its length, counted as written once its ciphertext has left.
+    pub(crate) fn encrypt(
+        &mut self,
+        front: Front<'_>,
+        slices: &[IoSlice<'_>],
+        scratch: &mut Vec<u8>,
+    ) -> io::Result<usize> {
+        let taken = self.encrypt_front(front, slices, scratch)?;
+        self.unflushed += taken;
+        self.turn.plain_out += taken;
+        Ok(taken)
+    }
+
+    fn encrypt_front(
+        &mut self,
+        front: Front<'_>,
+        slices: &[IoSlice<'_>],
+        scratch: &mut Vec<u8>,
+    ) -> io::Result<usize> {
         let mut writer = self.conn.writer();
-        match session.front(&mut slices) {
+        match front {
             Front::Empty => Ok(0),
             Front::Memory { count, .. } => {
                 let mut taken = 0;
@@ -370,34 +323,26 @@ impl Tls {
     }
 
     /// Whether the handshake is still under way.
-    pub fn is_handshaking(&self) -> bool {
+    pub(crate) fn is_handshaking(&self) -> bool {
         self.conn.is_handshaking()
     }
 
-    /// Whether the socket should be read: the session wants bytes, or the
-    /// handshake does (a session may have its answer queued before the
-    /// handshake that must carry it is done: a client refused at accept).
-    pub fn wants_read(&self, session: &Session) -> bool {
-        !session.is_closed() && (session.wants_read() || self.conn.is_handshaking())
-    }
-
-    /// Whether anything can be sent now: ciphertext rustls holds (a handshake
-    /// message, an alert, the rest of a slice), or the session's output once
-    /// the handshake is done (before, it waits).
-    pub fn has_bytes_to_send(&self, session: &Session) -> bool {
-        self.conn.wants_write() || (session.has_output() && !self.conn.is_handshaking())
+    /// Whether ciphertext waits to be sent (a handshake message, an alert,
+    /// the rest of a slice).
+    pub(crate) fn wants_write(&self) -> bool {
+        self.conn.wants_write()
     }
 
     /// Before the socket is shut or closed: tell the client, if the socket will
     /// take it now (a best effort: a close_notify is a courtesy to HTTP/1.1).
-    pub fn close_notify<S: Write>(&mut self, socket: &mut S) {
+    pub(crate) fn close_notify<S: Write>(&mut self, socket: &mut S) {
         self.conn.send_close_notify();
         let _ = self.conn.write_tls(socket);
     }
 
     /// At debug level, the bytes before and after encryption since the last
     /// call (a driver calls it once per turn of the connection).
-    pub fn log_turn(&mut self, id: usize) {
+    pub(crate) fn log_turn(&mut self, id: usize) {
         let turn = std::mem::take(&mut self.turn);
         if turn.cipher_in + turn.cipher_out > 0 {
             log::debug!(

@@ -11,10 +11,9 @@ use std::os::fd::AsRawFd;
 
 use super::sendfile::{SendFile, send_file};
 use crate::http::Front;
-use crate::session::Session;
 
 /// Slices handed to one `writev` (well under the kernel's IOV_MAX of 1024).
-const MAX_SLICES: usize = 64;
+pub(crate) const MAX_SLICES: usize = 64;
 
 /// What one write moved, and how: the trace says which.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,15 +45,16 @@ impl fmt::Display for Written {
     }
 }
 
-/// Writes once from the front of `session`'s output; the caller reports the
-/// bytes with `Session::written`. Nothing queued writes nothing (0 bytes).
+/// Writes once what `front` shows of a session's output (its memory
+/// segments filled into `slices`); the caller reports the bytes with
+/// `Session::written`. Nothing queued writes nothing (0 bytes).
 pub(super) fn write_once<S: Write + AsRawFd>(
     socket: &mut S,
-    session: &Session,
+    front: Front<'_>,
+    slices: &[IoSlice<'_>],
     scratch: &mut Vec<u8>,
 ) -> io::Result<Written> {
-    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-    let written = match session.front(&mut slices) {
+    let written = match front {
         Front::Empty => {
             return Ok(Written {
                 bytes: 0,

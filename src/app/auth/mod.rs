@@ -69,6 +69,10 @@ impl fmt::Debug for Gate {
     }
 }
 
+/// A password check slower than this is worth a warning: every client of the
+/// loop waits that long for each uncached login.
+const SLOW_PASSWORD_CHECK: Duration = Duration::from_millis(100);
+
 impl Gate {
     /// Reads the password file at `path`; its mistakes are reported with
     /// their line.
@@ -95,6 +99,38 @@ impl Gate {
     /// How long one password check takes here, and with which hash.
     pub fn measure_check(&self) -> (Duration, String) {
         self.current().measure_check()
+    }
+
+    /// Says at start what the gate guards and what a password check costs
+    /// the loop here; warns when a check is slow enough to stall the loop,
+    /// and when passwords would cross the network in clear (no `tls`, a
+    /// `public` listener).
+    pub(crate) fn describe(&self, tls: bool, public: bool) {
+        let guarded = match self.scope {
+            Scope::Everything => "every request",
+            Scope::Uploads => "uploads",
+        };
+        let (cost, hash) = self.measure_check();
+        log::info!(
+            "Basic authentication for {guarded}: {} users; one password check takes {:.1} ms \
+             here ({hash}), and verified credentials are remembered for 5 minutes",
+            self.users(),
+            cost.as_secs_f64() * 1000.0
+        );
+        if cost > SLOW_PASSWORD_CHECK {
+            log::warn!(
+                "a password check stalls the loop for {:.0} ms; hashes made by --hash-password \
+                 take about 20",
+                cost.as_secs_f64() * 1000.0
+            );
+        }
+        if public && !tls {
+            log::warn!(
+                "Basic authentication over plain HTTP beyond loopback: passwords cross the \
+                 network in clear; serve HTTPS (--tls-cert), or keep oneloop behind a proxy that \
+                 does"
+            );
+        }
     }
 
     /// The password file's path.

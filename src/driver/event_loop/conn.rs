@@ -1,11 +1,13 @@
-//! One connection as the loop sees it: a non-blocking socket, its session, and
-//! what the socket last said about its readiness.
+//! One connection as the loop sees it: its transport (the socket, and TLS),
+//! its session, and what the socket last said about its readiness. The loop
+//! hands it a turn with the reason for it ([`Wake`]); the connection runs
+//! the turn itself and says how it ended ([`Settled`]).
 //!
 //! mio registers sockets edge-triggered: an event means "became ready", once.
-//! So a connection remembers `readable` and `writable` (an event said so, and no
-//! `WouldBlock` since), and [`flush`](Conn::flush) and [`fill`](Conn::fill) go
-//! on until the socket says `WouldBlock`, or, reading plaintext, until a read
-//! returns less than it asked for: that also says the socket is drained
+//! So a connection remembers `readable` and `writable` (an event said so, and
+//! no `WouldBlock` since), and [`flush`](Conn::flush) and [`fill`](Conn::fill)
+//! go on until the socket says `WouldBlock`, or, reading plaintext, until a
+//! read returns less than it asked for: that also says the socket is drained
 //! (epoll(7)), and saves the read that would only say `WouldBlock`, one of
 //! the four system calls a small request costs. Not once the peer has closed
 //! its side, though: its FIN may wait behind those bytes, and having arrived
@@ -13,17 +15,18 @@
 //! turn's budget, backpressure) means the loop must come back on its own:
 //! nothing will wake it for those bytes.
 
-use std::io::{self, Read as _};
-use std::net::Shutdown;
+use std::io;
+use std::net::IpAddr;
 use std::time::Instant;
 
-use mio::Interest;
 use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
 
 use super::buffers::BufferPool;
+use crate::access_log::Entry;
+use crate::driver::clock::TurnTime;
 use crate::driver::proxy_protocol::{self, Taken};
-use crate::driver::tls::{Filled, Tls};
-use crate::driver::transmit::write_once;
+use crate::driver::transport::{Received, Transport};
 use crate::http::Now;
 use crate::session::Session;
 use crate::stats::Phase;
@@ -33,10 +36,69 @@ const READS_PER_TURN: usize = 16;
 /// Bytes one connection may write in one turn before others get theirs.
 const WRITE_BYTES_PER_TURN: usize = 4 << 20;
 
+/// Why a connection gets a turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Wake {
+    /// It was just accepted.
+    Accepted,
+    /// A readiness event.
+    Ready(Readiness),
+    /// Its deadline has come.
+    Deadline,
+    /// The server is shutting down.
+    Shutdown,
+    /// It ran out of its share of the last turn with work left.
+    OutOfBudget,
+}
+
+/// What a readiness event said, or what the connection knows of its socket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Readiness {
+    /// Ready to read: an event said so and no read has hit `WouldBlock` since.
+    pub(super) readable: bool,
+    /// The peer closed its side (or the socket failed): the end waits behind
+    /// whatever bytes are left, so a short read proves nothing.
+    pub(super) read_closed: bool,
+    /// Ready to write, likewise.
+    pub(super) writable: bool,
+}
+
+impl Readiness {
+    /// What an event says. A hang-up or an error is reported by the next read
+    /// or write, so both count as readiness.
+    pub(super) fn of(event: &mio::event::Event) -> Readiness {
+        let failed = event.is_error();
+        Readiness {
+            readable: event.is_readable() || event.is_read_closed() || failed,
+            read_closed: event.is_read_closed() || failed,
+            writable: event.is_writable() || event.is_write_closed() || failed,
+        }
+    }
+}
+
+/// How a turn ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Settled {
+    /// The session is closed: the loop closes the socket.
+    Closed,
+    /// Still open; `again` when it stopped with work left (the loop drives it
+    /// again this turn).
+    Open { again: bool },
+}
+
+/// What the loop lends a connection for one turn.
+pub(super) struct Lent<'a> {
+    pub(super) now: Now<'a>,
+    pub(super) buffers: &'a mut BufferPool,
+    /// For the rare file that cannot be `sendfile`d, and TLS's file slices.
+    pub(super) scratch: &'a mut Vec<u8>,
+    pub(super) registry: &'a Registry,
+}
+
 /// A connection's share of one loop turn: after it, the connection waits for
 /// the next turn so that one fast client cannot starve the others.
 #[derive(Debug)]
-pub(super) struct Budget {
+struct Budget {
     reads: usize,
     bytes: usize,
     spent: bool,
@@ -52,78 +114,131 @@ impl Default for Budget {
     }
 }
 
-impl Budget {
-    /// Whether the connection stopped with work left (it goes on the loop's
-    /// `again` list).
-    pub(super) fn is_spent(&self) -> bool {
-        self.spent
-    }
-}
-
 pub(super) struct Conn {
-    /// The driver's name for the connection: its slab key and mio token.
-    pub key: usize,
-    pub socket: TcpStream,
-    pub session: Session,
-    /// Tells this connection's timers apart from a later one's in the same slot.
-    pub serial: u64,
-    /// Ready to read: an event said so and no read has hit `WouldBlock` since.
-    pub readable: bool,
-    /// An event said the peer closed its side (or the socket failed): the end
-    /// waits behind whatever bytes are left, so a short read proves nothing.
-    pub read_closed: bool,
-    /// Ready to write, likewise.
-    pub writable: bool,
-    /// The interest currently registered with the poll.
-    pub interest: Interest,
-    /// The deadline this connection has a timer armed for.
-    pub timer: Option<Instant>,
-    /// Its timer fired: its next turn starts by handing the session the time.
-    pub timer_fired: bool,
-    /// The server is shutting down: its next turn starts by draining it.
-    pub drain: bool,
-    /// Its TLS, when its listener speaks HTTPS.
-    pub tls: Option<Box<Tls>>,
-    /// A bug panicked in this connection's work; it is answering 500 and closing.
-    pub panicked: bool,
+    /// The loop's name for the connection: its slab key and mio token.
+    key: usize,
+    /// Tells this connection's deadlines apart from a later one's in the
+    /// same slot.
+    serial: u64,
+    transport: Transport<TcpStream>,
+    session: Session,
+    readiness: Readiness,
+    /// The interest the poll has for it now.
+    registered: Interest,
+    /// The deadline armed in the loop's heap for it.
+    armed: Option<Instant>,
     /// What the status page last counted it as doing.
-    pub phase: Phase,
+    phase: Phase,
     /// Its first bytes must be a PROXY header (`--proxy-protocol`), not yet
     /// taken.
-    pub awaiting_proxy_header: bool,
+    proxy_header_owed: bool,
+    /// A bug panicked in its work; it is answering 500 and closing.
+    panicked: bool,
 }
 
 impl Conn {
-    /// Writes what the session has queued (through TLS, if the connection
-    /// speaks it) until the socket would block, nothing is left, or the budget
-    /// is spent; true if it wrote anything.
-    pub(super) fn flush(
-        &mut self,
-        now: Now<'_>,
-        budget: &mut Budget,
-        scratch: &mut Vec<u8>,
-    ) -> bool {
+    /// A connection just accepted and registered READABLE under `key`.
+    pub(super) fn new(
+        key: usize,
+        serial: u64,
+        transport: Transport<TcpStream>,
+        session: Session,
+        proxy_header_owed: bool,
+    ) -> Conn {
+        let phase = transport.first_phase();
+        Conn {
+            key,
+            serial,
+            transport,
+            session,
+            readiness: Readiness {
+                writable: true,
+                ..Readiness::default()
+            },
+            registered: Interest::READABLE,
+            armed: None,
+            phase,
+            proxy_header_owed,
+            panicked: false,
+        }
+    }
+
+    pub(super) fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    pub(super) fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// One turn: the reason for it first (a readiness event noted, a deadline
+    /// or a shutdown told to the session), then bytes moved both ways until
+    /// neither moves or the budget is spent, then settled.
+    pub(super) fn turn(&mut self, wake: Wake, lent: &mut Lent<'_>) -> Settled {
+        match wake {
+            Wake::Ready(event) => {
+                self.readiness.readable |= event.readable;
+                self.readiness.read_closed |= event.read_closed;
+                self.readiness.writable |= event.writable;
+            }
+            Wake::Deadline => {
+                log::trace!("#{}: deadline", self.key);
+                self.session.on_deadline(lent.now);
+            }
+            Wake::Shutdown => self.session.drain(lent.now),
+            Wake::Accepted | Wake::OutOfBudget => {}
+        }
+        let mut budget = Budget::default();
+        if self.take_proxy_header(lent.now) {
+            self.move_bytes(&mut budget, lent);
+        }
+        self.settle(budget.spent, lent)
+    }
+
+    /// Writes what is queued, reads what has come, and again while either
+    /// moved anything: the session answers inside those calls, so what was
+    /// read is answered (and written) before more is read.
+    fn move_bytes(&mut self, budget: &mut Budget, lent: &mut Lent<'_>) {
+        loop {
+            let wrote = self.flush(budget, lent);
+            let read = self.fill(budget, lent);
+            if budget.spent || !(wrote || read) {
+                return;
+            }
+        }
+    }
+
+    /// Writes until the socket would block, nothing is left, or the budget is
+    /// spent; true if it wrote anything.
+    fn flush(&mut self, budget: &mut Budget, lent: &mut Lent<'_>) -> bool {
         let key = self.key;
         let mut wrote = false;
         // Not once the session is closed: after a failed write, TLS may
         // still hold ciphertext that will never go, and trying again would
         // spin here forever.
-        while self.writable && self.has_bytes_to_send() && !self.session.is_closed() {
+        while self.readiness.writable
+            && self.transport.has_bytes_to_send(&self.session)
+            && !self.session.is_closed()
+        {
             if budget.bytes == 0 {
                 budget.spent = true;
                 break;
             }
-            match self.write_some(now, scratch) {
-                Ok(0) => break,
-                Ok(n) => {
-                    budget.bytes = budget.bytes.saturating_sub(n);
+            let mut time = TurnTime(lent.now);
+            match self
+                .transport
+                .write(&mut self.session, &mut time, lent.scratch)
+            {
+                Ok(sent) => {
+                    log::trace!("#{key}: {sent}");
+                    budget.bytes = budget.bytes.saturating_sub(sent.bytes());
                     wrote = true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // The socket buffer is full: WRITABLE interest will say when
                     // it has room again.
                     log::trace!("#{key}: write would block");
-                    self.writable = false;
+                    self.readiness.writable = false;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -136,76 +251,53 @@ impl Conn {
             // Our last response is out; tell the client we are done, and
             // linger reading whatever it still sends.
             log::trace!("#{key}: shutdown(write), lingering");
-            if let Some(tls) = self.tls.as_deref_mut() {
-                tls.close_notify(&mut self.socket);
-            }
-            let _ = self.socket.shutdown(Shutdown::Write);
+            self.transport.shut_sending();
         }
         wrote
     }
 
-    /// One write: of plaintext, a `writev` or a `sendfile`; through TLS,
-    /// ciphertext until the socket blocks (reported as `WouldBlock` once
-    /// nothing more went). Returns the bytes written.
-    fn write_some(&mut self, now: Now<'_>, scratch: &mut Vec<u8>) -> io::Result<usize> {
-        let key = self.key;
-        let Some(tls) = self.tls.as_deref_mut() else {
-            let written = write_once(&mut self.socket, &self.session, scratch)?;
-            log::trace!("#{key}: {written}");
-            self.session.written(written.bytes, now);
-            return Ok(written.bytes);
-        };
-        let flushed = tls.flush(&mut self.socket, &mut self.session, scratch, now)?;
-        if flushed.sent > 0 {
-            log::trace!("#{key}: wrote {} bytes of TLS", flushed.sent);
-        }
-        match (flushed.sent, flushed.blocked) {
-            (_, false) | (1.., true) => Ok(flushed.sent),
-            (0, true) => Err(io::ErrorKind::WouldBlock.into()),
-        }
-    }
-
     /// Reads while the socket is readable (or TLS holds plaintext already
-    /// read) and the session wants bytes, until `WouldBlock` or the budget is
-    /// spent; true if a read happened (bytes, EOF, an error: each is worth
-    /// another look at the connection).
-    pub(super) fn fill(
-        &mut self,
-        now: Now<'_>,
-        budget: &mut Budget,
-        pool: &mut BufferPool,
-    ) -> bool {
+    /// read) and bytes are wanted, until `WouldBlock` or the budget is spent;
+    /// true if a read happened (bytes, EOF, an error: each is worth another
+    /// look at the connection).
+    fn fill(&mut self, budget: &mut Budget, lent: &mut Lent<'_>) -> bool {
         let key = self.key;
         let mut read = false;
-        while (self.readable || self.tls_holds_plaintext()) && self.wants_read() {
+        while (self.readiness.readable || self.transport.holds_plaintext())
+            && self.transport.wants_read(&self.session)
+        {
             if budget.reads == 0 {
                 budget.spent = true;
                 break;
             }
             if self.session.needs_buffer() {
-                self.session.lend_buffer(pool.take());
+                self.session.lend_buffer(lent.buffers.take());
             }
-            match self.read_some(now) {
-                Ok(Read::Bytes(n)) => {
-                    log::trace!("#{key}: read {n} bytes");
-                    budget.reads -= 1;
-                }
-                Ok(Read::Drained(n)) => {
+            match self
+                .transport
+                .read(key, &mut self.session, &mut TurnTime(lent.now))
+            {
+                Ok(Received::Bytes { n, short }) if short && !self.readiness.read_closed => {
                     // Less than asked: the socket held no more. Bytes that
                     // arrive from now on are a new edge, and a new event.
                     log::trace!("#{key}: read {n} bytes, drained");
                     budget.reads -= 1;
-                    self.readable = false;
+                    self.readiness.readable = false;
                 }
-                Ok(Read::Eof) => {
+                Ok(Received::Bytes { n, .. }) => {
+                    log::trace!("#{key}: read {n} bytes");
+                    budget.reads -= 1;
+                }
+                Ok(Received::Held) => log::trace!("#{key}: plaintext TLS held"),
+                Ok(Received::Eof) => {
                     log::trace!("#{key}: read EOF");
-                    self.readable = false;
+                    self.readiness.readable = false;
                 }
-                Ok(Read::Nothing) => break,
+                Ok(Received::Nothing) => break,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // Drained: the next READABLE event says when more arrives.
                     log::trace!("#{key}: read would block");
-                    self.readable = false;
+                    self.readiness.readable = false;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -216,62 +308,48 @@ impl Conn {
             read = true;
             // What was read may have queued responses: write them before
             // reading more, so a pipelining client is answered as it sends.
-            if self.has_bytes_to_send() && self.writable {
+            if self.readiness.writable && self.transport.has_bytes_to_send(&self.session) {
                 break;
             }
         }
         read
     }
 
-    /// One read: of plaintext, into the session's buffer; through TLS, of
-    /// ciphertext, decrypted into it (or plaintext TLS already held).
-    fn read_some(&mut self, now: Now<'_>) -> io::Result<Read> {
-        let Some(tls) = self.tls.as_deref_mut() else {
-            let room = self.session.read_buffer();
-            let asked = room.len();
-            let n = self.socket.read(room)?;
-            if n == 0 {
-                self.session.received_eof(now);
-                return Ok(Read::Eof);
+    /// After the bytes: the idle buffer goes back to the pool, and the
+    /// connection is closed, or registered for the readiness it needs now.
+    fn settle(&mut self, out_of_budget: bool, lent: &mut Lent<'_>) -> Settled {
+        if let Some(buffer) = self.session.reclaim_buffer() {
+            lent.buffers.put(buffer);
+        }
+        self.transport.log_turn(self.key);
+        if self.session.is_closed() {
+            return Settled::Closed;
+        }
+        let wanted = self.interest();
+        if wanted != self.registered {
+            log::trace!("#{}: interest {wanted:?}", self.key);
+            let socket = self.transport.socket_mut();
+            if let Err(e) = lent.registry.reregister(socket, Token(self.key), wanted) {
+                log::warn!("#{}: reregister: {e}", self.key);
+                self.session.abort();
+                return Settled::Closed;
             }
-            self.session.received(n, now);
-            return Ok(if n < asked && !self.read_closed {
-                Read::Drained(n)
-            } else {
-                Read::Bytes(n)
-            });
-        };
-        Ok(
-            match tls.fill(self.key, &mut self.socket, &mut self.session, now)? {
-                Filled::Read(n) => Read::Bytes(n),
-                Filled::Plaintext => Read::Bytes(0),
-                Filled::Eof => Read::Eof,
-                Filled::NotWanted => Read::Nothing,
-            },
-        )
-    }
-
-    /// Whether the session has output, or TLS has ciphertext (a handshake
-    /// message, an alert) waiting; the session's output waits for the end of
-    /// the handshake.
-    fn has_bytes_to_send(&self) -> bool {
-        match self.tls.as_deref() {
-            Some(tls) => tls.has_bytes_to_send(&self.session),
-            None => self.session.has_output(),
+            self.registered = wanted;
+        }
+        Settled::Open {
+            again: out_of_budget,
         }
     }
 
-    /// Whether the socket should be read: the session wants bytes, or a TLS
-    /// handshake does.
-    fn wants_read(&self) -> bool {
-        match self.tls.as_deref() {
-            Some(tls) => tls.wants_read(&self.session),
-            None => self.session.wants_read() && !self.session.is_closed(),
+    /// The interest its state calls for: WRITABLE only while the socket has
+    /// refused bytes we still hold, so a connection whose responses fit in the
+    /// socket buffer never costs an `epoll_ctl`.
+    fn interest(&self) -> Interest {
+        if self.transport.has_bytes_to_send(&self.session) && !self.readiness.writable {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
         }
-    }
-
-    fn tls_holds_plaintext(&mut self) -> bool {
-        self.tls.as_deref_mut().is_some_and(Tls::holds_plaintext)
     }
 
     /// Takes the PROXY header off the socket, if one is still owed: true once
@@ -279,15 +357,15 @@ impl Conn {
     /// bytes (the session's idle deadline bounds the wait); without a valid
     /// header, or with one naming a client the limits deny, the connection
     /// is aborted.
-    pub(super) fn take_proxy_header(&mut self, now: Now<'_>) -> bool {
-        if !self.awaiting_proxy_header {
+    fn take_proxy_header(&mut self, now: Now<'_>) -> bool {
+        if !self.proxy_header_owed {
             return true;
         }
         let key = self.key;
-        while self.readable {
-            match proxy_protocol::take_without_blocking(&mut self.socket) {
+        while self.readiness.readable {
+            match proxy_protocol::take_without_blocking(self.transport.socket_mut()) {
                 Ok(Taken::Done(client)) => {
-                    self.awaiting_proxy_header = false;
+                    self.proxy_header_owed = false;
                     if let Some(client) = client {
                         log::trace!("#{key}: PROXY header: the client is {client}");
                         self.session.set_client(client.ip());
@@ -300,13 +378,13 @@ impl Conn {
                     return admitted;
                 }
                 // Part of it has come: the rest will make the socket readable.
-                Ok(Taken::Waiting) => self.readable = false,
+                Ok(Taken::Waiting) => self.readiness.readable = false,
                 Ok(Taken::Refused(why)) => {
                     log::debug!("#{key}: {why} from {}: closed", self.session.client());
                     self.session.abort();
                     return false;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readiness.readable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     log::debug!("#{key}: reading the PROXY header: {e}");
@@ -318,43 +396,66 @@ impl Conn {
         false
     }
 
-    /// What it is doing now, for the status page.
-    pub(super) fn phase(&self) -> Phase {
-        match &self.tls {
-            Some(tls) if tls.is_handshaking() => Phase::Handshake,
-            _ => self.session.phase(),
-        }
+    /// What it is doing now, for the status page: the phase it was counted
+    /// under, and the one it is in now (the same when nothing changed).
+    pub(super) fn rephase(&mut self) -> (Phase, Phase) {
+        let now = self.transport.phase(&self.session);
+        (std::mem::replace(&mut self.phase, now), now)
     }
 
-    /// The interest to register: WRITABLE only while the socket has refused
-    /// bytes we still hold, so a connection whose responses fit in the socket
-    /// buffer never costs an `epoll_ctl`.
-    pub(super) fn wanted_interest(&self) -> Interest {
-        if self.has_bytes_to_send() && !self.writable {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        }
+    /// The access log's entries for the responses gone since the last call,
+    /// with the client they were for.
+    pub(super) fn take_log_entries(&mut self) -> (IpAddr, Vec<Entry>) {
+        (self.session.client(), self.session.take_log_entries())
     }
 
-    /// Before the socket is closed: a TLS connection says goodbye.
-    pub(super) fn close_notify(&mut self) {
-        if let Some(tls) = self.tls.as_deref_mut() {
-            tls.close_notify(&mut self.socket);
+    /// Its deadline, if the loop must arm one for it: none armed yet, or an
+    /// earlier one than armed (a later deadline is found when the early one
+    /// comes, and the connection is asked again).
+    pub(super) fn deadline_to_arm(&mut self) -> Option<Instant> {
+        let deadline = self.session.deadline()?;
+        if self.armed.is_some_and(|armed| armed <= deadline) {
+            return None;
         }
+        self.armed = Some(deadline);
+        Some(deadline)
     }
-}
 
-/// What one read did.
-enum Read {
-    /// Bytes came (through TLS, 0 means plaintext TLS already held).
-    Bytes(usize),
-    /// Fewer bytes than there was room for: the socket is drained.
-    Drained(usize),
-    /// The client closed its side.
-    Eof,
-    /// Nothing was wanted.
-    Nothing,
+    /// Whether a deadline that came from the heap is the one armed for this
+    /// connection (not one it superseded, or a former connection's in the
+    /// same slot); if so, it is no longer armed.
+    pub(super) fn deadline_came(&mut self, at: Instant, serial: u64) -> bool {
+        let current = self.serial == serial && self.armed == Some(at);
+        if current {
+            self.armed = None;
+        }
+        current
+    }
+
+    /// Whether the heap's entry `at` is still this connection's.
+    pub(super) fn has_armed(&self, at: Instant, serial: u64) -> bool {
+        self.serial == serial && self.armed == Some(at)
+    }
+
+    /// After a panic in its turn: the session answers 500 if it still can,
+    /// and the connection closes. False if it had panicked before: the loop
+    /// drops it on the spot.
+    pub(super) fn recover(&mut self, message: &str, now: Now<'_>) -> bool {
+        if std::mem::replace(&mut self.panicked, true) {
+            return false;
+        }
+        crate::driver::contain::report(self.key, self.session.request_line().as_deref(), message);
+        crate::driver::contain::catch(|| self.session.recover_from_panic(now)).is_ok()
+    }
+
+    /// Before the socket is closed: a TLS connection says goodbye. The
+    /// requests it served and its client, for the trace.
+    pub(super) fn close(mut self) -> (u64, IpAddr) {
+        self.transport.say_goodbye();
+        (self.session.served(), self.session.client())
+        // Dropping the socket closes it, which also removes it from the
+        // epoll set.
+    }
 }
 
 #[cfg(test)]

@@ -4,31 +4,33 @@
 //!
 //! 1. `poll` sleeps until a socket is ready, a signal arrives, or the nearest
 //!    deadline passes; then the clock is read once for the whole turn, and the
-//!    timers that are due are taken from the heap.
-//! 2. For each event: a listener → accept until `WouldBlock` (or the cap); a
-//!    connection → note which way it is ready and [`drive`](EventLoop::drive)
-//!    it; the signal pipe → reload (SIGHUP), or begin (or, the second time,
-//!    end) a shutdown; a file watch → drop the cache entries of changed files.
-//! 3. Connections that used up their share of the turn are driven again.
-//! 4. Connections whose timer was due are driven, their turn starting with the
-//!    deadline.
+//!    deadlines that have come are taken from the heap.
+//! 2. For each event, by its [`Source`]: the signal pipe → reload (SIGHUP),
+//!    or begin (or, the second time, end) a shutdown; a file watch → drop
+//!    the cache entries of changed files; a listener → accept until
+//!    `WouldBlock` (or the cap); a connection → its turn.
+//! 3. Connections that ran out of their share of the turn get another.
+//! 4. Connections whose deadline came get a turn that starts with it.
 //! 5. The access log's lines from this turn are written.
 //!
-//! # One connection's turn ([`EventLoop::turn`])
+//! # One connection's turn ([`Conn::turn`], in `conn.rs`)
 //!
-//! Flush what its session has queued, fill its session with what the socket
-//! holds, and go round again while either moved anything (the session answers
-//! inside those calls, so new input is answered before more is read); then
-//! settle: give back the read buffer, log, close, or register the interest it
-//! needs now and arm its timer. Each `WouldBlock` is decided where it happens,
-//! in [`conn`].
+//! The loop hands a connection the reason for its turn ([`Wake`]); it
+//! writes what its session has queued, reads what the socket holds, and goes
+//! round again while either moved anything (the session answers inside those
+//! calls, so new input is answered before more is read); then it settles:
+//! gives back the read buffer and registers the interest it needs now, or
+//! says it is closed. The loop logs what it delivered, closes it, or drives
+//! it again and arms its deadline. Each `WouldBlock` is decided where it
+//! happens, in `conn.rs`.
 //!
 //! Run `RUST_LOG=oneloop=trace` to watch it: docs/architecture.md reads a
 //! trace line by line.
 
 mod buffers;
 mod conn;
-mod timers;
+mod deadlines;
+mod source;
 
 use std::collections::VecDeque;
 use std::io;
@@ -38,46 +40,98 @@ use std::time::{Duration, Instant};
 
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll};
 use slab::Slab;
 
-use super::Endpoint;
 use super::clock::Clock;
 use super::contain;
+use super::endpoint::{Endpoint, Endpoints};
 use super::listener::{ACCEPT_BACKOFF, Accepted, Acceptor};
 use super::pressure::Pressure;
-use super::proxy_protocol::ProxyConfig;
 use super::signals::{ProcessReload, Signal, Signals};
-use super::tls::TlsConfig;
+use super::transport::Transport;
 use crate::access_log::AccessLog;
+use crate::config::{Config, ProxyConfig};
 use crate::session::{Service, Session};
-use crate::stats::{DriverStats, Phase};
+use crate::stats::{DriverKind, DriverStats};
 use buffers::BufferPool;
-use conn::{Budget, Conn};
-use timers::{TimerOwner, Timers};
+use conn::{Conn, Lent, Readiness, Settled, Wake};
+use deadlines::{Deadlines, Owner};
+use source::Source;
 
-const SIGNALS: Token = Token(usize::MAX);
-/// The file watch of endpoint `i` has token `FIRST_WATCH - i`.
-const FIRST_WATCH: usize = usize::MAX - 1;
-/// Listener `i` (one per bound address) has token `FIRST_LISTENER - i`; slab
-/// keys count up from 0, so the two never meet.
-const FIRST_LISTENER: usize = usize::MAX - 64;
-
-/// What the loop needs besides its listeners and their endpoints.
-pub(super) struct LoopConfig {
-    pub max_connections: usize,
-    pub shutdown_timeout: Duration,
-    /// Its own descriptor on the access log, if there is one.
-    pub access_log: Option<AccessLog>,
-    /// What the process reloads on SIGHUP, for the one loop that does it.
-    pub process: Option<ProcessReload>,
-    /// This loop's counters, for the status page.
-    pub stats: Arc<DriverStats>,
-    /// Connections begin with a PROXY header, from trusted peers only.
-    pub proxy: Option<ProxyConfig>,
+/// Runs one loop per set of listeners: the last on this thread, the others
+/// on threads of their own. Each has its own application (and so its own
+/// caches), shared by its sessions and by nothing else: the loops share
+/// nothing. `ready` is called once every loop exists.
+pub(crate) fn run(
+    per_loop: Vec<Vec<(std::net::TcpListener, usize)>>,
+    endpoints: &impl Endpoints,
+    access_log: Option<AccessLog>,
+    process: ProcessReload,
+    config: &Config,
+    ready: impl FnOnce(),
+) -> io::Result<()> {
+    // The connection budget is the process's, split evenly: each loop holds its
+    // own connections, and the kernel picks the loop a newcomer meets.
+    let max_connections = config
+        .max_connections
+        .div_ceil(per_loop.len().max(1))
+        .min(source::MAX_CONNECTIONS);
+    let mut loops = Vec::with_capacity(per_loop.len());
+    let mut process = Some(process);
+    for listeners in per_loop {
+        let (stats, served) = endpoints.for_driver(DriverKind::Loop);
+        let settings = LoopSettings {
+            max_connections,
+            shutdown_timeout: config.shutdown_timeout,
+            // Each loop writes through a descriptor of its own, with no lock.
+            access_log: access_log.as_ref().map(AccessLog::try_clone).transpose()?,
+            // The first loop does what is done once per process.
+            process: process.take(),
+            proxy: config.proxy.clone(),
+            stats,
+        };
+        loops.push(EventLoop::new(listeners, served, settings)?);
+    }
+    let last = loops
+        .pop()
+        .ok_or_else(|| io::Error::other("no event loop"))?;
+    let others: Vec<_> = loops
+        .into_iter()
+        .enumerate()
+        .map(|(n, event_loop)| {
+            std::thread::Builder::new()
+                .name(format!("loop-{}", n + 1))
+                .spawn(move || event_loop.run())
+        })
+        .collect::<io::Result<_>>()?;
+    ready();
+    let mut result = last.run();
+    for worker in others {
+        match worker.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = result.and(Err(e)),
+            Err(_) => result = result.and(Err(io::Error::other("an event loop panicked"))),
+        }
+    }
+    result
 }
 
-pub(super) struct EventLoop {
+/// What a loop needs besides its listeners and their endpoints.
+struct LoopSettings {
+    max_connections: usize,
+    shutdown_timeout: Duration,
+    /// Its own descriptor on the access log, if there is one.
+    access_log: Option<AccessLog>,
+    /// What the process reloads on SIGHUP, for the one loop that does it.
+    process: Option<ProcessReload>,
+    /// This loop's counters, for the status page.
+    stats: Arc<DriverStats>,
+    /// Connections begin with a PROXY header, from trusted peers only.
+    proxy: Option<ProxyConfig>,
+}
+
+struct EventLoop {
     poll: Poll,
     /// One per bound port and address; empty once a shutdown has begun.
     listeners: Vec<TcpListener>,
@@ -85,21 +139,17 @@ pub(super) struct EventLoop {
     /// by the listener's index.
     endpoints: Vec<Endpoint>,
     /// The services whose file caches tell of changes through a descriptor
-    /// registered here, by token.
-    watches: Vec<(Token, Arc<Service>)>,
+    /// registered here, by watch index.
+    watches: Vec<Arc<Service>>,
     acceptor: Acceptor,
     signals: Signals,
     conns: Slab<Conn>,
-    max_connections: usize,
     clock: Clock,
-    timers: Timers,
-    /// The timers due this turn, taken from the heap at its start.
-    due: Vec<(Instant, TimerOwner)>,
-    access_log: Option<AccessLog>,
-    /// Set in the first loop only.
-    process: Option<ProcessReload>,
+    deadlines: Deadlines,
+    /// The deadlines that came this turn, taken from the heap at its start.
+    due: Vec<(Instant, Owner)>,
     buffers: BufferPool,
-    /// For the rare file that cannot be `sendfile`d.
+    /// For the rare file that cannot be `sendfile`d, and TLS's file slices.
     scratch: Vec<u8>,
     /// Connections to drive again this turn (they used up their share).
     again: VecDeque<usize>,
@@ -111,25 +161,23 @@ pub(super) struct EventLoop {
     accept_paused_until: Option<Instant>,
     /// Warnings when accepting has to wait.
     pressure: Pressure,
-    /// This loop's counters, for the status page.
-    stats: Arc<DriverStats>,
-    proxy: Option<ProxyConfig>,
+    settings: LoopSettings,
 }
 
 impl EventLoop {
     /// A loop over `listeners`, each with the index of its endpoint among
     /// `endpoints`.
-    pub(super) fn new(
+    fn new(
         listeners: Vec<(std::net::TcpListener, usize)>,
         endpoints: Vec<Endpoint>,
-        config: LoopConfig,
+        settings: LoopSettings,
     ) -> io::Result<EventLoop> {
         let poll = Poll::new()?;
         let mut registered = Vec::with_capacity(listeners.len());
         let mut served = Vec::with_capacity(listeners.len());
         for (i, (listener, endpoint)) in listeners.into_iter().enumerate() {
             let mut listener = TcpListener::from_std(listener);
-            let token = Token(FIRST_LISTENER - i);
+            let token = Source::Listener(i).token()?;
             poll.registry()
                 .register(&mut listener, token, Interest::READABLE)?;
             registered.push(listener);
@@ -137,22 +185,22 @@ impl EventLoop {
             served
                 .push(endpoint.ok_or_else(|| io::Error::other("a listener without an endpoint"))?);
         }
-        let signals = Signals::watch(poll.registry(), SIGNALS, config.shutdown_timeout)?;
+        let signals = Signals::watch(
+            poll.registry(),
+            Source::Signals.token()?,
+            settings.shutdown_timeout,
+        )?;
         let watches = register_watches(poll.registry(), &served)?;
         Ok(EventLoop {
-            poll,
             listeners: registered,
             endpoints: served,
             watches,
             acceptor: Acceptor::default(),
             signals,
-            conns: Slab::with_capacity(config.max_connections.min(4096)),
-            max_connections: config.max_connections,
+            conns: Slab::with_capacity(settings.max_connections.min(4096)),
             clock: Clock::default(),
-            timers: Timers::default(),
+            deadlines: Deadlines::default(),
             due: Vec::new(),
-            access_log: config.access_log,
-            process: config.process,
             buffers: BufferPool::new(64),
             scratch: Vec::new(),
             again: VecDeque::new(),
@@ -160,55 +208,67 @@ impl EventLoop {
             next_serial: 0,
             accept_at_cap: false,
             accept_paused_until: None,
-            pressure: Pressure::new(Arc::clone(&config.stats)),
-            stats: config.stats,
-            proxy: config.proxy,
+            pressure: Pressure::new(Arc::clone(&settings.stats)),
+            settings,
+            poll,
         })
     }
 
-    /// Runs until a graceful shutdown completes.
-    pub(super) fn run(mut self) -> io::Result<()> {
+    /// Runs until a graceful shutdown completes: the loop's turn.
+    fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
-            if let Err(error) = self.poll.poll(&mut events, self.poll_timeout()) {
-                if error.kind() == io::ErrorKind::Interrupted {
-                    continue; // a signal interrupted the wait; its pipe will tell us
-                }
-                return Err(error);
-            }
-            let now = self.clock.tick();
-            self.turns += 1;
-            self.timers.take_due(now, &mut self.due);
-            let ready = events.iter().count();
-            self.stats.turn(ready);
-            log::trace!(
-                "turn {}: {ready} events, {} timers due",
-                self.turns,
-                self.due.len()
-            );
+            let now = self.wait(&mut events)?;
             for event in events.iter() {
-                if self.on_event(event, now) == Signal::ExitNow {
-                    return Ok(());
+                match Source::of(event.token()) {
+                    Source::Signals => {
+                        if self.on_signal(now) == Signal::ExitNow {
+                            return Ok(());
+                        }
+                    }
+                    Source::Watch(i) => self.files_changed(i),
+                    Source::Listener(_) => self.on_knock(now),
+                    Source::Conn(key) => {
+                        log::trace!("#{key}: event{}", describe(event));
+                        self.drive(key, Wake::Ready(Readiness::of(event)), now);
+                    }
                 }
             }
             for key in std::mem::take(&mut self.again) {
-                self.drive(key, now);
+                self.drive(key, Wake::OutOfBudget, now);
             }
             for (at, owner) in std::mem::take(&mut self.due) {
-                self.fire(at, owner, now);
+                self.deadline_came(at, owner, now);
             }
-            if self.accept_paused_until.is_some_and(|until| now >= until) {
-                self.accept_paused_until = None;
-                self.accept(now);
-            }
-            if let Some(log) = self.access_log.as_mut() {
-                log.flush();
-            }
-            self.stats.set_timers(self.timers.len());
+            self.end_turn(now);
             if self.signals.shutdown_is_over(self.conns.len(), now) {
                 return Ok(());
             }
         }
+    }
+
+    /// Sleeps in `poll` until something is ready or the nearest deadline;
+    /// reads the clock once for the turn, and takes the deadlines due.
+    fn wait(&mut self, events: &mut Events) -> io::Result<Instant> {
+        loop {
+            match self.poll.poll(events, self.poll_timeout()) {
+                Ok(()) => break,
+                // A signal interrupted the wait; its pipe will tell us.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        let now = self.clock.tick();
+        self.turns += 1;
+        self.deadlines.take_due(now, &mut self.due);
+        let ready = events.iter().count();
+        self.settings.stats.turn(ready);
+        log::trace!(
+            "turn {}: {ready} events, {} deadlines due",
+            self.turns,
+            self.due.len()
+        );
+        Ok(now)
     }
 
     /// How long `poll` may sleep: until the nearest deadline, or not at all if
@@ -218,7 +278,7 @@ impl EventLoop {
             return Some(Duration::ZERO);
         }
         let deadlines = [
-            self.timers.next_deadline(),
+            self.deadlines.nearest(),
             self.accept_paused_until,
             self.signals.deadline(),
         ];
@@ -228,54 +288,53 @@ impl EventLoop {
         Some(wait + Duration::from_micros(999))
     }
 
-    /// One readiness event: the signal pipe, a listener, or a connection.
-    fn on_event(&mut self, event: &Event, now: Instant) -> Signal {
-        match event.token() {
-            SIGNALS => {
-                let signal = self.signals.on_event(self.conns.len(), now);
-                match signal {
-                    Signal::Begin => self.begin_shutdown(now),
-                    Signal::Reopen | Signal::Reload => self.reload(&signal),
-                    Signal::None | Signal::ExitNow => {}
-                }
-                return signal;
-            }
-            Token(token) if token > FIRST_LISTENER => {
-                // A file watch. Requests read later take the changes in
-                // themselves (`Session::received`); this drops what they made
-                // stale now, descriptors of deleted files included.
-                log::trace!("files changed");
-                if let Some((_, service)) = self.watches.iter().find(|(t, _)| t.0 == token) {
-                    service.files_changed();
-                }
-            }
-            Token(token) if token > FIRST_LISTENER - self.listeners.len() => {
-                if self.conns.len() >= self.max_connections {
-                    // A newcomer is knocking while every slot is taken.
-                    self.pressure.at_cap(self.conns.len(), now);
-                }
-                self.accept(now);
-            }
-            Token(key) => {
-                let Some(conn) = self.conns.get_mut(key) else {
-                    return Signal::None; // closed earlier in this turn
-                };
-                log::trace!("#{key}: event{}", describe(event));
-                // A hang-up or an error is reported by the next read or write,
-                // so both count as readiness.
-                conn.readable |= event.is_readable() || event.is_read_closed() || event.is_error();
-                conn.read_closed |= event.is_read_closed() || event.is_error();
-                conn.writable |= event.is_writable() || event.is_write_closed() || event.is_error();
-                self.drive(key, now);
-            }
+    /// The end of a turn: a paused accept resumes when its time has come, the
+    /// access log writes the turn's lines, the counters learn the heap's size.
+    fn end_turn(&mut self, now: Instant) {
+        if self.accept_paused_until.is_some_and(|until| now >= until) {
+            self.accept_paused_until = None;
+            self.accept(now);
         }
-        Signal::None
+        if let Some(log) = self.settings.access_log.as_mut() {
+            log.flush();
+        }
+        self.settings.stats.set_timers(self.deadlines.len());
+    }
+
+    /// The signal pipe is readable: what the signals ask for.
+    fn on_signal(&mut self, now: Instant) -> Signal {
+        let signal = self.signals.on_event(self.conns.len(), now);
+        match signal {
+            Signal::Begin => self.begin_shutdown(now),
+            Signal::Reopen | Signal::Reload => self.reload(&signal),
+            Signal::None | Signal::ExitNow => {}
+        }
+        signal
+    }
+
+    /// A file watch is readable. Requests read later take the changes in
+    /// themselves (`Session::received`); this drops what they made stale
+    /// now, descriptors of deleted files included.
+    fn files_changed(&self, watch: usize) {
+        log::trace!("files changed");
+        if let Some(service) = self.watches.get(watch) {
+            service.files_changed();
+        }
+    }
+
+    /// A listener is readable: newcomers are knocking.
+    fn on_knock(&mut self, now: Instant) {
+        if self.conns.len() >= self.settings.max_connections {
+            // A newcomer is knocking while every slot is taken.
+            self.pressure.at_cap(self.conns.len(), now);
+        }
+        self.accept(now);
     }
 
     /// Accepts until every listener says `WouldBlock`, or the cap is reached.
     fn accept(&mut self, now: Instant) {
         while self.accept_paused_until.is_none() && !self.listeners.is_empty() {
-            if self.conns.len() >= self.max_connections {
+            if self.conns.len() >= self.settings.max_connections {
                 // Edge-triggered: the listener will not tell us again about the
                 // connections waiting in its backlog, so remember to come back.
                 self.accept_at_cap = true;
@@ -297,8 +356,12 @@ impl EventLoop {
         }
     }
 
-    fn add(&mut self, mut socket: TcpStream, peer: SocketAddr, listener: usize, now: Instant) {
-        if self.proxy.as_ref().is_some_and(|proxy| !proxy.admits(peer)) {
+    /// Takes one accepted connection in: admitted by the limits (a denied
+    /// client is closed before a byte is read), its TLS begun, registered,
+    /// and given its first turn.
+    fn add(&mut self, socket: TcpStream, peer: SocketAddr, listener: usize, now: Instant) {
+        let proxied = self.settings.proxy.as_ref();
+        if proxied.is_some_and(|proxy| !proxy.admits(peer)) {
             return;
         }
         let Some(endpoint) = self.endpoints.get(listener) else {
@@ -308,144 +371,88 @@ impl EventLoop {
         let key = entry.key();
         let mut session = Session::new(key, Arc::clone(&endpoint.service), peer.ip(), now);
         // Without a PROXY header the peer is the client, and the limits
-        // decide now: a denied one is closed before a byte is read.
-        if self.proxy.is_none() && !session.admit(self.clock.reading()) {
+        // decide now; behind a balancer, once the header names the client.
+        if proxied.is_none() && !session.admit(self.clock.reading()) {
             log::debug!("{peer} is denied (--allow, --deny): closed");
             return;
         }
-        let tls = match endpoint.tls.as_deref().map(TlsConfig::accept).transpose() {
-            Ok(tls) => tls.map(Box::new),
+        // Responses are written whole; Nagle would only delay the last segment.
+        let _ = socket.set_nodelay(true);
+        let mut transport = match Transport::accept(socket, endpoint.tls.as_deref()) {
+            Ok(transport) => transport,
             Err(e) => {
                 log::warn!("TLS for {peer}: {e}");
                 return;
             }
         };
-        // Responses are written whole; Nagle would only delay the last segment.
-        let _ = socket.set_nodelay(true);
-        let registry = self.poll.registry();
-        if let Err(e) = registry.register(&mut socket, Token(key), Interest::READABLE) {
+        let registered = Source::Conn(key).token().and_then(|token| {
+            self.poll
+                .registry()
+                .register(transport.socket_mut(), token, Interest::READABLE)
+        });
+        if let Err(e) = registered {
             log::warn!("register {peer}: {e}");
             return;
         }
         self.next_serial += 1;
         log::trace!("#{key}: accepted {peer}");
-        let phase = match tls {
-            Some(_) => Phase::Handshake,
-            None => Phase::Waiting,
-        };
-        self.stats.opened(phase);
-        entry.insert(Conn {
-            key,
-            socket,
-            session,
-            tls,
-            serial: self.next_serial,
-            readable: false,
-            read_closed: false,
-            writable: true,
-            interest: Interest::READABLE,
-            timer: None,
-            timer_fired: false,
-            drain: false,
-            panicked: false,
-            phase,
-            awaiting_proxy_header: self.proxy.is_some(),
-        });
-        self.arm_timer(key);
+        let conn = Conn::new(key, self.next_serial, transport, session, proxied.is_some());
+        self.settings.stats.opened(conn.phase());
+        entry.insert(conn);
+        self.drive(key, Wake::Accepted, now);
     }
 
-    /// Drives one connection inside the panic boundary: a bug in its work costs
-    /// that connection, never the loop and the connections it holds.
-    fn drive(&mut self, key: usize, now: Instant) {
-        if let Err(message) = contain::catch(|| self.turn(key, now)) {
-            self.contain(key, &message, now);
-        }
-    }
-
-    /// One connection's whole turn: flush, fill, again while either moved
-    /// anything, then settle.
-    fn turn(&mut self, key: usize, now: Instant) {
+    /// Drives one connection's turn inside the panic boundary: a bug in its
+    /// work costs that connection, never the loop and the connections it
+    /// holds. Then what the turn left is settled.
+    fn drive(&mut self, key: usize, wake: Wake, now: Instant) {
         let Some(conn) = self.conns.get_mut(key) else {
-            return;
+            return; // closed earlier in this turn
         };
-        let clock = self.clock.reading();
-        if std::mem::take(&mut conn.timer_fired) {
-            log::trace!("#{key}: deadline");
-            conn.session.on_deadline(clock);
-        }
-        if std::mem::take(&mut conn.drain) {
-            conn.session.drain(clock);
-        }
-        let mut budget = Budget::default();
-        if conn.take_proxy_header(clock) {
-            while !budget.is_spent()
-                && (conn.flush(clock, &mut budget, &mut self.scratch)
-                    | conn.fill(clock, &mut budget, &mut self.buffers))
-            {}
-        }
-        self.settle(key, budget.is_spent(), now);
-    }
-
-    /// After a turn: the idle buffer goes back to the pool, the log gets what
-    /// was delivered, and the connection is closed, or registered for the
-    /// readiness it needs now, driven again this turn if it ran out of budget,
-    /// and its timer armed.
-    fn settle(&mut self, key: usize, out_of_turn: bool, now: Instant) {
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
+        let mut lent = Lent {
+            now: self.clock.reading(),
+            buffers: &mut self.buffers,
+            scratch: &mut self.scratch,
+            registry: self.poll.registry(),
         };
-        if let Some(buffer) = conn.session.reclaim_buffer() {
-            self.buffers.put(buffer);
-        }
-        if let Some(tls) = conn.tls.as_deref_mut() {
-            tls.log_turn(key);
-        }
-        if let Some(log) = self.access_log.as_mut() {
-            let entries = conn.session.take_log_entries();
-            log.record(conn.session.client(), entries, self.clock.log_time());
-        }
-        if conn.session.is_closed() {
-            return self.close(key, now);
-        }
-        let phase = conn.phase();
-        self.stats.moved(conn.phase, phase);
-        conn.phase = phase;
-        let wanted = conn.wanted_interest();
-        if wanted != conn.interest {
-            log::trace!("#{key}: interest {wanted:?}");
-            let registry = self.poll.registry();
-            if let Err(e) = registry.reregister(&mut conn.socket, Token(key), wanted) {
-                log::warn!("#{key}: reregister: {e}");
-                conn.session.abort();
-                return self.close(key, now);
+        let settled = contain::catch(|| conn.turn(wake, &mut lent)).or_else(|message| {
+            let recovered = conn.recover(&message, lent.now);
+            match recovered.then(|| contain::catch(|| conn.turn(Wake::OutOfBudget, &mut lent))) {
+                Some(Ok(settled)) => Ok(settled),
+                _ => Err(message),
             }
-            conn.interest = wanted;
+        });
+        match settled {
+            Ok(settled) => self.after_turn(key, settled, now),
+            Err(message) => {
+                log::error!("#{key}: dropped after a second panic ({message})");
+                if contain::catch(|| self.close(key, now)).is_err() {
+                    self.conns.try_remove(key);
+                }
+            }
         }
-        if out_of_turn {
-            self.again.push_back(key);
-        }
-        self.arm_timer(key);
     }
 
-    /// After a panic in a connection's turn: log it, let the session answer
-    /// 500 if it still can, and drive it to its close. A second panic on the
-    /// same connection drops it on the spot.
-    fn contain(&mut self, key: usize, message: &str, now: Instant) {
+    /// After a connection's turn: the log gets what was delivered, the
+    /// counters what it does now, and it is closed, or driven again this
+    /// turn if it ran out of budget, with its deadline armed.
+    fn after_turn(&mut self, key: usize, settled: Settled, now: Instant) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        let clock = self.clock.reading();
-        let recovered = !conn.panicked && {
-            conn.panicked = true;
-            contain::report(key, conn.session.request_line().as_deref(), message);
-            contain::catch(|| conn.session.recover_from_panic(clock)).is_ok()
-        };
-        if recovered {
-            self.drive(key, now);
-        } else {
-            log::error!("#{key}: dropped after a second panic ({message})");
-            if contain::catch(|| self.close(key, now)).is_err() {
-                self.conns.try_remove(key);
+        if let Some(log) = self.settings.access_log.as_mut() {
+            let (client, entries) = conn.take_log_entries();
+            log.record(client, entries, self.clock.log_time());
+        }
+        match settled {
+            Settled::Closed => self.close(key, now),
+            Settled::Open { again } => {
+                let (was, is) = conn.rephase();
+                self.settings.stats.moved(was, is);
+                if again {
+                    self.again.push_back(key);
+                }
+                self.arm_deadline(key);
             }
         }
     }
@@ -454,77 +461,68 @@ impl EventLoop {
         let Some(mut conn) = self.conns.try_remove(key) else {
             return;
         };
-        if let Some(log) = self.access_log.as_mut() {
+        if let Some(log) = self.settings.access_log.as_mut() {
             // Responses cut short by the close are logged with what was sent.
-            let entries = conn.session.take_log_entries();
-            log.record(conn.session.client(), entries, self.clock.log_time());
+            let (client, entries) = conn.take_log_entries();
+            log.record(client, entries, self.clock.log_time());
         }
-        conn.close_notify();
-        self.stats.closed(conn.phase);
-        let served = conn.session.served();
-        let client = conn.session.client();
+        self.settings.stats.closed(conn.phase());
+        let (served, client) = conn.close();
         log::trace!("#{key}: closed ({client} after {served} requests)");
-        // Closing the descriptor removes it from the epoll set. An event already
-        // fetched for this token in this turn may reach a newer connection in the
-        // same slot: it only makes that one try a read or write, which is harmless.
-        drop(conn);
+        // An event already fetched for this token in this turn may reach a
+        // newer connection in the same slot: it only makes that one try a
+        // read or write, which is harmless.
         if std::mem::take(&mut self.accept_at_cap) {
             self.accept(now);
         }
     }
 
-    /// Arms a timer for the connection's deadline, unless one at least as early
-    /// is armed already (a later deadline is found when the early timer fires).
-    fn arm_timer(&mut self, key: usize) {
+    /// Arms the connection's deadline in the heap, if it needs one armed.
+    fn arm_deadline(&mut self, key: usize) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        let Some(deadline) = conn.session.deadline() else {
+        let Some(deadline) = conn.deadline_to_arm() else {
             return;
         };
-        if conn.timer.is_some_and(|armed| armed <= deadline) {
-            return;
-        }
-        conn.timer = Some(deadline);
-        let owner = TimerOwner {
+        let owner = Owner {
             key,
-            serial: conn.serial,
+            serial: conn.serial(),
         };
-        self.timers.arm(deadline, owner);
+        self.deadlines.arm(deadline, owner);
         // Superseded entries stay in the heap until swept.
-        if self.timers.len() > 4 * self.conns.len() + 1024 {
+        if self.deadlines.len() > 4 * self.conns.len() + 1024 {
             let conns = &self.conns;
-            self.timers.sweep(|at, owner| {
+            self.deadlines.sweep(|at, owner| {
                 conns
                     .get(owner.key)
-                    .is_some_and(|c| c.serial == owner.serial && c.timer == Some(at))
+                    .is_some_and(|conn| conn.has_armed(at, owner.serial))
             });
         }
     }
 
-    /// A due timer: its connection's turn starts with the deadline, unless the
-    /// timer was superseded (the connection closed, or armed an earlier one).
-    fn fire(&mut self, at: Instant, owner: TimerOwner, now: Instant) {
-        let Some(conn) = self.conns.get_mut(owner.key) else {
-            return;
-        };
-        if conn.serial != owner.serial || conn.timer != Some(at) {
-            return;
+    /// A deadline from the heap has come: its connection's turn starts with
+    /// it, unless it was superseded (the connection closed, or armed an
+    /// earlier one).
+    fn deadline_came(&mut self, at: Instant, owner: Owner, now: Instant) {
+        let current = self
+            .conns
+            .get_mut(owner.key)
+            .is_some_and(|conn| conn.deadline_came(at, owner.serial));
+        if current {
+            self.drive(owner.key, Wake::Deadline, now);
         }
-        conn.timer = None;
-        conn.timer_fired = true;
-        self.drive(owner.key, now);
     }
 
     /// SIGUSR1 reopens this loop's access log, and in the first loop the
     /// server's log; SIGHUP also reloads what the process reads at start.
     fn reload(&mut self, signal: &Signal) {
-        if let Some(log) = self.access_log.as_mut()
+        if let Some(log) = self.settings.access_log.as_mut()
             && let Err(e) = log.reopen()
         {
             log::error!("{e}; still writing to the old file");
         }
-        match (&self.process, signal) {
+        match (&self.settings.process, signal) {
             (Some(process), Signal::Reload) => process.reload(),
             (Some(process), _) => process.reopen_logs(),
             (None, _) => {}
@@ -539,10 +537,7 @@ impl EventLoop {
         }
         let keys: Vec<usize> = self.conns.iter().map(|(key, _)| key).collect();
         for key in keys {
-            if let Some(conn) = self.conns.get_mut(key) {
-                conn.drain = true;
-            }
-            self.drive(key, now);
+            self.drive(key, Wake::Shutdown, now);
         }
     }
 }
@@ -553,17 +548,17 @@ impl EventLoop {
 fn register_watches(
     registry: &mio::Registry,
     endpoints: &[Endpoint],
-) -> io::Result<Vec<(Token, Arc<Service>)>> {
-    let mut watches: Vec<(Token, Arc<Service>)> = Vec::new();
+) -> io::Result<Vec<Arc<Service>>> {
+    let mut watches: Vec<Arc<Service>> = Vec::new();
     for endpoint in endpoints {
         let service = &endpoint.service;
-        if watches.iter().any(|(_, known)| Arc::ptr_eq(known, service)) {
+        if watches.iter().any(|known| Arc::ptr_eq(known, service)) {
             continue;
         }
         if let Some(fd) = service.watch_fd() {
-            let token = Token(FIRST_WATCH - watches.len());
+            let token = Source::Watch(watches.len()).token()?;
             registry.register(&mut mio::unix::SourceFd(&fd), token, Interest::READABLE)?;
-            watches.push((token, Arc::clone(service)));
+            watches.push(Arc::clone(service));
         }
     }
     Ok(watches)

@@ -11,37 +11,38 @@
 //!   large response is read only once the response has been written;
 //! - wait for one of several connections: each needs a thread of its own.
 //!
-//! HTTPS goes through the same TLS layer as the loop's ([`crate::driver::tls`]),
-//! over the blocking socket.
+//! Bytes move through the same [`Transport`] as the loop's, over the blocking
+//! socket: plain or TLS, it is the transport that tells the session what
+//! moved.
 
-use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::io;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::registry::{Registered, Registry};
 use crate::access_log::AccessLog;
-use crate::driver::Endpoint;
+use crate::config::ProxyConfig;
 use crate::driver::clock::Clock;
 use crate::driver::contain;
-use crate::driver::proxy_protocol::{self, ProxyConfig};
-use crate::driver::tls::Tls;
-use crate::driver::transmit::write_once;
+use crate::driver::endpoint::Endpoint;
+use crate::driver::proxy_protocol;
+use crate::driver::transport::{Received, Transport};
 use crate::http::READ_SIZE;
 use crate::session::Session;
 use crate::stats::{DriverStats, Phase};
 
 /// Everything a connection thread shares with the others.
-pub(crate) struct Shared {
+pub(super) struct Shared {
     /// What each listener serves, by the index the acceptor hands on.
-    pub endpoints: Vec<Endpoint>,
-    pub registry: Arc<Registry>,
-    pub access_log: Option<Mutex<AccessLog>>,
+    pub(super) endpoints: Vec<Endpoint>,
+    pub(super) registry: Arc<Registry>,
+    pub(super) access_log: Option<Mutex<AccessLog>>,
     /// Every connection thread's counters, for the status page.
-    pub stats: Arc<DriverStats>,
+    pub(super) stats: Arc<DriverStats>,
     /// Connections begin with a PROXY header, from trusted peers only.
-    pub proxy: Option<ProxyConfig>,
+    pub(super) proxy: Option<ProxyConfig>,
 }
 
 impl Shared {
@@ -68,31 +69,18 @@ pub(super) fn serve(
     let Some(endpoint) = shared.endpoints.get(endpoint) else {
         return;
     };
-    let tls = match endpoint.tls.as_deref().map(|tls| tls.accept()).transpose() {
-        Ok(tls) => tls,
-        Err(e) => {
-            log::warn!("TLS for {peer}: {e}");
-            return;
-        }
-    };
     let _ = stream.set_nodelay(true);
     let _ = stream.set_nonblocking(false);
     let mut stream = stream;
     let mut session = Session::new(id, Arc::clone(&endpoint.service), peer.ip(), Instant::now());
     let mut peer = peer;
     if shared.proxy.is_some() {
-        // The header is owed within the session's idle deadline.
-        let wait = session
-            .deadline()
-            .map(|d| d.saturating_duration_since(Instant::now()));
-        let _ = stream.set_read_timeout(wait.filter(|w| !w.is_zero()));
-        match proxy_protocol::take_blocking(&mut stream) {
-            Ok(client) => {
-                if let Some(client) = client {
-                    peer = client;
-                    session.set_client(client.ip());
-                }
+        match take_proxy_header(&mut stream, &session) {
+            Ok(Some(client)) => {
+                peer = client;
+                session.set_client(client.ip());
             }
+            Ok(None) => {}
             Err(e) => {
                 log::debug!("#{id}: no PROXY header from {peer} ({e}): closed");
                 return;
@@ -108,17 +96,20 @@ pub(super) fn serve(
     }
     // A thread's connection keeps its buffer: the thread's stack dwarfs it.
     session.lend_buffer(vec![0; READ_SIZE]);
-    let phase = match tls {
-        Some(_) => Phase::Handshake,
-        None => Phase::Waiting,
+    let transport = match Transport::accept(stream, endpoint.tls.as_deref()) {
+        Ok(transport) => transport,
+        Err(e) => {
+            log::warn!("TLS for {peer}: {e}");
+            return;
+        }
     };
+    let phase = transport.first_phase();
     shared.stats.opened(phase);
     BlockingConnection {
-        stream,
+        transport,
         peer,
         id,
         session,
-        tls,
         clock,
         scratch: Vec::new(),
         draining: false,
@@ -127,13 +118,21 @@ pub(super) fn serve(
     .run(shared, &registration);
 }
 
+/// Reads the PROXY header, waiting at most until the session's first
+/// deadline: the client it names, if any.
+fn take_proxy_header(stream: &mut TcpStream, session: &Session) -> io::Result<Option<SocketAddr>> {
+    let wait = session
+        .deadline()
+        .map(|d| d.saturating_duration_since(Instant::now()));
+    stream.set_read_timeout(wait.filter(|w| !w.is_zero()))?;
+    proxy_protocol::take_blocking(stream)
+}
+
 struct BlockingConnection {
-    stream: TcpStream,
+    transport: Transport<TcpStream>,
     peer: SocketAddr,
     id: usize,
     session: Session,
-    /// Its TLS, when its listener speaks HTTPS.
-    tls: Option<Tls>,
     /// This thread's clock.
     clock: Clock,
     scratch: Vec<u8>,
@@ -176,19 +175,14 @@ impl BlockingConnection {
             }
         }
         self.log_delivered(shared);
-        if let Some(tls) = self.tls.as_mut() {
-            tls.close_notify(&mut self.stream);
-        }
+        self.transport.say_goodbye();
         shared.stats.closed(self.phase);
         log::trace!("#{}: closed ({})", self.id, self.peer);
     }
 
     /// Counts the connection under what it is doing now.
     fn note_phase(&mut self, stats: &DriverStats) {
-        let phase = match &self.tls {
-            Some(tls) if tls.is_handshaking() => Phase::Handshake,
-            _ => self.session.phase(),
-        };
+        let phase = self.transport.phase(&self.session);
         stats.moved(self.phase, phase);
         self.phase = phase;
     }
@@ -202,16 +196,13 @@ impl BlockingConnection {
         }
         self.write_all_queued();
         if self.session.take_shutdown_request() {
-            if let Some(tls) = self.tls.as_mut() {
-                tls.close_notify(&mut self.stream);
-            }
-            let _ = self.stream.shutdown(Shutdown::Write);
+            self.transport.shut_sending();
         }
         self.log_delivered(shared);
         if self.session.is_closed() {
             return Step::Closed;
         }
-        if self.wants_read() {
+        if self.transport.wants_read(&self.session) {
             let idle = self.session.is_idle();
             registration.set_idle(idle);
             // Checked after marking ourselves idle: a shutdown that began
@@ -222,7 +213,7 @@ impl BlockingConnection {
             }
             self.read_once();
             registration.set_idle(false);
-        } else if !self.has_bytes_to_send() {
+        } else if !self.transport.has_bytes_to_send(&self.session) {
             // Nothing to read, nothing to write, not closed: only time can
             // move it (a deadline). Wait for it rather than spin.
             self.sleep_until_deadline();
@@ -245,28 +236,17 @@ impl BlockingConnection {
         self.session.on_deadline(self.clock.reading());
     }
 
-    /// Whether the session has output, or TLS has ciphertext waiting; the
-    /// session's output waits for the end of the handshake.
-    fn has_bytes_to_send(&self) -> bool {
-        match self.tls.as_ref() {
-            Some(tls) => tls.has_bytes_to_send(&self.session),
-            None => self.session.has_output(),
-        }
-    }
-
-    /// Whether to read: the session wants bytes, or a TLS handshake does.
-    fn wants_read(&self) -> bool {
-        match self.tls.as_ref() {
-            Some(tls) => tls.wants_read(&self.session),
-            None => self.session.wants_read(),
-        }
-    }
-
+    /// Writes until nothing is left, each write waiting at most until the
+    /// session's deadline (which it then hears of).
     fn write_all_queued(&mut self) {
-        while self.has_bytes_to_send() && !self.session.is_closed() {
-            let _ = self.stream.set_write_timeout(self.time_left());
-            match self.write_some() {
-                Ok(()) => {}
+        while self.transport.has_bytes_to_send(&self.session) && !self.session.is_closed() {
+            let _ = self.transport.socket().set_write_timeout(self.time_left());
+            let sent = self
+                .transport
+                .write(&mut self.session, &mut self.clock, &mut self.scratch);
+            self.transport.log_turn(self.id);
+            match sent {
+                Ok(sent) => log::trace!("#{}: {sent}", self.id),
                 Err(e) if is_timeout(&e) => self.on_deadline(),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -277,61 +257,23 @@ impl BlockingConnection {
         }
     }
 
-    /// One blocking write: plaintext (`writev` or `sendfile`), or through TLS
-    /// until the socket's timeout.
-    fn write_some(&mut self) -> io::Result<()> {
-        let Some(tls) = self.tls.as_mut() else {
-            let written = write_once(&mut self.stream, &self.session, &mut self.scratch)?;
-            log::trace!("#{}: {written}", self.id);
-            self.clock.tick();
-            self.session.written(written.bytes, self.clock.reading());
-            return Ok(());
-        };
-        self.clock.tick();
-        let now = self.clock.reading();
-        let flushed = tls.flush(&mut self.stream, &mut self.session, &mut self.scratch, now)?;
-        tls.log_turn(self.id);
-        match flushed.blocked {
-            true => Err(io::ErrorKind::WouldBlock.into()),
-            false => Ok(()),
-        }
-    }
-
-    /// One blocking read (TLS first hands over any plaintext it holds); the
-    /// clock is read after the call, since it may have waited.
+    /// One blocking read, waiting at most until the session's deadline (TLS
+    /// first hands over any plaintext it holds); the clock is read after the
+    /// call, since it may have waited.
     fn read_once(&mut self) {
-        if let Some(tls) = self.tls.as_mut() {
-            self.clock.tick();
-            match tls.deliver(&mut self.session, self.clock.reading()) {
-                Ok(0) => {}
-                Ok(_) => return,
-                Err(e) => return self.fail_read(&e),
+        let _ = self.transport.socket().set_read_timeout(self.time_left());
+        let received = self
+            .transport
+            .read(self.id, &mut self.session, &mut self.clock);
+        match received {
+            Ok(Received::Bytes { .. } | Received::Held | Received::Eof | Received::Nothing) => {}
+            Err(e) if is_timeout(&e) => self.on_deadline(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log::debug!("#{}: read: {e}", self.id);
+                self.session.abort();
             }
         }
-        let _ = self.stream.set_read_timeout(self.time_left());
-        let result = match self.tls.as_mut() {
-            Some(tls) => tls.read_ciphertext(self.id, &mut self.stream),
-            None => self.stream.read(self.session.read_buffer()),
-        };
-        self.clock.tick();
-        let now = self.clock.reading();
-        match (result, self.tls.as_mut()) {
-            (Ok(0), _) => self.session.received_eof(now),
-            (Ok(_), Some(tls)) => {
-                if let Err(e) = tls.deliver(&mut self.session, now) {
-                    self.fail_read(&e);
-                }
-            }
-            (Ok(n), None) => self.session.received(n, now),
-            (Err(e), _) if is_timeout(&e) => self.session.on_deadline(now),
-            (Err(e), _) if e.kind() == io::ErrorKind::Interrupted => {}
-            (Err(e), _) => self.fail_read(&e),
-        }
-    }
-
-    fn fail_read(&mut self, error: &io::Error) {
-        log::debug!("#{}: read: {error}", self.id);
-        self.session.abort();
     }
 
     fn sleep_until_deadline(&mut self) {
@@ -358,7 +300,6 @@ impl BlockingConnection {
     }
 }
 
-/// A socket timeout shows up as WouldBlock (or TimedOut on some systems).
 fn is_timeout(error: &io::Error) -> bool {
     matches!(
         error.kind(),

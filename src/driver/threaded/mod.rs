@@ -24,13 +24,15 @@ use std::time::{Duration, Instant};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
+use super::endpoint::Endpoints;
 use super::listener::{ACCEPT_BACKOFF, Accepted, Acceptor};
 use super::pressure::Pressure;
 use super::signals::{ProcessReload, Signal, Signals};
-use crate::config::Model;
+use crate::access_log::AccessLog;
+use crate::config::{Config, Model};
+use crate::stats::DriverKind;
+use blocking::Shared;
 use registry::Registered;
-
-pub(super) use blocking::Shared;
 
 const SIGNALS: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -41,13 +43,13 @@ const FIRST_LISTENER: usize = 2;
 /// more than 256 KiB; 1 MiB leaves room, and pages never touched cost nothing.
 const THREAD_STACK: usize = 1024 * 1024;
 
-pub(super) struct ThreadedConfig {
+struct ThreadedConfig {
     /// `Threads` or `Pool`.
-    pub model: Model,
+    model: Model,
     /// Threads in the pool.
-    pub threads: usize,
-    pub max_connections: usize,
-    pub shutdown_timeout: Duration,
+    threads: usize,
+    max_connections: usize,
+    shutdown_timeout: Duration,
 }
 
 /// An accepted connection for a thread: its socket, its peer, its id, its
@@ -98,8 +100,37 @@ struct Acceptance {
     pressure: Pressure,
 }
 
+/// Serves the listeners of `per_loop` (the threaded models have one set)
+/// with threads, until a graceful shutdown completes; `ready` is called once
+/// the acceptor (and the pool) exist.
+pub(crate) fn run(
+    mut per_loop: Vec<Vec<(std::net::TcpListener, usize)>>,
+    endpoints: &impl Endpoints,
+    access_log: Option<AccessLog>,
+    process: ProcessReload,
+    config: &Config,
+    ready: impl FnOnce(),
+) -> io::Result<()> {
+    let (stats, endpoints) = endpoints.for_driver(DriverKind::Threads);
+    let shared = Arc::new(Shared {
+        endpoints,
+        stats,
+        proxy: config.proxy.clone(),
+        registry: Arc::default(),
+        access_log: access_log.map(std::sync::Mutex::new),
+    });
+    let threaded = ThreadedConfig {
+        model: config.model,
+        threads: config.threads.max(1),
+        max_connections: config.max_connections,
+        shutdown_timeout: config.shutdown_timeout,
+    };
+    let listeners = per_loop.pop().unwrap_or_default();
+    accept(listeners, shared, process, threaded, ready)
+}
+
 /// Accepts and dispatches until a graceful shutdown completes.
-pub(super) fn run(
+fn accept(
     listeners: Vec<(std::net::TcpListener, usize)>,
     shared: Arc<Shared>,
     process: ProcessReload,

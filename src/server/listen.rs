@@ -1,13 +1,20 @@
 //! Where the server listens, and what each listener serves: sockets bound here
-//! from `--bind`, `--port` and `--redirect-http`, or passed by systemd (socket
-//! activation), in which case they replace those flags.
+//! from `--bind`, `--port` and `--redirect-http` (with a real backlog, and
+//! `SO_REUSEPORT` for worker loops), or passed by systemd (socket activation),
+//! in which case they replace those flags.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 
-use super::listener::{self, BindOptions};
+use socket2::{Domain, Protocol, Socket, Type};
+
 use crate::config::Config;
 use crate::system::{self, PassedSocket};
+
+/// Connections the kernel may queue before we accept them. It caps this at
+/// `net.core.somaxconn` (4096 on current kernels); std's default of 128 drops
+/// connections under a burst of a few hundred clients.
+const BACKLOG: i32 = 4096;
 
 /// The name a systemd socket is given (`FileDescriptorName=redirect`) to be
 /// the plaintext listener that sends clients to HTTPS.
@@ -15,7 +22,7 @@ const REDIRECT_NAME: &str = "redirect";
 
 /// What one listening port serves.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Port {
+pub(crate) struct Port {
     pub number: u16,
     pub tls: bool,
     /// A plaintext port whose whole job is to send clients to HTTPS.
@@ -23,7 +30,7 @@ pub(super) struct Port {
 }
 
 /// Every listener of the server.
-pub(super) struct Listening {
+pub(crate) struct Listening {
     /// What each port serves; a listener names its port by index.
     pub ports: Vec<Port>,
     /// For each loop, its listeners, each with the index of its port.
@@ -35,15 +42,15 @@ pub(super) struct Listening {
 impl Listening {
     /// The sockets systemd passed, if any, else those the flags ask for; one
     /// set per loop. `tls` says whether the main port speaks HTTPS.
-    pub(super) fn open(config: &Config, tls: bool, loops: usize) -> io::Result<Listening> {
+    pub(crate) fn open(config: &Config, tls: bool, loops: usize) -> io::Result<Listening> {
         match system::passed_sockets().map_err(io::Error::other)? {
             Some(passed) => adopt(passed, config, tls, loops),
-            None => bind(config, tls, loops),
+            None => bind_flags(config, tls, loops),
         }
     }
 
     /// The port a redirect sends clients to.
-    pub(super) fn https_port(&self) -> u16 {
+    pub(crate) fn https_port(&self) -> u16 {
         self.ports
             .iter()
             .find(|port| !port.redirect)
@@ -51,7 +58,7 @@ impl Listening {
     }
 
     /// Whether any listener takes connections from beyond this machine.
-    pub(super) fn is_public(&self) -> bool {
+    pub(crate) fn is_public(&self) -> bool {
         let first = self.per_loop.first().map(Vec::as_slice).unwrap_or_default();
         first.iter().any(|(listener, _)| {
             listener
@@ -61,7 +68,7 @@ impl Listening {
     }
 
     /// `https://127.0.0.1:8443 and http://127.0.0.1:8080 (redirect to HTTPS)`.
-    pub(super) fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let first = self.per_loop.first().map(Vec::as_slice).unwrap_or_default();
         let mut urls = Vec::new();
         for (listener, index) in first {
@@ -86,7 +93,7 @@ impl Listening {
 
 /// Binds `--port` (and `--redirect-http`) on every `--bind` address, for
 /// each loop.
-fn bind(config: &Config, tls: bool, loops: usize) -> io::Result<Listening> {
+fn bind_flags(config: &Config, tls: bool, loops: usize) -> io::Result<Listening> {
     let mut ports = vec![Port {
         number: config.port,
         tls,
@@ -129,10 +136,10 @@ fn bind_all(
             let refused =
                 |e: io::Error| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"));
             let free = match options.reuse_port {
-                true => listener::probe(addr, options).map_err(refused)?,
+                true => probe(addr, options).map_err(refused)?,
                 false => addr,
             };
-            let bound = listener::bind(free, options).map_err(refused)?;
+            let bound = bind(free, options).map_err(refused)?;
             port.number = bound.local_addr()?.port();
             first_loop.push((bound, index));
         }
@@ -141,7 +148,7 @@ fn bind_all(
     for _ in 1..loops {
         let other = first_loop
             .iter()
-            .map(|(listener, index)| Ok((listener::bind(listener.local_addr()?, options)?, *index)))
+            .map(|(listener, index)| Ok((bind(listener.local_addr()?, options)?, *index)))
             .collect::<io::Result<_>>()?;
         all.push(other);
     }
@@ -194,4 +201,45 @@ fn adopt(
         per_loop: all,
         activated: true,
     })
+}
+
+/// How a listening socket is set up.
+#[derive(Clone, Copy, Debug, Default)]
+struct BindOptions {
+    /// Several listeners (one per worker loop) share the address, and the
+    /// kernel spreads connections across them.
+    reuse_port: bool,
+    /// An IPv6 listener takes IPv6 only (so `::` can sit beside `0.0.0.0`).
+    v6_only: bool,
+}
+
+/// Whether `addr` is free for a new server, asked before several listeners
+/// share it through `SO_REUSEPORT`: sharing would otherwise also let them in
+/// beside another server's listeners there (of the same user), and the kernel
+/// would split the clients between two different sites. A socket without
+/// `SO_REUSEPORT` cannot bind where anyone listens. Returns the address with
+/// the port the system chose, when asked for port 0.
+fn probe(addr: SocketAddr, options: BindOptions) -> io::Result<SocketAddr> {
+    let exclusive = BindOptions {
+        reuse_port: false,
+        ..options
+    };
+    let socket = bind(addr, exclusive)?;
+    socket.local_addr()
+}
+
+/// Binds a non-blocking listener.
+fn bind(addr: SocketAddr, options: BindOptions) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if options.reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    if addr.is_ipv6() {
+        socket.set_only_v6(options.v6_only)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }

@@ -12,31 +12,31 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
-/// Which connection a timer belongs to: its slab key and the serial number that
-/// tells it apart from a later connection reusing the key.
+/// Which connection a deadline belongs to: its slab key and the serial number
+/// that tells it apart from a later connection reusing the key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(super) struct TimerOwner {
-    pub key: usize,
-    pub serial: u64,
+pub(super) struct Owner {
+    pub(super) key: usize,
+    pub(super) serial: u64,
 }
 
 #[derive(Debug, Default)]
-pub(super) struct Timers {
-    heap: BinaryHeap<Reverse<(Instant, TimerOwner)>>,
+pub(super) struct Deadlines {
+    heap: BinaryHeap<Reverse<(Instant, Owner)>>,
 }
 
-impl Timers {
-    pub(super) fn arm(&mut self, at: Instant, owner: TimerOwner) {
+impl Deadlines {
+    pub(super) fn arm(&mut self, at: Instant, owner: Owner) {
         self.heap.push(Reverse((at, owner)));
     }
 
     /// The nearest deadline, stale or not (waking early for a stale one is harmless).
-    pub(super) fn next_deadline(&self) -> Option<Instant> {
+    pub(super) fn nearest(&self) -> Option<Instant> {
         self.heap.peek().map(|Reverse((at, _))| *at)
     }
 
     /// Moves every entry due by `now` into `due`, earliest first.
-    pub(super) fn take_due(&mut self, now: Instant, due: &mut Vec<(Instant, TimerOwner)>) {
+    pub(super) fn take_due(&mut self, now: Instant, due: &mut Vec<(Instant, Owner)>) {
         while let Some(Reverse((at, _))) = self.heap.peek()
             && *at <= now
         {
@@ -51,12 +51,12 @@ impl Timers {
     }
 
     #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }
 
     /// Drops every entry `is_live` rejects.
-    pub(super) fn sweep(&mut self, mut is_live: impl FnMut(Instant, TimerOwner) -> bool) {
+    pub(super) fn sweep(&mut self, mut is_live: impl FnMut(Instant, Owner) -> bool) {
         self.heap
             .retain(|Reverse((at, owner))| is_live(*at, *owner));
     }
@@ -70,28 +70,28 @@ mod tests {
     #[test]
     fn pops_in_deadline_order_only_when_due() {
         let t0 = Instant::now();
-        let mut timers = Timers::default();
-        let owner = |key| TimerOwner { key, serial: 0 };
-        timers.arm(t0 + Duration::from_secs(2), owner(2));
-        timers.arm(t0 + Duration::from_secs(1), owner(1));
-        assert_eq!(timers.next_deadline(), Some(t0 + Duration::from_secs(1)));
+        let mut deadlines = Deadlines::default();
+        let owner = |key| Owner { key, serial: 0 };
+        deadlines.arm(t0 + Duration::from_secs(2), owner(2));
+        deadlines.arm(t0 + Duration::from_secs(1), owner(1));
+        assert_eq!(deadlines.nearest(), Some(t0 + Duration::from_secs(1)));
         let mut due = Vec::new();
-        timers.take_due(t0, &mut due);
+        deadlines.take_due(t0, &mut due);
         assert!(due.is_empty());
-        timers.take_due(t0 + Duration::from_secs(5), &mut due);
+        deadlines.take_due(t0 + Duration::from_secs(5), &mut due);
         let keys: Vec<usize> = due.iter().map(|(_, o)| o.key).collect();
         assert_eq!(keys, vec![1, 2], "earliest first");
-        assert!(timers.is_empty());
+        assert!(deadlines.is_empty());
     }
 
     #[test]
     fn sweeping_keeps_only_live_entries() {
         let t0 = Instant::now();
-        let mut timers = Timers::default();
+        let mut deadlines = Deadlines::default();
         for key in 0..10 {
-            timers.arm(t0, TimerOwner { key, serial: 0 });
+            deadlines.arm(t0, Owner { key, serial: 0 });
         }
-        timers.sweep(|_, owner| owner.key % 2 == 0);
-        assert_eq!(timers.len(), 5);
+        deadlines.sweep(|_, owner| owner.key % 2 == 0);
+        assert_eq!(deadlines.len(), 5);
     }
 }

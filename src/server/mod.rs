@@ -1,0 +1,283 @@
+//! Startup: everything the process does before the first turn of a loop, in
+//! the order it does it, each step a function. The drivers (`src/driver/`)
+//! take over from [`run`]'s last step and only move bytes.
+//!
+//! 1. [`load_certificate`]: read `--tls-cert` and `--tls-key` (as root, if
+//!    started as root: the key is often root's alone);
+//! 2. [`raise_descriptor_limit`]: enough descriptors for `--max-connections`;
+//! 3. [`listen`]: the sockets systemd passed, or those the flags ask for;
+//! 4. tell systemd's socket we exist (`connect_notify`), before any drop;
+//! 5. [`open_access_log`];
+//! 6. [`give_up_root`]: rename what will be reopened into the chroot, hand
+//!    root's log files to the user, chroot, setgid, setuid;
+//! 7. [`Services`]: the application, its caches and counters, the per-client
+//!    limits, for each driver;
+//! 8. say what the password gate costs, then hand the listeners, the
+//!    services and what the process reloads to the model's driver, which says
+//!    `listening on ...` and `READY=1` once its loops exist.
+//!
+//! The order matters: the certificate and the listeners need root and come
+//! first; the files the server reopens later are named as they will be seen
+//! from inside a chroot before root goes; nothing after step 6 runs as root.
+
+mod listen;
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::access_log::AccessLog;
+use crate::clients::Clients;
+use crate::config::{Config, Model};
+use crate::driver::{self, Endpoint, Endpoints, ProcessReload, TlsConfig};
+use crate::logging;
+use crate::session::Service;
+use crate::stats::{DriverKind, DriverStats, Registry};
+use crate::system::{self, Jail};
+use listen::Listening;
+
+/// Binds the configured addresses, gives up root, says where it listens, and
+/// serves until a graceful shutdown completes.
+pub fn run(mut config: Config) -> io::Result<()> {
+    let mut tls = load_certificate(&config)?;
+    let loops = loops(&config);
+    raise_descriptor_limit(&config, loops);
+    let listening = listen(&config, tls.is_some(), loops)?;
+    system::connect_notify();
+    let mut access_log = open_access_log(&config)?;
+    give_up_root(
+        &mut config,
+        tls.as_mut(),
+        access_log.as_mut(),
+        listening.is_public(),
+    )?;
+    let tls = tls.map(Arc::new);
+    if let Some(gate) = &config.app.auth {
+        gate.describe(tls.is_some(), listening.is_public());
+    }
+    let urls = listening.describe();
+    let model = describe_model(&config, loops);
+    let ready = move || {
+        log::info!("listening on {urls} ({model})");
+        system::notify(&format!("READY=1\nSTATUS=listening on {urls}"));
+    };
+    let services = Services::new(&config, &listening, tls.clone());
+    let process = ProcessReload {
+        tls,
+        auth: config.app.auth.clone(),
+    };
+    let Listening { per_loop, .. } = listening;
+    match config.model {
+        Model::Loop => driver::run_loops(per_loop, &services, access_log, process, &config, ready),
+        Model::Threads | Model::Pool => {
+            driver::run_threads(per_loop, &services, access_log, process, &config, ready)
+        }
+    }
+}
+
+/// How many event loops run: `--workers` for the loop model, else one
+/// acceptor.
+fn loops(config: &Config) -> usize {
+    match config.model {
+        Model::Loop => config.workers.max(1),
+        Model::Threads | Model::Pool => 1,
+    }
+}
+
+/// Step 1: the certificate and its key, read while the process may still be
+/// root.
+fn load_certificate(config: &Config) -> io::Result<Option<TlsConfig>> {
+    config
+        .tls
+        .as_ref()
+        .map(|files| TlsConfig::load(&files.cert, &files.key).map_err(io::Error::other))
+        .transpose()
+}
+
+/// Step 2: the soft descriptor limit raised, with a warning when
+/// `--max-connections` cannot fit even so.
+fn raise_descriptor_limit(config: &Config, loops: usize) {
+    system::raise_limit(system::Needs {
+        max_connections: config.max_connections,
+        cached_files_per_loop: config.app.site.as_ref().map_or(0, |s| s.cache.open_files),
+        loops,
+    });
+}
+
+/// Step 3: the listeners, one set per loop.
+fn listen(config: &Config, tls: bool, loops: usize) -> io::Result<Listening> {
+    Listening::open(config, tls, loops)
+}
+
+/// Step 5: the access log, opened while the process may still be root.
+fn open_access_log(config: &Config) -> io::Result<Option<AccessLog>> {
+    config.access_log.as_ref().map(AccessLog::open).transpose()
+}
+
+/// Step 6: everything that needed root is open, so root goes. The names the
+/// files will have inside a chroot are worked out first, while the paths
+/// they are known by still lead to them, and the log files root made are
+/// handed to the user so that a signal can reopen them.
+fn give_up_root(
+    config: &mut Config,
+    tls: Option<&mut TlsConfig>,
+    access_log: Option<&mut AccessLog>,
+    public: bool,
+) -> io::Result<()> {
+    let mut access_log = access_log;
+    if let Some(jail) = config.privileges.jail.clone() {
+        rename_inside(&jail, config, tls, access_log.as_deref_mut());
+    }
+    if let Some(account) = &config.privileges.account {
+        hand_logs_to(account.uid, access_log);
+    }
+    config.privileges.give_up(public).map_err(io::Error::other)
+}
+
+/// Inside a chroot, the server's files go by the names they have there:
+/// what it serves (checked at start to be inside), and what it reopens and
+/// reloads on a signal (if outside, they keep their old names, and reopening
+/// them fails with a message; a warning at start said so).
+fn rename_inside(
+    jail: &Jail,
+    config: &mut Config,
+    tls: Option<&mut TlsConfig>,
+    access_log: Option<&mut AccessLog>,
+) {
+    let inside = |path: &Path| jail.inside(path).unwrap_or_else(|| path.to_path_buf());
+    if let Some(site) = config.app.site.as_mut() {
+        site.root = inside(&site.root);
+    }
+    if let Some(dir) = config.app.files_dir.as_mut() {
+        *dir = inside(dir);
+    }
+    if let Some(tls) = tls {
+        let (cert, key) = tls.paths();
+        let renamed = (inside(cert), inside(key));
+        tls.rename(renamed.0, renamed.1);
+    }
+    if let Some(file) = access_log.and_then(AccessLog::file_mut) {
+        let renamed = inside(file.path());
+        file.rename(renamed);
+    }
+    if let Some(path) = logging::file_path() {
+        logging::rename_file(inside(&path));
+    }
+    if let Some(gate) = &config.app.auth {
+        gate.rename(inside(&gate.path()));
+    }
+}
+
+/// Before root is given up for `uid`: the log files root owns become the
+/// user's, so that a signal can reopen them later (logrotate's `nocreate`
+/// leaves their making to the server, and a SIGHUP may come with no rotation
+/// at all). A failure costs only the reopening, so it is a warning.
+fn hand_logs_to(uid: u32, access_log: Option<&mut AccessLog>) {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return; // already the user: the files are the user's own
+    }
+    let access = access_log
+        .and_then(AccessLog::file_mut)
+        .map_or(Ok(()), |file| file.hand_to(uid));
+    for handed in [access, logging::hand_file_to(uid)] {
+        if let Err(e) = handed {
+            log::warn!("cannot give the log to --user, so it cannot be reopened: {e}");
+        }
+    }
+}
+
+fn describe_model(config: &Config, loops: usize) -> String {
+    match config.model {
+        Model::Loop if loops > 1 => format!("{loops} event loops"),
+        Model::Loop => "one event loop".to_owned(),
+        Model::Threads => "a thread per connection".to_owned(),
+        Model::Pool => format!("a pool of {} threads", config.threads.max(1)),
+    }
+}
+
+/// Step 7: what each driver's sessions share, made for each driver as it is
+/// started: one application (and so one set of caches) per driver, counting
+/// into the driver's own counters and the process's registry, with the
+/// per-client limits of the whole process.
+struct Services<'a> {
+    config: &'a Config,
+    ports: Vec<listen::Port>,
+    https_port: u16,
+    tls: Option<Arc<TlsConfig>>,
+    stats: Arc<Registry>,
+    clients: Option<Arc<Clients>>,
+}
+
+impl<'a> Services<'a> {
+    fn new(config: &'a Config, listening: &Listening, tls: Option<Arc<TlsConfig>>) -> Services<'a> {
+        let stats = Registry::new();
+        // One table of clients for the whole process: a client's connections
+        // count together, whichever loop or thread serves them.
+        let clients = config.clients.any().then(|| {
+            Clients::new(
+                config.clients.clone(),
+                config.max_connections,
+                stats.refusals(),
+            )
+        });
+        Services {
+            config,
+            ports: listening.ports.clone(),
+            https_port: listening.https_port(),
+            tls,
+            stats,
+            clients,
+        }
+    }
+
+    /// A driver's endpoints, by port: the service its connections' sessions
+    /// share (the site, or the redirect to HTTPS) and the TLS they speak.
+    fn endpoints(&self, driver: &Arc<DriverStats>) -> Vec<Endpoint> {
+        self.ports
+            .iter()
+            .map(|port| Endpoint {
+                service: match port.redirect {
+                    true => self.redirect_service(driver),
+                    false => self.site_service(driver),
+                },
+                tls: self.tls.clone().filter(|_| port.tls),
+            })
+            .collect()
+    }
+
+    /// The service of the site's ports.
+    fn site_service(&self, driver: &Arc<DriverStats>) -> Arc<Service> {
+        let config = self.config;
+        Service::limited(
+            crate::app::App::new(&config.app, &self.stats),
+            config.http,
+            config.access_log.is_some(),
+            Arc::clone(driver),
+            self.clients.clone(),
+        )
+    }
+
+    /// The redirect listener's: every request answered with a 308 to HTTPS,
+    /// and no Strict-Transport-Security (RFC 6797 section 7.2: never over
+    /// plain HTTP).
+    fn redirect_service(&self, driver: &Arc<DriverStats>) -> Arc<Service> {
+        let mut settings = self.config.http;
+        settings.strict_transport_max_age = None;
+        Service::limited(
+            crate::app::App::redirect_to_https(self.https_port),
+            settings,
+            self.config.access_log.is_some(),
+            Arc::clone(driver),
+            self.clients.clone(),
+        )
+    }
+}
+
+impl Endpoints for Services<'_> {
+    fn for_driver(&self, kind: DriverKind) -> (Arc<DriverStats>, Vec<Endpoint>) {
+        let stats = self.stats.driver(kind);
+        let endpoints = self.endpoints(&stats);
+        (stats, endpoints)
+    }
+}
