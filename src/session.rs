@@ -161,9 +161,9 @@ impl Session {
                 let status = StatusCode::SERVICE_UNAVAILABLE;
                 let refusal =
                     Response::error(status).with_header("Retry-After", retry_after.to_string());
-                if let Some(id) = self.conn.refuse(refusal, now) {
+                if let Some(exchange) = self.conn.refuse(refusal, now) {
                     // No request was read: logged as `"-"`, as nginx logs one.
-                    self.note_answer(id, None, Some("-".to_owned()), status);
+                    self.note_answer(exchange, None, Some("-".to_owned()), status);
                 }
                 true
             }
@@ -248,12 +248,12 @@ impl Session {
 
     /// When [`on_deadline`](Self::on_deadline) must next be called, if ever.
     pub fn deadline(&self) -> Option<Instant> {
-        self.conn.poll_timeout()
+        self.conn.deadline()
     }
 
     /// Time has reached (or passed) the deadline.
     pub fn on_deadline(&mut self, now: Now<'_>) {
-        self.conn.handle_timeout(now);
+        self.conn.on_deadline(now);
         self.advance(now);
     }
 
@@ -321,9 +321,9 @@ impl Session {
     pub fn recover_from_panic(&mut self, now: Now<'_>) {
         self.sink = None;
         let current = self.current.take();
-        if let Some(id) = self.conn.fail_internal(now) {
+        if let Some(exchange) = self.conn.recover_from_bug(now) {
             let head = current.as_deref().map(|(_, head)| head);
-            self.note_answer(id, head, None, StatusCode::INTERNAL_SERVER_ERROR);
+            self.note_answer(exchange, head, None, StatusCode::INTERNAL_SERVER_ERROR);
         }
         self.account_for_the_close();
     }
@@ -335,10 +335,10 @@ impl Session {
     fn advance(&mut self, now: Now<'_>) {
         loop {
             match self.conn.next_event(now) {
-                Event::Request { id, head } => {
+                Event::Request { exchange, head } => {
                     // Kept before the application sees it, so that a panic in
                     // the application can still be told apart by its request line.
-                    let (_, head) = &**self.current.insert(Box::new((id, head)));
+                    let (_, head) = &**self.current.insert(Box::new((exchange, head)));
                     let rate = match (&self.service.clients, self.hold) {
                         (Some(clients), Some(hold)) => clients.take_request(hold, now.instant),
                         _ => Ok(()),
@@ -381,8 +381,8 @@ impl Session {
     }
 
     fn respond(&mut self, response: Response, now: Now<'_>) {
-        if let Some((id, head)) = self.current.take().map(|current| *current) {
-            self.note_answer(id, Some(&head), None, response.status());
+        if let Some((exchange, head)) = self.current.take().map(|current| *current) {
+            self.note_answer(exchange, Some(&head), None, response.status());
         }
         self.conn.respond(response, now);
     }
@@ -391,21 +391,21 @@ impl Session {
     fn failed(&mut self, failure: Failure) {
         self.sink = None;
         let current = self.current.take();
-        if let (Some(id), Some(status)) = (failure.answered_as, failure.error.status()) {
+        if let (Some(exchange), Some(status)) = (failure.answered_as, failure.error.status()) {
             let head = current.as_deref().map(|(_, head)| head);
-            self.note_answer(id, head, failure.unseen_request, status);
+            self.note_answer(exchange, head, failure.unseen_request, status);
         }
     }
 
     fn note_answer(
         &mut self,
-        id: u64,
+        exchange: u64,
         head: Option<&RequestHead>,
         unseen_request: Option<String>,
         status: StatusCode,
     ) {
         if let Some(ledger) = self.ledger.as_deref_mut() {
-            ledger.answered(id, head, unseen_request, status);
+            ledger.answered(exchange, head, unseen_request, status);
         }
     }
 

@@ -11,12 +11,12 @@
 //!    [`received_eof`](Connection::received_eof));
 //! 2. sends what [`output`](Connection::output) holds and reports it with
 //!    [`written`](Connection::written), which reports each response delivered;
-//! 3. calls [`handle_timeout`](Connection::handle_timeout) once
-//!    [`poll_timeout`](Connection::poll_timeout) has passed;
+//! 3. calls [`on_deadline`](Connection::on_deadline) once
+//!    [`deadline`](Connection::deadline) has passed;
 //! 4. pulls [`Event`]s with [`next_event`](Connection::next_event) after each of
 //!    those, and answers them.
 //!
-//! The events: a request head (numbered: the `id`th exchange of the connection),
+//! The events: a request head (numbered: the `exchange`th of the connection),
 //! pieces of its body, the end of its body, or a request that could not be read
 //! (which the connection has already answered, if anyone was listening). Each
 //! request is answered exactly once with [`respond`](Connection::respond), before
@@ -50,6 +50,14 @@
 //!  Closing ── output flushed ──▶ Closed, or Lingering when the client may still be
 //!  sending (our side is shut, its bytes are read and dropped) ── EOF or timeout ──▶ Closed
 //! ```
+//!
+//! Each state carries what it needs and nothing else ([`Stage`]): the head
+//! scanner lives in `ReadingHead`, the exchange in the states that have a
+//! request in hand, the body decoder in those that read a body. No state can
+//! be reached without its parts, so no branch has to answer a missing part;
+//! the public [`State`] is read off the stage. A connection at rest (idle with
+//! nothing queued, lingering, closed) keeps only its state, and none of the
+//! box of working parts.
 
 use std::fmt;
 use std::io::Write;
@@ -59,7 +67,7 @@ use std::time::{Instant, SystemTime};
 use super::body::{BodyDecoder, Decoded};
 use super::buffer::{InputBuffer, READ_SIZE};
 use super::error::ProtocolError;
-use super::framing::{self, BodyFraming, MessageSemantics};
+use super::framing::{self, MessageSemantics};
 use super::head::{self, HeadScanner};
 use super::limits::{Limits, Timeouts};
 use super::output::{Delivered, WriteQueue};
@@ -114,9 +122,9 @@ pub enum State {
 /// What the application is told, one at a time, in order.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Event<'a> {
-    /// A new request, the `id`th on this connection (from 1). Answer it with
-    /// `respond`, or ask for its body with `read_body`.
-    Request { id: u64, head: RequestHead },
+    /// A new request, the `exchange`th on this connection (from 1). Answer
+    /// it with `respond`, or ask for its body with `read_body`.
+    Request { exchange: u64, head: RequestHead },
     /// A piece of the body asked for.
     Body(&'a [u8]),
     /// The body asked for is complete: answer with `respond`.
@@ -143,41 +151,65 @@ pub(crate) struct Failure {
 /// The request being answered.
 #[derive(Debug)]
 struct Exchange {
-    id: u64,
+    number: u64,
     semantics: MessageSemantics,
     answered: bool,
     continue_sent: bool,
 }
 
 impl Exchange {
-    fn new(id: u64, semantics: MessageSemantics) -> Exchange {
+    fn new(number: u64, semantics: MessageSemantics) -> Exchange {
         Exchange {
-            id,
+            number,
             semantics,
             answered: false,
             continue_sent: false,
         }
     }
+}
 
-    /// An exchange that exists only to carry the answer to a request that could
-    /// not be read: no body, and the connection ends with it. Even a failing
-    /// HEAD request gets no body.
-    fn failed(id: u64, version: Version, is_head: bool) -> Exchange {
-        let semantics = MessageSemantics {
-            framing: BodyFraming::None,
-            keep_alive: false,
-            expects_continue: false,
-            version,
-            is_head,
-        };
-        Exchange::new(id, semantics)
+/// What a response is queued as: the answer to which exchange, how its head
+/// is written, and whether the connection goes on after it.
+#[derive(Clone, Copy, Debug)]
+struct Answer {
+    number: u64,
+    version: Version,
+    is_head: bool,
+    keep_alive: bool,
+}
+
+impl Answer {
+    fn to(exchange: &Exchange, keep_alive: bool) -> Answer {
+        Answer {
+            number: exchange.number,
+            version: exchange.semantics.version,
+            is_head: exchange.semantics.is_head,
+            keep_alive,
+        }
     }
+
+    /// The answer to a request that could not be read (or was refused
+    /// unread): HTTP/1.1, with a body, and the connection ends with it.
+    fn failed(number: u64) -> Answer {
+        Answer {
+            number,
+            version: Version::Http11,
+            is_head: false,
+            keep_alive: false,
+        }
+    }
+}
+
+/// A request whose head parsed but was never handed out, for its failure to
+/// answer and quote.
+struct Unhanded {
+    answer: Answer,
+    request_line: String,
 }
 
 pub(crate) struct Connection {
     /// The driver's name for this connection (its token), for the trace log.
     id: usize,
-    state: State,
     settings: Arc<Settings>,
     input: InputBuffer,
     /// Requests begun on this connection; the last one's number.
@@ -189,56 +221,146 @@ pub(crate) struct Connection {
     linger: bool,
     shutdown_requested: bool,
     served: u64,
-    /// Time of the latest call from the driver.
-    now: Instant,
+    /// The instant of the latest call from the driver.
+    clock: Instant,
     accepted: Instant,
     /// When the current state began (for an idle connection: when it became
     /// idle, or wrote its last byte, whichever came later).
     since: Instant,
-    /// What only a connection at work needs; `None` while it is idle.
+    /// What only a connection at work needs, with its state; `None` while it
+    /// rests.
     busy: Option<Box<Busy>>,
+    /// The state it rests in, while `busy` is `None`.
+    resting: Rest,
+}
+
+/// A connection resting (between requests with nothing queued, or past its
+/// last byte) holds nothing but its state; one at work holds a box of what
+/// only work needs, its state included. An idle keep-alive connection (most
+/// of a busy server's connections, most of the time) saves about 300 bytes
+/// and the write queue's storage this way, at the price of one allocation
+/// per busy spell.
+///
+/// The states a connection can rest in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rest {
+    Idle,
+    Lingering,
+    Closed,
 }
 
 /// The part of a connection that exists only while it is at work: from the
 /// first byte of a request until it is idle again with nothing left to send.
-/// An idle keep-alive connection (most of a busy server's connections, most of
-/// the time) holds none of it: about 300 bytes and the write queue's storage
-/// saved on each, at the price of one allocation per busy spell.
 #[derive(Debug)]
 struct Busy {
+    /// The request side's state, with the parts that state needs.
+    stage: Stage,
     /// Body bytes handed out in the last `Event::Body`, consumed on the next call.
     handed_out: usize,
-    scanner: HeadScanner,
-    exchange: Option<Exchange>,
     /// A failure not yet told to the application (one found by a timeout).
     failure: Option<Failure>,
-    body: Option<BodyDecoder>,
     output: WriteQueue,
     last_read: Instant,
     last_write: Instant,
 }
 
+/// Where the request side is, carrying what it needs there and nowhere else:
+/// a head is scanned only while it arrives, a body decoded only while the
+/// application (or the discarding) wants it, an exchange exists only while
+/// a request is in hand. No state can be without its parts.
+#[derive(Debug)]
+enum Stage {
+    Idle,
+    ReadingHead(HeadScanner),
+    /// The application owes the answer; the body, if there is one, waits
+    /// unread.
+    AwaitingAnswer {
+        exchange: Exchange,
+        body: Option<BodyDecoder>,
+    },
+    /// The body goes to the application (`None`: the request has none, and
+    /// its end comes at once).
+    ReadingBody {
+        exchange: Exchange,
+        body: Option<BodyDecoder>,
+    },
+    /// Answered; the rest of the body is read and dropped, and the next
+    /// request starts where it should.
+    DiscardingBody {
+        exchange: Exchange,
+        body: BodyDecoder,
+    },
+    Closing,
+    Lingering,
+    Closed,
+}
+
+impl Stage {
+    fn state(&self) -> State {
+        match self {
+            Stage::Idle => State::Idle,
+            Stage::ReadingHead(_) => State::ReadingHead,
+            Stage::AwaitingAnswer { .. } => State::AwaitingAnswer,
+            Stage::ReadingBody { .. } => State::ReadingBody,
+            Stage::DiscardingBody { .. } => State::DiscardingBody,
+            Stage::Closing => State::Closing,
+            Stage::Lingering => State::Lingering,
+            Stage::Closed => State::Closed,
+        }
+    }
+
+    /// The exchange in hand, in the states that have one.
+    fn exchange(&self) -> Option<&Exchange> {
+        match self {
+            Stage::AwaitingAnswer { exchange, .. }
+            | Stage::ReadingBody { exchange, .. }
+            | Stage::DiscardingBody { exchange, .. } => Some(exchange),
+            _ => None,
+        }
+    }
+
+    fn exchange_mut(&mut self) -> Option<&mut Exchange> {
+        match self {
+            Stage::AwaitingAnswer { exchange, .. }
+            | Stage::ReadingBody { exchange, .. }
+            | Stage::DiscardingBody { exchange, .. } => Some(exchange),
+            _ => None,
+        }
+    }
+
+    /// Whether a body is still to be read (for the application, or to drop).
+    fn body_unread(&self) -> bool {
+        matches!(
+            self,
+            Stage::AwaitingAnswer { body: Some(_), .. }
+                | Stage::ReadingBody { body: Some(_), .. }
+                | Stage::DiscardingBody { .. }
+        )
+    }
+}
+
 impl Busy {
-    fn new(now: Instant) -> Busy {
+    fn new(stage: Stage, now: Instant) -> Busy {
         Busy {
+            stage,
             handed_out: 0,
-            scanner: HeadScanner::default(),
-            exchange: None,
             failure: None,
-            body: None,
             output: WriteQueue::new(),
             last_read: now,
             last_write: now,
         }
     }
 
-    /// Whether it holds nothing an idle connection would need.
-    fn is_spent(&self) -> bool {
-        self.handed_out == 0
-            && self.exchange.is_none()
-            && self.failure.is_none()
-            && self.body.is_none()
-            && self.output.is_empty()
+    /// The state it may rest in, if it holds nothing a resting connection
+    /// would need.
+    fn rest(&self) -> Option<Rest> {
+        let spent = self.handed_out == 0 && self.failure.is_none() && self.output.is_empty();
+        match self.stage {
+            Stage::Idle if spent => Some(Rest::Idle),
+            Stage::Lingering if spent => Some(Rest::Lingering),
+            Stage::Closed if spent => Some(Rest::Closed),
+            _ => None,
+        }
     }
 }
 
@@ -249,7 +371,7 @@ impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
             .field("id", &self.id)
-            .field("state", &self.state)
+            .field("state", &self.state())
             .field("buffered_in", &self.input.len())
             .field("buffered_out", &self.output().buffered_bytes())
             .finish()
@@ -261,7 +383,6 @@ impl Connection {
         log::trace!("#{id}: new connection, Idle");
         Connection {
             id,
-            state: State::Idle,
             settings,
             input: InputBuffer::default(),
             exchanges: 0,
@@ -270,39 +391,89 @@ impl Connection {
             linger: false,
             shutdown_requested: false,
             served: 0,
-            now,
+            clock: now,
             accepted: now,
             since: now,
             busy: None,
+            resting: Rest::Idle,
         }
     }
 
-    /// The working part, made if the connection was idle.
+    /// The working part, made if the connection was resting (in the state it
+    /// rested in).
     fn busy(&mut self) -> &mut Busy {
-        let now = self.now;
-        self.busy.get_or_insert_with(|| Box::new(Busy::new(now)))
+        let (rest, clock) = (self.resting, self.clock);
+        self.busy.get_or_insert_with(|| {
+            let stage = match rest {
+                Rest::Idle => Stage::Idle,
+                Rest::Lingering => Stage::Lingering,
+                Rest::Closed => Stage::Closed,
+            };
+            Box::new(Busy::new(stage, clock))
+        })
     }
 
-    /// Back to idle with nothing left to send: the working part goes.
-    fn rest_if_idle(&mut self) {
-        if self.state != State::Idle {
+    /// The working part, if it has one.
+    fn busy_ref(&self) -> Option<&Busy> {
+        self.busy.as_deref()
+    }
+
+    fn busy_mut(&mut self) -> Option<&mut Busy> {
+        self.busy.as_deref_mut()
+    }
+
+    /// Back at rest with nothing in hand and nothing to send: the working
+    /// part goes.
+    fn rest_if_spent(&mut self) {
+        let Some((rest, last_write)) = self
+            .busy_ref()
+            .and_then(|busy| Some((busy.rest()?, busy.last_write)))
+        else {
             return;
-        }
-        if let Some(busy) = self.busy.take_if(|busy| busy.is_spent()) {
+        };
+        if rest == Rest::Idle {
             // The keep-alive timeout counts from the later of the two.
-            self.since = self.since.max(busy.last_write);
+            self.since = self.since.max(last_write);
         }
+        self.busy = None;
+        self.resting = rest;
     }
 
     pub(crate) fn state(&self) -> State {
-        self.state
+        match (&self.busy, self.resting) {
+            (Some(busy), _) => busy.stage.state(),
+            (None, Rest::Idle) => State::Idle,
+            (None, Rest::Lingering) => State::Lingering,
+            (None, Rest::Closed) => State::Closed,
+        }
     }
 
-    fn set_state(&mut self, next: State) {
-        if self.state != next {
-            log::trace!("#{}: {:?} -> {:?}", self.id, self.state, next);
-            self.state = next;
-            self.since = self.now;
+    /// Moves to `stage`, with its parts.
+    fn enter(&mut self, stage: Stage) {
+        let (from, to) = (self.state(), stage.state());
+        if from != to {
+            log::trace!("#{}: {from:?} -> {to:?}", self.id);
+            self.since = self.clock;
+        }
+        self.busy().stage = stage;
+    }
+
+    /// Moves to a state with no parts, at rest if nothing else is held.
+    fn enter_bare(&mut self, stage: Stage) {
+        self.enter(stage);
+        self.rest_if_spent();
+    }
+
+    /// Moves to the stage `next` makes of the current one's parts.
+    fn advance(&mut self, next: impl FnOnce(Stage) -> Stage) {
+        let from = self.state();
+        let busy = self.busy();
+        let current = std::mem::replace(&mut busy.stage, Stage::Closed);
+        busy.stage = next(current);
+        let to = busy.stage.state();
+        if from != to {
+            log::trace!("#{}: {from:?} -> {to:?}", self.id);
+            self.since = self.clock;
         }
     }
 
@@ -313,7 +484,7 @@ impl Connection {
         if self.peer_closed || self.input.len() >= self.input_bound() {
             return false;
         }
-        match self.state {
+        match self.state() {
             // Backpressure: a client that does not read its responses does not get
             // more of its pipelined requests read either.
             State::Idle | State::ReadingHead => !self.output_full(),
@@ -352,7 +523,7 @@ impl Connection {
     /// Hands the input buffer's storage back when it holds nothing, so an idle
     /// connection keeps no buffer.
     pub(crate) fn detach_idle_buffer(&mut self) -> Option<Vec<u8>> {
-        if self.busy.as_ref().is_some_and(|busy| busy.handed_out > 0) {
+        if self.busy_ref().is_some_and(|busy| busy.handed_out > 0) {
             return None;
         }
         self.input.detach_if_empty()
@@ -366,132 +537,140 @@ impl Connection {
     }
 
     /// Reports `n` bytes read into [`read_buffer`](Self::read_buffer).
-    pub(crate) fn received(&mut self, n: usize, now: Instant) {
-        self.now = now;
+    pub(crate) fn received(&mut self, n: usize, at: Instant) {
+        self.clock = at;
         self.input.commit(n);
         if n > 0
-            && let Some(busy) = self.busy.as_mut()
+            && let Some(busy) = self.busy_mut()
         {
-            busy.last_read = now;
+            busy.last_read = at;
         }
-        if self.state == State::Lingering || self.state == State::Closed {
+        if matches!(self.state(), State::Lingering | State::Closed) {
             self.input.clear();
         }
     }
 
     /// Reports that the client closed its sending side. Requests already received
     /// are still answered (a client may send a request and then `shutdown(SHUT_WR)`).
-    pub(crate) fn received_eof(&mut self, now: Instant) {
-        self.now = now;
+    pub(crate) fn received_eof(&mut self, at: Instant) {
+        self.clock = at;
         if !self.peer_closed {
             log::trace!("#{}: peer closed its side", self.id);
         }
         self.peer_closed = true;
-        if self.state == State::Lingering {
-            self.set_state(State::Closed);
+        if self.state() == State::Lingering {
+            self.enter_bare(Stage::Closed);
         }
     }
 
     fn consume_handed_out(&mut self) {
-        if let Some(busy) = self.busy.as_mut()
-            && busy.handed_out > 0
-        {
-            self.input.consume(busy.handed_out);
-            busy.handed_out = 0;
-        }
+        let handed_out = self
+            .busy_mut()
+            .map_or(0, |busy| std::mem::take(&mut busy.handed_out));
+        self.input.consume(handed_out);
     }
 
     /// Advances the machine as far as the input allows and says what happened.
     pub(crate) fn next_event(&mut self, now: Now<'_>) -> Event<'_> {
-        self.now = now.instant;
+        self.clock = now.instant;
         self.consume_handed_out();
-        if let Some(failure) = self.busy.as_mut().and_then(|busy| busy.failure.take()) {
+        if let Some(failure) = self.busy_mut().and_then(|busy| busy.failure.take()) {
+            self.rest_if_spent();
             return Event::Failed(failure);
         }
         loop {
-            match self.state {
-                State::Idle => {
-                    if self.draining {
-                        self.close(false);
-                        continue;
-                    }
-                    if self.output_full() {
-                        return Event::Pending;
-                    }
-                    self.skip_empty_lines();
-                    // A lone CR may be the first half of an empty line: until the
-                    // next byte says otherwise, no request has begun.
-                    if self.input.is_empty() || self.input.data() == b"\r" {
-                        if self.peer_closed {
-                            self.close(false);
-                        }
-                        self.rest_if_idle();
-                        return Event::Pending;
-                    }
-                    self.busy();
-                    self.set_state(State::ReadingHead);
-                }
-                State::ReadingHead => {
-                    let limits = self.settings.limits;
-                    let scanned = match self.busy.as_mut() {
-                        Some(busy) => busy.scanner.scan(self.input.data(), &limits),
-                        None => Err(ProtocolError::Malformed("a head without its scanner")),
-                    };
-                    match scanned {
-                        Err(error) => return self.failed(error, now.date),
-                        Ok(None) if self.peer_closed => {
-                            return self.failed(ProtocolError::Truncated, now.date);
-                        }
-                        Ok(None) => return Event::Pending,
-                        Ok(Some(len)) => return self.start_exchange(len, now.date),
-                    }
-                }
-                State::ReadingBody | State::DiscardingBody => {
-                    let Some(busy) = self.busy.as_mut() else {
-                        return self.failed(
-                            ProtocolError::Malformed("a body without its state"),
-                            now.date,
-                        );
-                    };
-                    let Some(decoder) = busy.body.as_mut() else {
-                        if let Some(event) = self.end_of_body() {
-                            return event;
-                        }
-                        continue;
-                    };
-                    match decoder.decode(self.input.data()) {
-                        Err(error) => return self.failed(error, now.date),
-                        Ok(Decoded::Data { consumed, data }) => {
-                            if self.state == State::DiscardingBody {
-                                self.input.consume(consumed);
-                                continue;
-                            }
-                            busy.handed_out = consumed;
-                            return Event::Body(&self.input.data()[data]);
-                        }
-                        Ok(Decoded::Done { consumed }) => {
-                            self.input.consume(consumed);
-                            busy.body = None;
-                            if let Some(event) = self.end_of_body() {
-                                return event;
-                            }
-                        }
-                        Ok(Decoded::NeedMore { consumed }) => {
-                            self.input.consume(consumed);
-                            if self.peer_closed {
-                                return self.failed(ProtocolError::Truncated, now.date);
-                            }
-                            return Event::Pending;
-                        }
-                    }
-                }
-                State::Lingering | State::Closed => {
+            let limits = self.settings.limits;
+            let stage = match (&mut self.busy, self.resting) {
+                (Some(busy), _) => Some(&mut busy.stage),
+                (None, Rest::Idle) => None,
+                (None, Rest::Lingering | Rest::Closed) => {
                     self.input.clear();
                     return Event::Pending;
                 }
-                State::AwaitingAnswer | State::Closing => return Event::Pending,
+            };
+            match stage {
+                None | Some(Stage::Idle) => {
+                    if let Some(event) = self.next_request() {
+                        return event;
+                    }
+                }
+                Some(Stage::ReadingHead(scanner)) => {
+                    return match scanner.scan(self.input.data(), &limits) {
+                        Err(error) => self.fail_now(error, now.date),
+                        Ok(None) if self.peer_closed => {
+                            self.fail_now(ProtocolError::Truncated, now.date)
+                        }
+                        Ok(None) => Event::Pending,
+                        Ok(Some(len)) => self.start_exchange(len, now.date),
+                    };
+                }
+                Some(Stage::ReadingBody { body: None, .. }) => {
+                    if let Some(event) = self.end_of_body() {
+                        return event;
+                    }
+                }
+                Some(
+                    Stage::ReadingBody {
+                        body: Some(body), ..
+                    }
+                    | Stage::DiscardingBody { body, .. },
+                ) => match body.decode(self.input.data()) {
+                    Err(error) => return self.fail_now(error, now.date),
+                    Ok(Decoded::Data { consumed, data }) => {
+                        if self.state() == State::DiscardingBody {
+                            self.input.consume(consumed);
+                            continue;
+                        }
+                        if let Some(busy) = self.busy_mut() {
+                            busy.handed_out = consumed;
+                        }
+                        return Event::Body(self.input.data().get(data).unwrap_or_default());
+                    }
+                    Ok(Decoded::Done { consumed }) => {
+                        self.input.consume(consumed);
+                        if let Some(event) = self.end_of_body() {
+                            return event;
+                        }
+                    }
+                    Ok(Decoded::NeedMore { consumed }) => {
+                        self.input.consume(consumed);
+                        if self.peer_closed {
+                            return self.fail_now(ProtocolError::Truncated, now.date);
+                        }
+                        return Event::Pending;
+                    }
+                },
+                Some(Stage::Lingering | Stage::Closed) => {
+                    self.input.clear();
+                    return Event::Pending;
+                }
+                Some(Stage::AwaitingAnswer { .. } | Stage::Closing) => return Event::Pending,
             }
         }
+    }
+
+    /// Idle: whether a request has begun (then the head is read next, and
+    /// `None` says to go on), or what to say if not.
+    fn next_request(&mut self) -> Option<Event<'static>> {
+        if self.draining {
+            self.close(false);
+            return None;
+        }
+        if self.output_full() {
+            return Some(Event::Pending);
+        }
+        self.skip_empty_lines();
+        // A lone CR may be the first half of an empty line: until the
+        // next byte says otherwise, no request has begun.
+        if self.input.is_empty() || self.input.data() == b"\r" {
+            if self.peer_closed {
+                self.close(false);
+            }
+            self.rest_if_spent();
+            return Some(Event::Pending);
+        }
+        self.enter(Stage::ReadingHead(HeadScanner::default()));
+        None
     }
 
     /// RFC 9112 section 2.2: empty lines before a request line are ignored (some
@@ -510,44 +689,65 @@ impl Connection {
         let limits = self.settings.limits;
         let parsed = match self.input.data().get(..head_len) {
             Some(bytes) => head::parse(bytes, &limits),
-            None => Err(ProtocolError::Malformed("head longer than the input")),
+            // The scanner said the head ends there: a bug, answered as one.
+            None => Err(ProtocolError::Bug("a head longer than the input")),
         };
         let head = match parsed {
             Ok(head) => head,
             // The head stays in the buffer, for the failure to quote.
-            Err(error) => return self.failed(error, date),
+            Err(error) => return self.fail_now(error, date),
         };
         self.input.consume(head_len);
-        self.busy().scanner.reset();
         self.exchanges += 1;
-        let id = self.exchanges;
-        let semantics = match framing::semantics(&head, limits.max_body_bytes) {
-            Ok(semantics) => semantics,
-            Err(error) => {
-                // The head parsed: the failure is quoted by its request line.
-                let is_head = head.method() == super::request::Method::Head;
-                self.busy().exchange = Some(Exchange::failed(id, head.version(), is_head));
-                self.fail(error, Some(head.request_line()), date);
-                return self.next_failure();
+        let number = self.exchanges;
+        match framing::semantics(&head, limits.max_body_bytes) {
+            Ok(semantics) => {
+                let body = BodyDecoder::new(semantics.framing, limits.max_body_bytes);
+                let exchange = Exchange::new(number, semantics);
+                self.enter(Stage::AwaitingAnswer { exchange, body });
+                Event::Request {
+                    exchange: number,
+                    head,
+                }
             }
-        };
-        let busy = self.busy();
-        busy.body = BodyDecoder::new(semantics.framing, limits.max_body_bytes);
-        busy.exchange = Some(Exchange::new(id, semantics));
-        self.set_state(State::AwaitingAnswer);
-        Event::Request { id, head }
+            Err(error) => {
+                // The head parsed: the failure is quoted by its request line,
+                // and a failing HEAD request gets no body either.
+                let unhanded = Unhanded {
+                    answer: Answer {
+                        number,
+                        version: head.version(),
+                        is_head: head.method() == super::request::Method::Head,
+                        keep_alive: false,
+                    },
+                    request_line: head.request_line(),
+                };
+                self.fail(error, Some(unhanded), date);
+                self.failure_event()
+            }
+        }
     }
 
     /// The body is complete: the application hears of it if it asked for the
     /// body; if the body was being discarded, the exchange is simply over.
     fn end_of_body(&mut self) -> Option<Event<'static>> {
-        if self.state == State::ReadingBody {
-            self.set_state(State::AwaitingAnswer);
-            return Some(Event::BodyEnd);
+        match self.state() {
+            State::ReadingBody => {
+                self.advance(|stage| match stage {
+                    Stage::ReadingBody { exchange, .. } => Stage::AwaitingAnswer {
+                        exchange,
+                        body: None,
+                    },
+                    other => other,
+                });
+                Some(Event::BodyEnd)
+            }
+            _ => {
+                let keep_alive = self.exchange_keeps_alive();
+                self.finish_exchange(keep_alive);
+                None
+            }
         }
-        let keep_alive = self.exchange_keeps_alive();
-        self.finish_exchange(keep_alive);
-        None
     }
 
     // ----- answering ---------------------------------------------------------
@@ -555,37 +755,42 @@ impl Connection {
     /// Asks for the current request's body: it will come as `Event::Body` pieces
     /// and an `Event::BodyEnd`. Sends `100 Continue` if the client waits for it.
     pub(crate) fn read_body(&mut self) {
-        let state = self.state;
-        let Some(busy) = self.busy.as_deref_mut() else {
-            debug_assert!(false, "read_body without a request");
+        let waiting = self.busy_ref().map(|busy| &busy.stage);
+        let Some(Stage::AwaitingAnswer { exchange, .. }) = waiting else {
+            debug_assert!(false, "read_body without a request in hand");
             return;
         };
-        let Some(exchange) = busy.exchange.as_mut() else {
-            debug_assert!(false, "read_body without a request");
-            return;
-        };
-        if state != State::AwaitingAnswer || exchange.answered {
-            debug_assert!(false, "read_body in {state:?}");
+        if exchange.answered {
+            debug_assert!(false, "read_body after the answer");
             return;
         }
-        if exchange.semantics.expects_continue && !exchange.continue_sent {
-            exchange.continue_sent = true;
-            let interim = format!("HTTP/1.1 {}\r\n\r\n", StatusCode::CONTINUE);
-            busy.output.push_bytes(interim.as_bytes());
+        let mut interim = false;
+        self.advance(|stage| match stage {
+            Stage::AwaitingAnswer { mut exchange, body } => {
+                if exchange.semantics.expects_continue && !exchange.continue_sent {
+                    exchange.continue_sent = true;
+                    interim = true;
+                }
+                Stage::ReadingBody { exchange, body }
+            }
+            other => other,
+        });
+        if interim {
+            let line = format!("HTTP/1.1 {}\r\n\r\n", StatusCode::CONTINUE);
+            self.busy().output.push_bytes(line.as_bytes());
         }
-        self.set_state(State::ReadingBody);
     }
 
     /// Queues the answer to the current request.
     pub(crate) fn respond(&mut self, response: Response, now: Now<'_>) {
-        self.now = now.instant;
+        self.clock = now.instant;
         let draining = self.draining;
-        let Some(busy) = self.busy.as_deref_mut() else {
+        let Some(busy) = self.busy_mut() else {
             debug_assert!(false, "respond without a request");
             return;
         };
-        let body_unread = busy.body.is_some();
-        let Some(exchange) = busy.exchange.as_mut() else {
+        let body_unread = busy.stage.body_unread();
+        let Some(exchange) = busy.stage.exchange_mut() else {
             debug_assert!(false, "respond without a request");
             return;
         };
@@ -602,34 +807,43 @@ impl Connection {
             && !response.wants_close()
             && !draining
             && !unsent_body_expected;
-        self.queue_response(response, keep_alive, now.date);
+        let answer = Answer::to(exchange, keep_alive);
+        self.queue_response(response, answer, now.date);
 
         if !body_unread {
-            if self.state == State::AwaitingAnswer {
+            if self.state() == State::AwaitingAnswer {
                 self.finish_exchange(keep_alive);
             }
         } else if keep_alive {
-            self.set_state(State::DiscardingBody);
+            self.advance(|stage| match stage {
+                Stage::AwaitingAnswer {
+                    exchange,
+                    body: Some(body),
+                }
+                | Stage::ReadingBody {
+                    exchange,
+                    body: Some(body),
+                }
+                | Stage::DiscardingBody { exchange, body } => {
+                    Stage::DiscardingBody { exchange, body }
+                }
+                other => other,
+            });
         } else {
-            let busy = self.busy();
-            busy.exchange = None;
-            busy.body = None;
             self.close(true);
         }
     }
 
     fn exchange_keeps_alive(&self) -> bool {
-        self.busy
-            .as_ref()
-            .and_then(|busy| busy.exchange.as_ref())
+        self.busy_ref()
+            .and_then(|busy| busy.stage.exchange())
             .is_some_and(|e| e.semantics.keep_alive && !self.draining)
     }
 
     fn finish_exchange(&mut self, keep_alive: bool) {
-        self.busy().exchange = None;
         self.served += 1;
         if keep_alive {
-            self.set_state(State::Idle);
+            self.enter(Stage::Idle);
         } else {
             // Bytes the client sent after its last request will never be read.
             let unread = !self.input.is_empty();
@@ -638,15 +852,13 @@ impl Connection {
     }
 
     /// Serializes the head, then the body unless the method or status forbid one.
-    fn queue_response(&mut self, response: Response, keep_alive: bool, date: &str) {
-        let exchange = self.busy.as_ref().and_then(|busy| busy.exchange.as_ref());
-        let (id, version, is_head) = match exchange {
-            Some(e) => (e.id, e.semantics.version, e.semantics.is_head),
-            None => {
-                debug_assert!(false, "a response to no request");
-                (0, Version::Http11, false)
-            }
-        };
+    fn queue_response(&mut self, response: Response, answer: Answer, date: &str) {
+        let Answer {
+            number,
+            version,
+            is_head,
+            keep_alive,
+        } = answer;
         // The response's buffer already holds the status line and its fields:
         // the framing is appended to it, and it is queued as it is. Bytes
         // pushed as they are: no formatting machinery on the path every
@@ -670,11 +882,11 @@ impl Connection {
         }
         head.extend_from_slice(b"\r\n");
 
-        let now = self.now;
+        let clock = self.clock;
         let busy = self.busy();
         if busy.output.is_empty() {
             // The send timeout measures a stall in sending, which starts now.
-            busy.last_write = now;
+            busy.last_write = clock;
         }
         busy.output.push_vec(head);
         let body_start = busy.output.queued();
@@ -683,57 +895,61 @@ impl Connection {
                 busy.output.push_chunk(chunk);
             }
         }
-        busy.output.end_response(id, body_start);
-        log::trace!("#{} req {id}: queued {status}", self.id);
+        busy.output.end_response(number, body_start);
+        log::trace!("#{} req {number}: queued {status}", self.id);
     }
 
     /// Ends the exchange on a framing error: answers it (with the error's status)
     /// if it is still unanswered and someone is listening, then closes. The
-    /// application hears of it as the next event. `request_line` quotes a
-    /// request whose head parsed but was never handed out.
-    fn fail(&mut self, error: ProtocolError, request_line: Option<String>, date: &str) {
-        log::debug!("#{}: {error}", self.id);
-        let unanswered = self
-            .busy
-            .as_ref()
-            .and_then(|busy| busy.exchange.as_ref())
-            .is_none_or(|e| !e.answered);
-        let mut answered_as = None;
-        let mut unseen_request = request_line;
-        if unanswered && let Some(status) = error.status() {
-            if self.busy().exchange.is_none() {
+    /// application hears of it as the next event. `unhanded` is a request
+    /// whose head parsed but was never handed out (its framing was refused).
+    fn fail(&mut self, error: ProtocolError, unhanded: Option<Unhanded>, date: &str) {
+        match error {
+            ProtocolError::Bug(_) => log::error!("#{}: {error}", self.id),
+            _ => log::debug!("#{}: {error}", self.id),
+        }
+        let in_hand = self
+            .busy_ref()
+            .and_then(|busy| busy.stage.exchange())
+            .map(|e| (e.answered, Answer::to(e, false)));
+        let mut unseen_request = None;
+        let answer = match (in_hand, unhanded) {
+            (Some((answered, answer)), _) => (!answered).then_some(answer),
+            (None, Some(unhanded)) => {
+                unseen_request = Some(unhanded.request_line);
+                Some(unhanded.answer)
+            }
+            (None, None) => {
                 // A head that never parsed: quoted by what arrived of it.
                 self.exchanges += 1;
-                let exchange = Exchange::failed(self.exchanges, Version::Http11, false);
-                self.busy().exchange = Some(exchange);
                 unseen_request = Some(self.first_line_received());
+                Some(Answer::failed(self.exchanges))
             }
-            if let Some(exchange) = self.busy().exchange.as_mut() {
-                exchange.answered = true;
-                answered_as = Some(exchange.id);
-            }
-            self.queue_response(Response::error(status).closing(), false, date);
+        };
+        let mut answered_as = None;
+        if let (Some(answer), Some(status)) = (answer, error.status()) {
+            answered_as = Some(answer.number);
+            self.queue_response(Response::error(status).closing(), answer, date);
         }
-        let busy = self.busy();
-        busy.failure = Some(Failure {
+        self.busy().failure = Some(Failure {
             error,
             answered_as,
             unseen_request,
         });
-        busy.exchange = None;
-        busy.body = None;
         self.input.clear();
         self.close(error != ProtocolError::Truncated && error != ProtocolError::TimedOut);
     }
 
     /// [`fail`](Self::fail), told to the application at once.
-    fn failed(&mut self, error: ProtocolError, date: &str) -> Event<'static> {
+    fn fail_now(&mut self, error: ProtocolError, date: &str) -> Event<'static> {
         self.fail(error, None, date);
-        self.next_failure()
+        self.failure_event()
     }
 
-    fn next_failure(&mut self) -> Event<'static> {
-        match self.busy.as_mut().and_then(|busy| busy.failure.take()) {
+    fn failure_event(&mut self) -> Event<'static> {
+        let failure = self.busy_mut().and_then(|busy| busy.failure.take());
+        self.rest_if_spent();
+        match failure {
             Some(failure) => Event::Failed(failure),
             None => Event::Pending,
         }
@@ -752,25 +968,26 @@ impl Connection {
     }
 
     /// No more requests: flush what is queued, then close (after lingering, when
-    /// the client may still be sending).
+    /// the client may still be sending). Whatever request was in hand is
+    /// dropped with its parts.
     fn close(&mut self, linger: bool) {
         self.linger = linger && !self.peer_closed;
         if !matches!(
-            self.state,
+            self.state(),
             State::Closing | State::Lingering | State::Closed
         ) {
-            self.set_state(State::Closing);
+            self.enter(Stage::Closing);
         }
         self.after_output_change();
     }
 
     fn after_output_change(&mut self) {
-        if self.state == State::Closing && self.output().is_empty() {
+        if self.state() == State::Closing && self.output().is_empty() {
             if self.linger {
                 self.shutdown_requested = true;
-                self.set_state(State::Lingering);
+                self.enter_bare(Stage::Lingering);
             } else {
-                self.set_state(State::Closed);
+                self.enter_bare(Stage::Closed);
             }
         }
     }
@@ -779,38 +996,33 @@ impl Connection {
 
     /// What is waiting to be written.
     pub(crate) fn output(&self) -> &WriteQueue {
-        self.busy.as_ref().map_or(&NO_OUTPUT, |busy| &busy.output)
+        self.busy_ref().map_or(&NO_OUTPUT, |busy| &busy.output)
     }
 
     /// Whether anything waits to be written (nothing does once closed).
     pub(crate) fn has_output(&self) -> bool {
-        self.state != State::Closed && !self.output().is_empty()
+        self.state() != State::Closed && !self.output().is_empty()
     }
 
     /// Reports that the driver wrote `n` bytes from the front of the output;
     /// each response whose last byte that was is reported to `delivered`.
-    pub(crate) fn written(
-        &mut self,
-        n: usize,
-        now: Instant,
-        delivered: &mut impl FnMut(Delivered),
-    ) {
-        self.now = now;
+    pub(crate) fn written(&mut self, n: usize, at: Instant, delivered: &mut impl FnMut(Delivered)) {
+        self.clock = at;
         if n > 0
-            && let Some(busy) = self.busy.as_mut()
+            && let Some(busy) = self.busy_mut()
         {
-            busy.last_write = now;
+            busy.last_write = at;
             busy.output.advance(n, delivered);
         }
         self.after_output_change();
-        self.rest_if_idle();
+        self.rest_if_spent();
     }
 
     /// Once closed: drops what was still queued, reporting the responses it cut
     /// short to `delivered` (with the body bytes that did leave).
     pub(crate) fn abandon_output(&mut self, delivered: &mut impl FnMut(Delivered)) {
-        if self.state == State::Closed
-            && let Some(busy) = self.busy.as_mut()
+        if self.state() == State::Closed
+            && let Some(busy) = self.busy_mut()
         {
             busy.output.abandon(delivered);
         }
@@ -823,7 +1035,7 @@ impl Connection {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.state == State::Closed
+        self.state() == State::Closed
     }
 
     /// Requests answered completely on this connection.
@@ -835,22 +1047,21 @@ impl Connection {
     /// start no other; an idle connection closes at once.
     pub(crate) fn drain(&mut self) {
         self.draining = true;
-        if self.state == State::Idle && self.input.is_empty() {
+        if self.state() == State::Idle && self.input.is_empty() {
             self.close(false);
         }
     }
 
     // ----- time --------------------------------------------------------------
 
-    /// When [`handle_timeout`](Self::handle_timeout) must next be called, if ever.
-    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+    /// When [`on_deadline`](Self::on_deadline) must next be called, if ever.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         let t = &self.settings.timeouts;
-        let busy = self.busy.as_deref();
-        let (last_read, last_write) = busy.map_or((self.since, self.since), |busy| {
+        let (last_read, last_write) = self.busy_ref().map_or((self.since, self.since), |busy| {
             (busy.last_read, busy.last_write)
         });
         let sending = self.has_output().then(|| last_write + t.send);
-        let reading = match self.state {
+        let reading = match self.state() {
             State::Idle if self.has_output() => None,
             // The first request's clock starts at accept, not at its first byte.
             State::Idle | State::ReadingHead if self.served == 0 => Some(self.accepted + t.header),
@@ -867,33 +1078,28 @@ impl Connection {
     }
 
     /// Acts on whatever deadline has passed by `now`.
-    pub(crate) fn handle_timeout(&mut self, now: Now<'_>) {
-        self.now = now.instant;
-        let date = now.date;
-        let now = now.instant;
+    pub(crate) fn on_deadline(&mut self, now: Now<'_>) {
+        self.clock = now.instant;
         let t = self.settings.timeouts;
-        let last_write = self
-            .busy
-            .as_ref()
-            .map_or(self.since, |busy| busy.last_write);
-        if self.has_output() && now >= last_write + t.send {
+        let last_write = self.busy_ref().map_or(self.since, |busy| busy.last_write);
+        if self.has_output() && now.instant >= last_write + t.send {
             log::debug!("#{}: client stopped reading; closing", self.id);
             self.abort();
             return;
         }
-        let Some(deadline) = self.poll_timeout() else {
+        let Some(deadline) = self.deadline() else {
             return;
         };
-        if now < deadline {
+        if now.instant < deadline {
             return;
         }
-        match self.state {
+        match self.state() {
             State::Idle => {
                 log::trace!("#{}: idle timeout", self.id);
                 self.close(false);
             }
             State::ReadingHead | State::ReadingBody => {
-                self.fail(ProtocolError::TimedOut, None, date);
+                self.fail(ProtocolError::TimedOut, None, now.date);
             }
             State::DiscardingBody | State::Lingering => self.abort(),
             State::AwaitingAnswer | State::Closing | State::Closed => {}
@@ -906,19 +1112,15 @@ impl Connection {
     /// after it, lingering, since its request may be on its way. Returns
     /// the exchange answered; `None` once anything has been read.
     pub(crate) fn refuse(&mut self, response: Response, now: Now<'_>) -> Option<u64> {
-        if self.state != State::Idle || self.exchanges > 0 || !self.input.is_empty() {
+        if self.state() != State::Idle || self.exchanges > 0 || !self.input.is_empty() {
             return None;
         }
-        self.now = now.instant;
+        self.clock = now.instant;
         self.exchanges += 1;
-        let id = self.exchanges;
-        let mut exchange = Exchange::failed(id, Version::Http11, false);
-        exchange.answered = true;
-        self.busy().exchange = Some(exchange);
-        self.queue_response(response.closing(), false, now.date);
-        self.busy().exchange = None;
+        let number = self.exchanges;
+        self.queue_response(response.closing(), Answer::failed(number), now.date);
         self.close(true);
-        Some(id)
+        Some(number)
     }
 
     /// A bug (a panic) interrupted the work on this connection: the request in
@@ -926,24 +1128,19 @@ impl Connection {
     /// before it) and the connection closes; if its answer was already queued,
     /// or no request is in hand, the connection closes at once. Returns the
     /// exchange answered with `500`, if one was.
-    pub(crate) fn fail_internal(&mut self, now: Now<'_>) -> Option<u64> {
+    pub(crate) fn recover_from_bug(&mut self, now: Now<'_>) -> Option<u64> {
         let unanswered = self
-            .busy
-            .as_ref()
-            .and_then(|busy| busy.exchange.as_ref())
+            .busy_ref()
+            .and_then(|busy| busy.stage.exchange())
             .filter(|e| !e.answered)
-            .map(|e| e.id);
-        let can_answer = matches!(
-            self.state,
-            State::AwaitingAnswer | State::ReadingBody | State::DiscardingBody
-        );
+            .map(|e| e.number);
         match unanswered {
-            Some(id) if can_answer => {
+            Some(number) => {
                 let answer = Response::error(StatusCode::INTERNAL_SERVER_ERROR).closing();
                 self.respond(answer, now);
-                Some(id)
+                Some(number)
             }
-            _ => {
+            None => {
                 self.abort();
                 None
             }
@@ -952,12 +1149,8 @@ impl Connection {
 
     /// Closes at once, dropping whatever was queued.
     pub(crate) fn abort(&mut self) {
-        if let Some(busy) = self.busy.as_mut() {
-            busy.exchange = None;
-            busy.body = None;
-        }
         self.input.clear();
-        self.set_state(State::Closed);
+        self.enter_bare(Stage::Closed);
     }
 }
 

@@ -27,6 +27,10 @@ pub enum ProtocolError {
     TimedOut,
     /// The client closed its side in the middle of a request.
     Truncated,
+    /// Not the client's doing: the core broke a rule of its own (the detail
+    /// says which). Answered 500, logged as an error, and the connection
+    /// closes, as for a panic.
+    Bug(&'static str),
 }
 
 impl ProtocolError {
@@ -43,6 +47,7 @@ impl ProtocolError {
             ProtocolError::UnsupportedExpectation => StatusCode::EXPECTATION_FAILED,
             ProtocolError::TimedOut => StatusCode::REQUEST_TIMEOUT,
             ProtocolError::Truncated => return None,
+            ProtocolError::Bug(_) => StatusCode::INTERNAL_SERVER_ERROR,
         })
     }
 }
@@ -59,6 +64,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::UnsupportedExpectation => f.write_str("unsupported expectation"),
             ProtocolError::TimedOut => f.write_str("timed out"),
             ProtocolError::Truncated => f.write_str("peer closed mid-request"),
+            ProtocolError::Bug(detail) => write!(f, "bug: {detail}"),
         }
     }
 }

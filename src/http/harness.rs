@@ -84,7 +84,7 @@ impl Harness {
     pub fn tick(&mut self, by: Duration) {
         self.advance(by);
         let now = self.now();
-        self.conn.handle_timeout(now);
+        self.conn.on_deadline(now);
         self.pump();
     }
 

@@ -71,11 +71,6 @@ impl HeadScanner {
             _ => Ok(found),
         }
     }
-
-    /// Forgets the previous head; the next scan starts at the beginning of the buffer.
-    pub fn reset(&mut self) {
-        *self = HeadScanner::default();
-    }
 }
 
 /// Whether `byte`, at offset `at` of a request line, can belong there: a method

@@ -32,13 +32,13 @@ fn one_request_one_response() {
 #[test]
 fn an_idle_connection_gives_back_its_working_part() {
     let mut h = Harness::new();
-    assert!(h.conn.busy.is_none(), "nothing before the first byte");
+    assert!(h.conn.busy_ref().is_none(), "nothing before the first byte");
     h.feed(b"GET /a HTTP/1.");
-    assert!(h.conn.busy.is_some(), "a head on its way");
+    assert!(h.conn.busy_ref().is_some(), "a head on its way");
     h.feed(b"1\r\nHost: x\r\n\r\n");
     assert_eq!(h.output(), ok("/a"));
     assert_eq!(h.conn.state(), State::Idle);
-    assert!(h.conn.busy.is_none(), "idle, everything sent");
+    assert!(h.conn.busy_ref().is_none(), "idle, everything sent");
     // The keep-alive timeout still counts from the response.
     h.tick(Settings::default().timeouts.keep_alive - Duration::from_millis(1));
     assert_eq!(h.conn.state(), State::Idle);
@@ -347,10 +347,7 @@ fn a_slow_head_gets_408_on_time_however_it_trickles() {
         h.feed(&[*byte]);
     }
     // Each byte is progress, but the head's deadline stays where it was.
-    assert_eq!(
-        h.conn.poll_timeout(),
-        Some(accepted + Duration::from_secs(2))
-    );
+    assert_eq!(h.conn.deadline(), Some(accepted + Duration::from_secs(2)));
     h.tick(Duration::from_millis(100));
     assert!(h.output().is_empty(), "not yet at 1.9 s");
     h.tick(Duration::from_millis(100));
@@ -380,7 +377,7 @@ fn the_next_head_has_its_own_header_timeout() {
     h.feed(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
     h.tick(Duration::from_secs(4));
     h.feed(b"GET /b HTTP/1.1\r\n");
-    assert_eq!(h.conn.poll_timeout(), Some(h.t + Duration::from_secs(2)));
+    assert_eq!(h.conn.deadline(), Some(h.t + Duration::from_secs(2)));
 }
 
 #[test]
