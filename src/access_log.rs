@@ -36,7 +36,7 @@ static FAILURE_REPORTED: AtomicBool = AtomicBool::new(false);
 
 /// One line of the access log, but for the client's address and the time.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub request_line: String,
     /// The user named by Basic credentials, right or wrong (a 401 beside it
     /// says which): who uploaded, and who was guessed at.

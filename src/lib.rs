@@ -9,22 +9,26 @@
 //!   sessions. Start at `driver/event_loop/mod.rs`, the mio loop.
 //!
 //! Between them, the **application** (`app`) maps a parsed request to a reply,
-//! and the **session** ([`Session`]) joins one connection's core to it: it is
-//! the one thing a driver holds per connection. The logs (`access_log`,
-//! [`logging`], `log_file`), the command line (`cli`), the configuration
-//! (`config`) and calendar dates (`timefmt`) are the supporting cast. docs/architecture.md suggests a reading
-//! order.
+//! and the **session** (`session`) joins one connection's core to it: it is
+//! the one thing a driver holds per connection. Startup (`server`) does
+//! everything before the first turn. The logs (`access_log`, [`logging`],
+//! `log_file`), the command line (`cli`), the configuration (`config`), the
+//! per-client limits (`clients`), the counters (`stats`) and calendar dates
+//! (`timefmt`) are the supporting cast. docs/architecture.md suggests a
+//! reading order.
 //!
-//! What is public is what may be touched from outside:
+//! # Visibility
 //!
-//! - running the server: [`Cli`], [`Config`], [`logging::init`], [`run`];
-//! - the driver's interface: [`Session`] and its verbs, over a [`Service`],
-//!   with time as [`Now`] and output as [`Front`];
-//! - the application's interface: [`App`] answers a [`RequestHead`] with a
-//!   [`Reply`].
-//!
-//! `testkit` (feature `harness`, and the tests) drives the product in-process
-//! for the fuzz targets and the property tests.
+//! One rule, which the compiler holds the code to (`unreachable_pub`): an
+//! item is as visible as its users need and no more. Bare `pub` is the
+//! library's surface, what its two outside users touch: the binary (running
+//! the server: [`Cli`], [`Config`], [`logging::init`], [`log_panics`],
+//! [`run`]) and, with the `harness` feature, the fuzz targets and property
+//! tests (`testkit`, which drives the real session and application
+//! in-process). Everything else is `pub(crate)` where other modules use it,
+//! `pub(super)` where only its parent does, and private otherwise.
+
+#![warn(unreachable_pub)]
 
 mod access_log;
 mod app;
@@ -38,7 +42,7 @@ mod log_file;
 pub mod logging;
 mod server;
 mod session;
-pub mod stats;
+mod stats;
 mod system;
 #[cfg(any(test, feature = "harness"))]
 pub mod testkit;
@@ -46,14 +50,6 @@ mod timefmt;
 
 // Running the server.
 pub use cli::Cli;
-pub use config::{Config, LogTarget, Model};
+pub use config::Config;
 pub use driver::contain::log_panics;
 pub use server::run;
-
-// The driver's interface.
-pub use http::{Front, Limits, Now, Settings, Timeouts};
-pub use session::{Service, Session};
-
-// The application's interface.
-pub use app::{App, AppConfig, BodySink, Reply};
-pub use http::{Body, Chunk, Method, RequestHead, Response, StatusCode, Version};

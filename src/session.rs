@@ -39,7 +39,7 @@ use crate::stats::{DriverStats, Phase};
 /// What every session of a driver shares: the application, the protocol's
 /// settings, whether anyone keeps an access log, the driver's counters, and
 /// the per-client limits (one for the whole process).
-pub struct Service {
+pub(crate) struct Service {
     app: App,
     settings: Arc<Settings>,
     access_log: bool,
@@ -48,7 +48,9 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(
+    /// A service without per-client limits (the harness's and the tests').
+    #[cfg(any(test, feature = "harness"))]
+    pub(crate) fn new(
         app: App,
         settings: Settings,
         access_log: bool,
@@ -77,7 +79,7 @@ impl Service {
     /// Whether `client` may connect at all (`--allow`, `--deny`): a driver
     /// asks at accept, before reading a byte, and closes the connection if
     /// not.
-    pub fn allows(&self, client: IpAddr) -> bool {
+    pub(crate) fn allows(&self, client: IpAddr) -> bool {
         self.clients
             .as_ref()
             .is_none_or(|clients| clients.allows(client))
@@ -86,17 +88,17 @@ impl Service {
     /// See [`App::watch_fd`]: a driver that waits on it takes changes in as
     /// they happen, and stale entries (and the descriptors they keep) go at
     /// once rather than at the next read.
-    pub fn watch_fd(&self) -> Option<std::os::fd::RawFd> {
+    pub(crate) fn watch_fd(&self) -> Option<std::os::fd::RawFd> {
         self.app.watch_fd()
     }
 
     /// See [`App::files_changed`].
-    pub fn files_changed(&self) {
+    pub(crate) fn files_changed(&self) {
         self.app.files_changed();
     }
 }
 
-pub struct Session {
+pub(crate) struct Session {
     conn: Connection,
     service: Arc<Service>,
     /// Who the requests come from: the peer, or the client a trusted proxy
@@ -117,7 +119,7 @@ pub struct Session {
 impl Session {
     /// A session for the connection the driver calls `id` (its token), from
     /// `client`.
-    pub fn new(id: usize, service: Arc<Service>, client: IpAddr, now: Instant) -> Session {
+    pub(crate) fn new(id: usize, service: Arc<Service>, client: IpAddr, now: Instant) -> Session {
         Session {
             conn: Connection::new(id, Arc::clone(&service.settings), now),
             ledger: service.access_log.then(Box::default),
@@ -130,12 +132,12 @@ impl Session {
     }
 
     /// Who the requests come from.
-    pub fn client(&self) -> IpAddr {
+    pub(crate) fn client(&self) -> IpAddr {
         self.client
     }
 
     /// The client is someone else than the peer: a trusted proxy said so.
-    pub fn set_client(&mut self, client: IpAddr) {
+    pub(crate) fn set_client(&mut self, client: IpAddr) {
         self.client = client;
     }
 
@@ -144,7 +146,7 @@ impl Session {
     /// client is denied, and the driver closes the socket unread. A client
     /// over its connection cap is answered `503` with `Retry-After`, and the
     /// session closes once that is sent.
-    pub fn admit(&mut self, now: Now<'_>) -> bool {
+    pub(crate) fn admit(&mut self, now: Now<'_>) -> bool {
         let Some(clients) = &self.service.clients else {
             return true;
         };
@@ -173,32 +175,32 @@ impl Session {
     // ----- reading -----------------------------------------------------------
 
     /// Whether the driver should read from the socket now.
-    pub fn wants_read(&self) -> bool {
+    pub(crate) fn wants_read(&self) -> bool {
         self.conn.wants_read()
     }
 
     /// Whether the session has no read buffer (an idle connection keeps none);
     /// the driver lends one from its pool with [`lend_buffer`](Self::lend_buffer).
-    pub fn needs_buffer(&self) -> bool {
+    pub(crate) fn needs_buffer(&self) -> bool {
         !self.conn.has_buffer()
     }
 
-    pub fn lend_buffer(&mut self, buffer: Vec<u8>) {
+    pub(crate) fn lend_buffer(&mut self, buffer: Vec<u8>) {
         self.conn.attach_buffer(buffer);
     }
 
     /// The lent buffer back, once nothing is buffered in it.
-    pub fn reclaim_buffer(&mut self) -> Option<Vec<u8>> {
+    pub(crate) fn reclaim_buffer(&mut self) -> Option<Vec<u8>> {
         self.conn.detach_idle_buffer()
     }
 
     /// Room to read into (empty when the input is full).
-    pub fn read_buffer(&mut self) -> &mut [u8] {
+    pub(crate) fn read_buffer(&mut self) -> &mut [u8] {
         self.conn.read_buffer()
     }
 
     /// `n` bytes were read into [`read_buffer`](Self::read_buffer).
-    pub fn received(&mut self, n: usize, now: Now<'_>) {
+    pub(crate) fn received(&mut self, n: usize, now: Now<'_>) {
         // These bytes may hold a request sent after a file was edited: the
         // application takes in every change queued so far before it reads
         // them. A readiness event cannot promise that, since a loop may read
@@ -210,7 +212,7 @@ impl Session {
     }
 
     /// The client closed its sending side.
-    pub fn received_eof(&mut self, now: Now<'_>) {
+    pub(crate) fn received_eof(&mut self, now: Now<'_>) {
         self.conn.received_eof(now.instant);
         self.advance(now);
     }
@@ -218,18 +220,18 @@ impl Session {
     // ----- writing -----------------------------------------------------------
 
     /// Whether anything waits to be written.
-    pub fn has_output(&self) -> bool {
+    pub(crate) fn has_output(&self) -> bool {
         self.conn.has_output()
     }
 
     /// What to write next: in-memory bytes (filling `slices` for `writev`) or a
     /// file range (for `sendfile`).
-    pub fn front<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> Front<'a> {
+    pub(crate) fn front<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> Front<'a> {
         self.conn.output().front(slices)
     }
 
     /// `n` bytes from the front were written.
-    pub fn written(&mut self, n: usize, now: Now<'_>) {
+    pub(crate) fn written(&mut self, n: usize, now: Now<'_>) {
         let (ledger, stats) = (&mut self.ledger, &self.service.stats);
         self.conn.written(n, now.instant, &mut |delivery| {
             record_delivery(ledger, stats, delivery);
@@ -240,26 +242,26 @@ impl Session {
 
     /// True once, when the driver should shut down the sending side of the
     /// socket (`shutdown(SHUT_WR)`) and keep reading: the lingering close.
-    pub fn take_shutdown_request(&mut self) -> bool {
+    pub(crate) fn take_shutdown_request(&mut self) -> bool {
         self.conn.take_shutdown_request()
     }
 
     // ----- time and life -----------------------------------------------------
 
     /// When [`on_deadline`](Self::on_deadline) must next be called, if ever.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         self.conn.deadline()
     }
 
     /// Time has reached (or passed) the deadline.
-    pub fn on_deadline(&mut self, now: Now<'_>) {
+    pub(crate) fn on_deadline(&mut self, now: Now<'_>) {
         self.conn.on_deadline(now);
         self.advance(now);
     }
 
     /// What the connection is doing, for the status page (the driver knows
     /// when it is in a TLS handshake).
-    pub fn phase(&self) -> Phase {
+    pub(crate) fn phase(&self) -> Phase {
         if self.conn.has_output() {
             return Phase::Writing;
         }
@@ -272,24 +274,24 @@ impl Session {
     }
 
     /// Waiting for a request, none begun.
-    pub fn is_idle(&self) -> bool {
+    pub(crate) fn is_idle(&self) -> bool {
         self.conn.state() == crate::http::State::Idle
     }
 
     /// The driver should close the socket.
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.conn.is_closed()
     }
 
     /// Graceful shutdown: finish the exchange in hand, start no other.
-    pub fn drain(&mut self, now: Now<'_>) {
+    pub(crate) fn drain(&mut self, now: Now<'_>) {
         self.conn.drain();
         self.advance(now);
     }
 
     /// Closes without ceremony (a reset, a write error, the end of a grace
     /// period), abandoning any request in progress.
-    pub fn abort(&mut self) {
+    pub(crate) fn abort(&mut self) {
         self.sink = None;
         self.current = None;
         self.conn.abort();
@@ -297,18 +299,18 @@ impl Session {
     }
 
     /// Requests answered completely on this connection.
-    pub fn served(&self) -> u64 {
+    pub(crate) fn served(&self) -> u64 {
         self.conn.served()
     }
 
     /// The request line of the request in hand, for the error log.
-    pub fn request_line(&self) -> Option<String> {
+    pub(crate) fn request_line(&self) -> Option<String> {
         self.current.as_deref().map(|(_, head)| head.request_line())
     }
 
     /// The access log's entries for the responses gone since the last call
     /// (none without an access log).
-    pub fn take_log_entries(&mut self) -> Vec<Entry> {
+    pub(crate) fn take_log_entries(&mut self) -> Vec<Entry> {
         self.ledger
             .as_deref_mut()
             .map(Ledger::take)
@@ -318,7 +320,7 @@ impl Session {
     /// After a panic in this session's work: the application's hold on the
     /// request is dropped (an upload in progress is abandoned and removed), the
     /// request gets `500` if it has no answer yet, and the connection closes.
-    pub fn recover_from_panic(&mut self, now: Now<'_>) {
+    pub(crate) fn recover_from_panic(&mut self, now: Now<'_>) {
         self.sink = None;
         let current = self.current.take();
         if let Some(exchange) = self.conn.recover_from_bug(now) {
@@ -424,7 +426,7 @@ impl Session {
 
     /// Bytes buffered in and out, for the bounds the harness checks.
     #[cfg(any(test, feature = "harness"))]
-    pub fn buffered(&self) -> (usize, usize) {
+    pub(crate) fn buffered(&self) -> (usize, usize) {
         (
             self.conn.buffered_input(),
             self.conn.output().buffered_bytes(),
@@ -433,7 +435,7 @@ impl Session {
 
     /// The core's state, for the harness's transcripts.
     #[cfg(any(test, feature = "harness"))]
-    pub fn state(&self) -> crate::http::State {
+    pub(crate) fn state(&self) -> crate::http::State {
         self.conn.state()
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 /// Every set of counters in the process.
 #[derive(Debug)]
-pub struct Registry {
+pub(crate) struct Registry {
     started: Instant,
     drivers: Mutex<Vec<Arc<DriverStats>>>,
     caches: Mutex<Vec<Arc<CacheStats>>>,
@@ -22,7 +22,7 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn new() -> Arc<Registry> {
+    pub(crate) fn new() -> Arc<Registry> {
         Arc::new(Registry {
             started: Instant::now(),
             drivers: Mutex::default(),
@@ -37,7 +37,7 @@ impl Registry {
     }
 
     /// A new set of counters for one driver.
-    pub fn driver(&self, kind: DriverKind) -> Arc<DriverStats> {
+    pub(crate) fn driver(&self, kind: DriverKind) -> Arc<DriverStats> {
         let stats = Arc::new(DriverStats::new(kind));
         lock(&self.drivers).push(Arc::clone(&stats));
         stats
@@ -76,7 +76,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// What a connection is doing, as the status page counts it (the way
 /// nginx's stub_status has reading, writing and waiting).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Its TLS handshake is under way.
     Handshake,
     /// A request (its head or its body) is arriving.
@@ -90,7 +90,7 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 5] = [
+    pub(crate) const ALL: [Phase; 5] = [
         Phase::Handshake,
         Phase::Reading,
         Phase::Writing,
@@ -98,7 +98,7 @@ impl Phase {
         Phase::Closing,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Phase::Handshake => "handshake",
             Phase::Reading => "reading",
@@ -115,7 +115,7 @@ impl Phase {
 
 /// Which kind of driver keeps a set of counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DriverKind {
+pub(crate) enum DriverKind {
     /// An event loop: it also counts its turns.
     Loop,
     /// The threaded models' connections.
@@ -123,7 +123,7 @@ pub enum DriverKind {
 }
 
 /// Buckets of the events-per-turn histogram: 0, 1, 2-3, 4-7, ..., 512 and up.
-pub const EVENT_BUCKETS: usize = 11;
+pub(crate) const EVENT_BUCKETS: usize = 11;
 
 /// The bucket `events` falls in.
 fn bucket(events: usize) -> usize {
@@ -134,7 +134,7 @@ fn bucket(events: usize) -> usize {
 }
 
 /// The largest count in bucket `index` (`None` for the last, unbounded one).
-pub fn bucket_bound(index: usize) -> Option<u64> {
+pub(crate) fn bucket_bound(index: usize) -> Option<u64> {
     match index {
         0 => Some(0),
         i if i + 1 < EVENT_BUCKETS => Some((1u64 << i) - 1),
@@ -144,7 +144,7 @@ pub fn bucket_bound(index: usize) -> Option<u64> {
 
 /// One driver's counters.
 #[derive(Debug)]
-pub struct DriverStats {
+pub(crate) struct DriverStats {
     kind: DriverKind,
     /// Open connections by phase.
     phases: [AtomicI64; 5],
@@ -244,7 +244,7 @@ impl DriverStats {
 
 /// Clients turned away by the per-client limits (`src/clients/`), by reason.
 #[derive(Debug, Default)]
-pub struct Refusals {
+pub(crate) struct Refusals {
     /// Closed at accept: `--deny`, or not in `--allow`.
     pub(crate) denied: AtomicU64,
     /// Answered 503: over `--max-connections-per-ip`.
@@ -265,7 +265,7 @@ impl Refusals {
 
 /// One file cache's counters.
 #[derive(Debug, Default)]
-pub struct CacheStats {
+pub(crate) struct CacheStats {
     hits: AtomicU64,
     revalidations: AtomicU64,
     misses: AtomicU64,
@@ -310,7 +310,7 @@ impl CacheStats {
 
 /// Every counter of the process, summed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub uptime: Duration,
     /// Open connections, by [`Phase::ALL`]'s order.
     pub connections: [u64; 5],
@@ -329,20 +329,20 @@ pub struct Snapshot {
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RefusedSnapshot {
+pub(crate) struct RefusedSnapshot {
     pub denied: u64,
     pub too_many_connections: u64,
     pub rate_limited: u64,
 }
 
 impl Snapshot {
-    pub fn open_connections(&self) -> u64 {
+    pub(crate) fn open_connections(&self) -> u64 {
         self.connections.iter().sum()
     }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CacheSnapshot {
+pub(crate) struct CacheSnapshot {
     pub hits: u64,
     pub revalidations: u64,
     pub misses: u64,

@@ -5,7 +5,7 @@
 //! binary, where a loop also drains the watch as it turns readable; this one
 //! shows it does not depend on that, or on timing.)
 
-use oneloop::testkit::{FixtureSite, converse};
+use oneloop::testkit::FixtureSite;
 
 fn body(output: &[u8]) -> &[u8] {
     let at = output
@@ -17,7 +17,7 @@ fn body(output: &[u8]) -> &[u8] {
 
 fn get(site: &FixtureSite, path: &str) -> Vec<u8> {
     let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    let transcript = converse(&site.service, request.as_bytes(), &[]);
+    let transcript = site.converse(request.as_bytes(), &[]);
     body(&transcript.output).to_vec()
 }
 
@@ -32,8 +32,7 @@ fn a_request_received_after_an_edit_is_answered_with_it() {
         assert_eq!(get(&site, "/docs/guide.txt"), version);
     }
     std::fs::remove_file(&path).expect("a deletion");
-    let gone = converse(
-        &site.service,
+    let gone = site.converse(
         b"GET /docs/guide.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
         &[],
     );

@@ -256,6 +256,17 @@ fn oneloop_as(uid: Option<u32>, args: &[&str]) -> Output {
             });
         }
     }
+    // A copy just written may still be open for writing in a child another
+    // test thread forked meanwhile (until that child execs): exec then says
+    // ETXTBSY. It passes within milliseconds.
+    for _ in 0..100 {
+        match command.output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            result => return result.unwrap(),
+        }
+    }
     command.output().unwrap()
 }
 

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use arbitrary::{Arbitrary, Unstructured};
 use oneloop::testkit::conversation::Conversation;
-use oneloop::testkit::{FixtureSite, assert_split_invariant, converse, seeded_cuts};
+use oneloop::testkit::{FixtureSite, assert_split_invariant, seeded_cuts};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -61,7 +61,7 @@ fn structured_requests_reach_every_part_of_the_application() {
         .run(&vec(any::<u8>(), 0..3072), |bytes| {
             if let Ok(conversation) = Conversation::arbitrary(&mut Unstructured::new(&bytes)) {
                 site.reset().expect("the site can be reset");
-                let transcript = converse(&site.service, &conversation.to_bytes(), &[]);
+                let transcript = site.converse(&conversation.to_bytes(), &[]);
                 let text = transcript.text();
                 for line in text.split("\r\n").filter(|l| l.starts_with("HTTP/1.1 ")) {
                     let status = line.get(9..12).unwrap_or_default().to_owned();

@@ -10,10 +10,10 @@ use super::{BodySink, Reply};
 use crate::http::{Method, RequestHead, Response};
 
 /// The route that panics.
-pub const PANIC_PATH: &str = "/__oneloop/panic";
+pub(crate) const PANIC_PATH: &str = "/__oneloop/panic";
 
 /// The reply for the fault route, or `None` for every other request.
-pub fn inject(request: &RequestHead) -> Option<Reply> {
+pub(crate) fn inject(request: &RequestHead) -> Option<Reply> {
     if request.path() != PANIC_PATH {
         return None;
     }

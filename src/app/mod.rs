@@ -27,10 +27,10 @@ pub(crate) mod statics;
 mod status;
 mod url;
 
-pub use auth::{Gate, Scope};
+pub(crate) use auth::{Gate, Scope};
 pub(crate) use open::FileIdentity;
 pub(crate) use statics::{CacheLimits, DEFAULT_MAX_ENTRIES, StaticConfig, Visibility};
-pub use status::StatusConfig;
+pub(crate) use status::StatusConfig;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -40,7 +40,7 @@ use crate::http::{Method, Now, RequestHead, Response, StatusCode};
 use crate::stats::Registry;
 
 /// What the application does with a request.
-pub enum Reply {
+pub(crate) enum Reply {
     /// The answer, now. Any request body is read and dropped by the connection.
     Respond(Response),
     /// The body is wanted: it goes to this sink, which then gives the answer.
@@ -51,7 +51,7 @@ pub enum Reply {
 ///
 /// Dropping a sink before [`finish`](BodySink::finish) abandons the request (the
 /// client went away, or the body was malformed): it must leave nothing behind.
-pub trait BodySink: Send {
+pub(crate) trait BodySink: Send {
     /// Takes the next piece of the body. An error is the final answer; the rest
     /// of the body is not wanted.
     fn write(&mut self, data: &[u8]) -> Result<(), Response>;
@@ -75,7 +75,7 @@ pub struct AppConfig {
     pub auth: Option<Arc<Gate>>,
 }
 
-pub struct App {
+pub(crate) struct App {
     /// The `--redirect-http` listener's application: everything is a 308 to
     /// HTTPS on this port.
     redirect_to_https: Option<u16>,
@@ -89,7 +89,7 @@ pub struct App {
 impl App {
     /// The application `config` describes; its file cache counts into
     /// `stats`, and its status page reads from it.
-    pub fn new(config: &AppConfig, stats: &Arc<Registry>) -> App {
+    pub(crate) fn new(config: &AppConfig, stats: &Arc<Registry>) -> App {
         App {
             redirect_to_https: None,
             builtins: config.builtins,
@@ -112,7 +112,7 @@ impl App {
 
     /// The application of a plaintext listener that sends every request to
     /// HTTPS on `https_port`.
-    pub fn redirect_to_https(https_port: u16) -> App {
+    pub(crate) fn redirect_to_https(https_port: u16) -> App {
         App {
             redirect_to_https: Some(https_port),
             builtins: false,
@@ -126,14 +126,14 @@ impl App {
     /// The descriptor that becomes readable when a file the application has
     /// cached changes, if it caches any: a driver that waits on it calls
     /// [`files_changed`](Self::files_changed) when it is readable.
-    pub fn watch_fd(&self) -> Option<std::os::fd::RawFd> {
+    pub(crate) fn watch_fd(&self) -> Option<std::os::fd::RawFd> {
         self.site.as_ref()?.watch_fd()
     }
 
     /// Takes in the file changes since the last call: what they made stale is
     /// forgotten. The session calls it before the application reads any bytes
     /// received, so a request sent after a change is answered after it.
-    pub fn files_changed(&self) {
+    pub(crate) fn files_changed(&self) {
         if let Some(site) = &self.site {
             site.files_changed();
         }
@@ -141,7 +141,7 @@ impl App {
 
     /// Answers a request from `client`, or asks for its body. `now` is the
     /// driver's clock: the application reads no clock of its own.
-    pub fn handle(&self, request: &RequestHead, client: IpAddr, now: Now<'_>) -> Reply {
+    pub(crate) fn handle(&self, request: &RequestHead, client: IpAddr, now: Now<'_>) -> Reply {
         if let Some(port) = self.redirect_to_https {
             return Reply::Respond(redirect::to_https(request, port));
         }

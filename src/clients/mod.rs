@@ -22,8 +22,8 @@
 //! Each refusal is counted by reason for the status page, and the two with
 //! an answer go to the access log like any response.
 
-pub mod rules;
-pub mod table;
+pub(crate) mod rules;
+pub(crate) mod table;
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -33,16 +33,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::stats::Refusals;
-pub use rules::AccessRules;
+pub(crate) use rules::AccessRules;
 use table::{Bucket, ClientKey, Full, SlotId, Table};
 
 /// How many clients the table holds at least, whatever the connection cap.
-pub const MIN_TABLE: usize = 4096;
+pub(crate) const MIN_TABLE: usize = 4096;
 
 /// What `--max-connections-per-ip` is unless told: a browser opens six
 /// connections to a host, so 64 lets ten browsers behind one NAT work at
 /// once, while it takes 16 addresses to fill the default 1,024 slots.
-pub const DEFAULT_CONNECTIONS_PER_IP: NonZeroU32 = NonZeroU32::new(64).unwrap();
+pub(crate) const DEFAULT_CONNECTIONS_PER_IP: NonZeroU32 = NonZeroU32::new(64).unwrap();
 
 /// The limits, as configured.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -110,7 +110,7 @@ impl ClientLimits {
 
 /// What became of a connection asking to be served.
 #[derive(Debug)]
-pub enum Admission {
+pub(crate) enum Admission {
     /// Served; it holds its client's slot, when there are limits to keep.
     Admitted(Option<Hold>),
     /// The client holds as many connections as it may: answer 503, close.
@@ -121,7 +121,7 @@ pub enum Admission {
 
 /// The limits and what they remember, for the whole process.
 #[derive(Debug)]
-pub struct Clients {
+pub(crate) struct Clients {
     limits: ClientLimits,
     bucket: Option<Bucket>,
     table: Mutex<Table>,
@@ -131,7 +131,7 @@ pub struct Clients {
 impl Clients {
     /// The limits, with a table big enough for `max_connections` clients at
     /// once (and at least [`MIN_TABLE`]), counting refusals into `refusals`.
-    pub fn new(
+    pub(crate) fn new(
         limits: ClientLimits,
         max_connections: usize,
         refusals: Arc<Refusals>,
@@ -150,7 +150,7 @@ impl Clients {
 
     /// Whether `client` may connect at all (`--allow`, `--deny`); counted if
     /// not.
-    pub fn allows(&self, client: IpAddr) -> bool {
+    pub(crate) fn allows(&self, client: IpAddr) -> bool {
         let allowed = self.limits.rules.admits(client);
         if !allowed {
             self.refusals.denied.fetch_add(1, Relaxed);
@@ -161,7 +161,7 @@ impl Clients {
     /// A connection from `client` asks to be served. Its [`Hold`], if it
     /// gets one, must be given back with [`release`](Self::release) when it
     /// closes.
-    pub fn admit(&self, client: IpAddr, now: Instant) -> Admission {
+    pub(crate) fn admit(&self, client: IpAddr, now: Instant) -> Admission {
         if !self.allows(client) {
             return Admission::Denied;
         }
@@ -199,7 +199,7 @@ impl Clients {
     /// A request on a connection holding `hold`: `Err` with the whole
     /// seconds to wait when its client has made too many lately
     /// (`--rate-per-ip`).
-    pub fn take_request(&self, hold: Hold, now: Instant) -> Result<(), u32> {
+    pub(crate) fn take_request(&self, hold: Hold, now: Instant) -> Result<(), u32> {
         let Some(bucket) = self.bucket else {
             return Ok(());
         };
@@ -212,7 +212,7 @@ impl Clients {
     }
 
     /// The connection holding `hold` has closed.
-    pub fn release(&self, hold: Hold) {
+    pub(crate) fn release(&self, hold: Hold) {
         self.table().disconnect(hold.slot);
     }
 }
@@ -221,7 +221,7 @@ impl Clients {
 /// every connection carries one (the session gives it back when it is
 /// dropped, however the connection ends).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Hold {
+pub(crate) struct Hold {
     slot: SlotId,
 }
 

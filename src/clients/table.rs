@@ -21,13 +21,13 @@ use std::time::Instant;
 /// host usually has a whole /64 to itself, so counting its addresses one by
 /// one would let it take as many slots as it likes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ClientKey {
+pub(crate) enum ClientKey {
     V4(u32),
     V6(u64),
 }
 
 impl ClientKey {
-    pub fn of(ip: IpAddr) -> ClientKey {
+    pub(crate) fn of(ip: IpAddr) -> ClientKey {
         match ip.to_canonical() {
             IpAddr::V4(v4) => ClientKey::V4(v4.to_bits()),
             IpAddr::V6(v6) => ClientKey::V6((v6.to_bits() >> 64) as u64),
@@ -36,7 +36,7 @@ impl ClientKey {
 }
 
 /// A slot's index.
-pub type SlotId = u32;
+pub(crate) type SlotId = u32;
 
 /// No slot: the end of the list.
 const NONE: SlotId = SlotId::MAX;
@@ -57,7 +57,7 @@ struct Slot {
 
 /// A token bucket's settings: `per_second` tokens added, `burst` at most held.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Bucket {
+pub(crate) struct Bucket {
     pub per_second: f64,
     pub burst: f64,
 }

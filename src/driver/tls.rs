@@ -39,14 +39,14 @@ use crate::app::FileIdentity;
 use crate::http::Front;
 
 /// Most plaintext encrypted at once: one TLS record's worth.
-pub const SLICE: usize = 16 * 1024;
+pub(crate) const SLICE: usize = 16 * 1024;
 
 /// TLS sessions remembered for resumption by ID (TLS 1.2); TLS 1.3 resumes
 /// with tickets, which cost the server no memory.
 const SESSION_CACHE: usize = 1024;
 
 /// The certificate and key a listener serves, reloadable while it runs.
-pub struct TlsConfig {
+pub(crate) struct TlsConfig {
     cert: PathBuf,
     key: PathBuf,
     current: Mutex<Loaded>,
@@ -62,7 +62,7 @@ struct Loaded {
 impl TlsConfig {
     /// Reads `cert` (a PEM chain, the server's certificate first) and `key` (a
     /// PEM PKCS#8, RSA or EC key), and checks that they belong together.
-    pub fn load(cert: &Path, key: &Path) -> Result<TlsConfig, String> {
+    pub(crate) fn load(cert: &Path, key: &Path) -> Result<TlsConfig, String> {
         let loaded = load(cert, key)?;
         Ok(TlsConfig {
             cert: cert.to_path_buf(),
@@ -73,20 +73,20 @@ impl TlsConfig {
 
     /// From now on, reload from these paths (the same files, named from
     /// inside a `--chroot`).
-    pub fn rename(&mut self, cert: PathBuf, key: PathBuf) {
+    pub(crate) fn rename(&mut self, cert: PathBuf, key: PathBuf) {
         self.cert = cert;
         self.key = key;
     }
 
     /// The files it reloads from.
-    pub fn paths(&self) -> (&Path, &Path) {
+    pub(crate) fn paths(&self) -> (&Path, &Path) {
         (&self.cert, &self.key)
     }
 
     /// Reads the files again if they changed (certbot renews them in place):
     /// new connections get the new certificate, open ones keep theirs. A broken
     /// new file is reported and the old certificate kept.
-    pub fn reload(&self) {
+    pub(crate) fn reload(&self) {
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         if current.files.is_some() && current.files == identities(&self.cert, &self.key) {
             return; // another loop of this process has reloaded it already
@@ -103,7 +103,7 @@ impl TlsConfig {
     }
 
     /// The TLS state for a new connection, with the current certificate.
-    pub fn accept(&self) -> Result<Tls, rustls::Error> {
+    pub(crate) fn accept(&self) -> Result<Tls, rustls::Error> {
         let config = Arc::clone(
             &self
                 .current

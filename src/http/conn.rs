@@ -79,7 +79,7 @@ use super::status::StatusCode;
 /// time for what the application dates, and the `Date` header text (formatted
 /// by the driver at most once a second) for responses.
 #[derive(Clone, Copy, Debug)]
-pub struct Now<'a> {
+pub(crate) struct Now<'a> {
     pub instant: Instant,
     pub wall: SystemTime,
     pub date: &'a str,
@@ -97,7 +97,7 @@ pub struct Settings {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum State {
+pub(crate) enum State {
     /// Between requests: nothing of the next one has arrived.
     Idle,
     /// Part of a request head has arrived.

@@ -8,7 +8,7 @@ use std::fmt;
 use super::status::StatusCode;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProtocolError {
+pub(crate) enum ProtocolError {
     /// The head or body breaks the grammar; the detail says where (for the debug log).
     Malformed(&'static str),
     /// The request line is longer than `max_request_line`.
@@ -36,7 +36,7 @@ pub enum ProtocolError {
 impl ProtocolError {
     /// The status that tells the client what went wrong, or `None` when there is no
     /// one left to tell (the client has gone).
-    pub fn status(self) -> Option<StatusCode> {
+    pub(crate) fn status(self) -> Option<StatusCode> {
         Some(match self {
             ProtocolError::Malformed(_) => StatusCode::BAD_REQUEST,
             ProtocolError::RequestLineTooLong => StatusCode::URI_TOO_LONG,

@@ -12,7 +12,7 @@ use super::tokens::{contains_token, list_elements};
 
 /// How the body of a request is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BodyFraming {
+pub(crate) enum BodyFraming {
     /// No body (no Content-Length, no Transfer-Encoding, or `Content-Length: 0`).
     None,
     /// Exactly this many bytes follow the head.
@@ -23,7 +23,7 @@ pub enum BodyFraming {
 
 /// The facts about one request that the connection acts on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MessageSemantics {
+pub(crate) struct MessageSemantics {
     pub framing: BodyFraming,
     /// RFC 9112 section 9.3: whether the client wants the connection kept open.
     pub keep_alive: bool,
@@ -36,7 +36,10 @@ pub struct MessageSemantics {
 
 /// Reads framing, persistence and expectations from `head`, refusing any request
 /// whose length is ambiguous or that asks for something we do not do.
-pub fn semantics(head: &RequestHead, max_body: u64) -> Result<MessageSemantics, ProtocolError> {
+pub(crate) fn semantics(
+    head: &RequestHead,
+    max_body: u64,
+) -> Result<MessageSemantics, ProtocolError> {
     let version = head.version();
     let framing = body_framing(head, max_body)?;
     let expects_continue = expectation(head)? && framing != BodyFraming::None;

@@ -23,10 +23,10 @@ use super::output::Front;
 use super::{Method, Response, StatusCode};
 
 /// The `Date` every harness response carries.
-pub const DATE: &str = "Sat, 21 Nov 2026 00:00:00 GMT";
+pub(crate) const DATE: &str = "Sat, 21 Nov 2026 00:00:00 GMT";
 
 /// A connection, its clock, and everything it wrote.
-pub struct Harness {
+pub(crate) struct Harness {
     pub conn: Connection,
     settings: Settings,
     /// The fake clock.
@@ -49,11 +49,11 @@ impl Default for Harness {
 }
 
 impl Harness {
-    pub fn new() -> Harness {
+    pub(crate) fn new() -> Harness {
         Harness::with(Settings::default())
     }
 
-    pub fn with(settings: Settings) -> Harness {
+    pub(crate) fn with(settings: Settings) -> Harness {
         let t = Instant::now();
         Harness {
             conn: Connection::new(7, Arc::new(settings), t),
@@ -68,7 +68,7 @@ impl Harness {
         }
     }
 
-    pub fn now(&self) -> Now<'static> {
+    pub(crate) fn now(&self) -> Now<'static> {
         Now {
             instant: self.t,
             wall: UNIX_EPOCH,
@@ -76,12 +76,12 @@ impl Harness {
         }
     }
 
-    pub fn advance(&mut self, by: Duration) {
+    pub(crate) fn advance(&mut self, by: Duration) {
         self.t += by;
     }
 
     /// Advances the clock and lets the connection act on its deadlines.
-    pub fn tick(&mut self, by: Duration) {
+    pub(crate) fn tick(&mut self, by: Duration) {
         self.advance(by);
         let now = self.now();
         self.conn.on_deadline(now);
@@ -89,26 +89,26 @@ impl Harness {
     }
 
     /// The client sends `bytes`; the connection reads them as a driver would.
-    pub fn feed(&mut self, bytes: &[u8]) {
+    pub(crate) fn feed(&mut self, bytes: &[u8]) {
         self.wire.extend_from_slice(bytes);
         self.pump();
     }
 
     /// The client closes its sending side.
-    pub fn eof(&mut self) {
+    pub(crate) fn eof(&mut self) {
         self.pump();
         self.conn.received_eof(self.t);
         self.pump();
     }
 
     /// Everything the connection wrote, as text.
-    pub fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         String::from_utf8_lossy(&self.out).into_owned()
     }
 
     /// Moves bytes until nothing moves: the application answers, the client
     /// takes the output (if it reads), the connection reads the wire.
-    pub fn pump(&mut self) {
+    pub(crate) fn pump(&mut self) {
         loop {
             self.run_app();
             // Output drained may unblock buffered requests; input read may
@@ -215,7 +215,7 @@ impl Harness {
 
 /// Feeds `input` cut at `cuts` (taken modulo its length), then closes the
 /// client's side; returns what came out, the final state, and the failures.
-pub fn converse(input: &[u8], cuts: &[usize]) -> (String, State, Vec<ProtocolError>) {
+pub(crate) fn converse(input: &[u8], cuts: &[usize]) -> (String, State, Vec<ProtocolError>) {
     let mut h = Harness::new();
     let mut start = 0;
     let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
@@ -232,7 +232,7 @@ pub fn converse(input: &[u8], cuts: &[usize]) -> (String, State, Vec<ProtocolErr
 /// The fuzz target's check, also replayed by the unit tests over every input
 /// the fuzzer ever found (`fuzz/regressions/`): the first byte chooses where to
 /// cut the rest, and the answer must not depend on the cuts.
-pub fn assert_split_invariant(data: &[u8]) {
+pub(crate) fn assert_split_invariant(data: &[u8]) {
     let Some((&cut_seed, input)) = data.split_first() else {
         return;
     };

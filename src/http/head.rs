@@ -18,7 +18,7 @@ use super::tokens::trim_ows;
 
 /// Finds the end of a request head in a growing buffer.
 #[derive(Debug, Default)]
-pub struct HeadScanner {
+pub(crate) struct HeadScanner {
     /// Bytes before this offset hold no head terminator.
     scanned: usize,
     /// Offset of the `\n` that ends the request line, once seen.
@@ -28,7 +28,11 @@ pub struct HeadScanner {
 impl HeadScanner {
     /// Looks for the end of the head in `buf` (which only ever grows between calls,
     /// until [`reset`](Self::reset)). Returns the head's length once complete.
-    pub fn scan(&mut self, buf: &[u8], limits: &Limits) -> Result<Option<usize>, ProtocolError> {
+    pub(crate) fn scan(
+        &mut self,
+        buf: &[u8],
+        limits: &Limits,
+    ) -> Result<Option<usize>, ProtocolError> {
         let mut found = None;
         let byte_before = |i: usize, back: usize| i.checked_sub(back).and_then(|j| buf.get(j));
         for (i, &byte) in buf.iter().enumerate().skip(self.scanned) {
@@ -86,7 +90,7 @@ fn fits_request_line(at: usize, byte: u8) -> bool {
 
 /// Parses a complete head (as found by [`HeadScanner`]) and checks what `httparse`
 /// lets through but HTTP/1.1 forbids.
-pub fn parse(head: &[u8], limits: &Limits) -> Result<RequestHead, ProtocolError> {
+pub(crate) fn parse(head: &[u8], limits: &Limits) -> Result<RequestHead, ProtocolError> {
     if let Some(bare) = head.iter().position(|&b| b == b'\n') {
         // Every line must end in CRLF; a lone LF is how request smuggling starts.
         let all_crlf = head

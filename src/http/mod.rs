@@ -30,25 +30,28 @@ mod tokens;
 
 // What the crate root makes public (the driver's and the application's
 // interfaces).
-pub use conn::{Now, Settings};
-pub use limits::{Limits, Timeouts};
-pub use output::Front;
-pub use request::{Method, RequestHead, Version};
-pub use response::{Body, Chunk, Fields, Response};
-pub use status::StatusCode;
+pub(crate) use conn::{Now, Settings};
+#[cfg(any(test, feature = "harness"))]
+pub use limits::Limits;
+pub(crate) use output::Front;
+pub(crate) use request::{Method, RequestHead};
+pub(crate) use response::Fields;
+pub(crate) use response::{Body, Chunk, Response};
+pub(crate) use status::StatusCode;
 
 // What the rest of the crate works with.
 pub(crate) use buffer::READ_SIZE;
-pub(crate) use conn::{Connection, Event, Failure, State};
+pub(crate) use conn::State;
+pub(crate) use conn::{Connection, Event, Failure};
 pub(crate) use limits::MAX_HEADERS_CEILING;
 pub(crate) use output::Delivered;
 pub(crate) use tokens::{list_elements, weighted};
 
 // What the fuzz targets feed directly (through `crate::testkit::parsers`).
 #[cfg(any(test, feature = "harness"))]
-pub use framing::semantics;
+pub(crate) use framing::semantics;
 #[cfg(any(test, feature = "harness"))]
-pub use head::{HeadScanner, parse as parse_head};
+pub(crate) use head::{HeadScanner, parse as parse_head};
 
 /// A parsed head from text, for the application's unit tests.
 #[cfg(test)]

@@ -51,7 +51,7 @@ impl Segment {
 }
 
 /// What the driver should send next.
-pub enum Front<'a> {
+pub(crate) enum Front<'a> {
     /// Nothing is queued.
     Empty,
     /// In-memory bytes in the first `count` slices: write them with `writev`.
@@ -124,7 +124,7 @@ impl WriteQueue {
 
     /// Total bytes written over the connection's life.
     #[cfg(test)]
-    pub fn written(&self) -> u64 {
+    pub(crate) fn written(&self) -> u64 {
         self.written
     }
 

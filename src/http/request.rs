@@ -11,7 +11,7 @@ use super::error::ProtocolError;
 /// The request methods oneloop recognises. Anything else is `Other`, which the
 /// application answers with 501 Not Implemented.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
+pub(crate) enum Method {
     Get,
     Head,
     Post,
@@ -26,7 +26,7 @@ pub enum Method {
 
 impl Method {
     /// Methods are case-sensitive (RFC 9110 section 9.1): `get` is not `GET`.
-    pub fn from_token(token: &str) -> Method {
+    pub(crate) fn from_token(token: &str) -> Method {
         match token {
             "GET" => Method::Get,
             "HEAD" => Method::Head,
@@ -44,13 +44,13 @@ impl Method {
 
 /// The two HTTP versions a request line may carry (anything else is refused earlier).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Version {
+pub(crate) enum Version {
     Http10,
     Http11,
 }
 
 impl Version {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Version::Http10 => "HTTP/1.0",
             Version::Http11 => "HTTP/1.1",
@@ -67,7 +67,7 @@ struct Field {
 
 /// A request line and its header fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestHead {
+pub(crate) struct RequestHead {
     raw: Box<[u8]>,
     method: Method,
     method_token: Range<usize>,
@@ -134,25 +134,25 @@ impl RequestHead {
         }
     }
 
-    pub fn method(&self) -> Method {
+    pub(crate) fn method(&self) -> Method {
         self.method
     }
 
     /// The method exactly as the client sent it.
-    pub fn method_str(&self) -> &str {
+    pub(crate) fn method_str(&self) -> &str {
         self.str_at(&self.method_token)
     }
 
     /// The request-target exactly as received: origin-form (`/a?b`), absolute-form
     /// (`http://host/a`), or `*`.
-    pub fn target(&self) -> &str {
+    pub(crate) fn target(&self) -> &str {
         self.str_at(&self.target)
     }
 
     /// The path of the target, without the query, still percent-encoded, its
     /// escapes known to be well formed. For absolute-form targets the scheme and
     /// authority are dropped (and an empty path is `/`).
-    pub fn path(&self) -> &str {
+    pub(crate) fn path(&self) -> &str {
         match self.str_at(&self.path) {
             "" => "/",
             path => path,
@@ -160,16 +160,16 @@ impl RequestHead {
     }
 
     /// The query of the target (after `?`), if any, as received.
-    pub fn query(&self) -> Option<&str> {
+    pub(crate) fn query(&self) -> Option<&str> {
         self.query.as_ref().map(|range| self.str_at(range))
     }
 
-    pub fn version(&self) -> Version {
+    pub(crate) fn version(&self) -> Version {
         self.version
     }
 
     /// The first value of a header field; names compare case-insensitively.
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
+    pub(crate) fn header(&self, name: &str) -> Option<&[u8]> {
         self.fields
             .iter()
             .find(|f| self.bytes_at(&f.name).eq_ignore_ascii_case(name.as_bytes()))
@@ -177,12 +177,12 @@ impl RequestHead {
     }
 
     /// The first value of a header field as text, if it is valid UTF-8.
-    pub fn header_str(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header_str(&self, name: &str) -> Option<&str> {
         self.header(name).and_then(|v| std::str::from_utf8(v).ok())
     }
 
     /// Every value of a header field, in the order received.
-    pub fn headers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+    pub(crate) fn headers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.fields
             .iter()
             .filter(move |f| self.bytes_at(&f.name).eq_ignore_ascii_case(name.as_bytes()))
@@ -190,7 +190,7 @@ impl RequestHead {
     }
 
     /// The request line as received, for the access log.
-    pub fn request_line(&self) -> String {
+    pub(crate) fn request_line(&self) -> String {
         format!(
             "{} {} {}",
             self.method_str(),

@@ -12,7 +12,7 @@ use super::status::StatusCode;
 
 /// One piece of a response body.
 #[derive(Clone, Debug)]
-pub enum Chunk {
+pub(crate) enum Chunk {
     /// Bytes owned by this response (a generated page, compressed text).
     Bytes(Vec<u8>),
     /// A range of bytes shared with others (a file held in the in-memory cache).
@@ -29,7 +29,7 @@ pub enum Chunk {
 }
 
 impl Chunk {
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         match self {
             Chunk::Bytes(bytes) => bytes.len() as u64,
             Chunk::Shared { range, .. } => range.len() as u64,
@@ -37,42 +37,44 @@ impl Chunk {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
 
 /// A response body: its chunks in order.
 #[derive(Clone, Debug, Default)]
-pub struct Body {
+pub(crate) struct Body {
     chunks: Vec<Chunk>,
 }
 
 impl Body {
-    pub fn empty() -> Body {
+    pub(crate) fn empty() -> Body {
         Body::default()
     }
 
-    pub fn push(&mut self, chunk: Chunk) {
+    pub(crate) fn push(&mut self, chunk: Chunk) {
         if !chunk.is_empty() {
             self.chunks.push(chunk);
         }
     }
 
     /// The body's length in bytes: what `Content-Length` will say.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.chunks.iter().map(Chunk::len).sum()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.chunks.is_empty()
     }
 
-    pub fn into_chunks(self) -> Vec<Chunk> {
+    pub(crate) fn into_chunks(self) -> Vec<Chunk> {
         self.chunks
     }
 
-    pub fn chunks(&self) -> &[Chunk] {
+    #[cfg(test)]
+    pub(crate) fn chunks(&self) -> &[Chunk] {
         &self.chunks
     }
 }
@@ -101,13 +103,13 @@ const FRAMING_FIELDS: [&str; 4] = ["content-length", "transfer-encoding", "conne
 /// responses as they are ([`Response::with_fields`]): a cached file's are,
 /// on every hit.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Fields(Vec<u8>);
+pub(crate) struct Fields(Vec<u8>);
 
 impl Fields {
     /// Adds a field. Values come from our own code, never unchecked from a
     /// request: a CR or LF in them would split the response, so such a field
     /// is left out.
-    pub fn add(&mut self, name: &str, value: &str) {
+    pub(crate) fn add(&mut self, name: &str, value: &str) {
         debug_assert!(
             !FRAMING_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(name)),
             "{name} is written by the connection"
@@ -124,10 +126,6 @@ impl Fields {
         self.0.extend_from_slice(b"\r\n");
     }
 
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-
     /// The memory it holds, for whoever keeps fields around (the file cache).
     pub(crate) fn heap_bytes(&self) -> usize {
         self.0.capacity()
@@ -135,19 +133,17 @@ impl Fields {
 }
 
 #[derive(Clone, Debug)]
-pub struct Response {
+pub(crate) struct Response {
     status: StatusCode,
     /// The head as it will be sent, so far: the status line, then the fields.
     /// The connection appends its own fields and sends this very buffer.
     head: Fields,
-    /// Where the fields begin in `head`.
-    fields_start: usize,
     body: Body,
     close: bool,
 }
 
 impl Response {
-    pub fn new(status: StatusCode) -> Response {
+    pub(crate) fn new(status: StatusCode) -> Response {
         // Room for the status line, the usual few fields and the connection's
         // own, so that the head is one allocation that rarely grows.
         let mut head = Vec::with_capacity(256);
@@ -164,7 +160,6 @@ impl Response {
         head.extend_from_slice(b"\r\n");
         Response {
             status,
-            fields_start: head.len(),
             head: Fields(head),
             body: Body::empty(),
             close: false,
@@ -173,7 +168,7 @@ impl Response {
 
     /// A response whose body is `text`, as `text/plain` (exactly that: the
     /// HTTP-server challenge compares the header byte for byte).
-    pub fn plain_text(status: StatusCode, text: impl Into<Vec<u8>>) -> Response {
+    pub(crate) fn plain_text(status: StatusCode, text: impl Into<Vec<u8>>) -> Response {
         Response::new(status)
             .with_header("Content-Type", "text/plain")
             .with_body(text.into())
@@ -181,7 +176,7 @@ impl Response {
 
     /// The answer to a request that failed: the status line repeated as the body,
     /// so a person with curl or a browser sees what happened.
-    pub fn error(status: StatusCode) -> Response {
+    pub(crate) fn error(status: StatusCode) -> Response {
         Response::new(status)
             .with_header("Content-Type", "text/plain; charset=utf-8")
             .with_body(format!("{status}\n").into_bytes())
@@ -189,51 +184,53 @@ impl Response {
 
     /// Adds a header field. Values come from our own code, never unchecked from a
     /// request: a CR or LF in them would split the response.
-    pub fn with_header(mut self, name: &str, value: impl AsRef<str>) -> Response {
+    pub(crate) fn with_header(mut self, name: &str, value: impl AsRef<str>) -> Response {
         self.add_header(name, value);
         self
     }
 
     /// Appends the bytes as they are, with no formatting machinery: this runs
     /// for every field of every response.
-    pub fn add_header(&mut self, name: &str, value: impl AsRef<str>) {
+    pub(crate) fn add_header(&mut self, name: &str, value: impl AsRef<str>) {
         self.head.add(name, value.as_ref());
     }
 
     /// Appends fields serialized (and checked) before.
-    pub fn with_fields(mut self, fields: &Fields) -> Response {
+    pub(crate) fn with_fields(mut self, fields: &Fields) -> Response {
         self.head.0.extend_from_slice(&fields.0);
         self
     }
 
-    pub fn with_body(mut self, body: impl Into<Body>) -> Response {
+    pub(crate) fn with_body(mut self, body: impl Into<Body>) -> Response {
         self.body = body.into();
         self
     }
 
     /// Asks for the connection to close once this response has been sent.
-    pub fn closing(mut self) -> Response {
+    pub(crate) fn closing(mut self) -> Response {
         self.close = true;
         self
     }
 
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         self.status
     }
 
-    pub fn body(&self) -> &Body {
+    #[cfg(test)]
+    pub(crate) fn body(&self) -> &Body {
         &self.body
     }
 
-    pub fn wants_close(&self) -> bool {
+    pub(crate) fn wants_close(&self) -> bool {
         self.close
     }
 
     /// The first value of a header field this response carries.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        let fields = self.head.0.get(self.fields_start..).unwrap_or_default();
-        let text = std::str::from_utf8(fields).ok()?;
-        text.split("\r\n").find_map(|line| {
+    #[cfg(test)]
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        let text = std::str::from_utf8(&self.head.0).ok()?;
+        // The status line first, then the fields.
+        text.split("\r\n").skip(1).find_map(|line| {
             let (field, value) = line.split_once(": ")?;
             field.eq_ignore_ascii_case(name).then_some(value)
         })

@@ -7,42 +7,42 @@ use std::fmt;
 
 /// An HTTP status code that oneloop knows how to send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct StatusCode(u16);
+pub(crate) struct StatusCode(u16);
 
 impl StatusCode {
-    pub const CONTINUE: Self = Self(100);
-    pub const OK: Self = Self(200);
-    pub const CREATED: Self = Self(201);
-    pub const PARTIAL_CONTENT: Self = Self(206);
-    pub const MOVED_PERMANENTLY: Self = Self(301);
-    pub const NOT_MODIFIED: Self = Self(304);
-    pub const PERMANENT_REDIRECT: Self = Self(308);
-    pub const BAD_REQUEST: Self = Self(400);
-    pub const UNAUTHORIZED: Self = Self(401);
-    pub const FORBIDDEN: Self = Self(403);
-    pub const NOT_FOUND: Self = Self(404);
-    pub const METHOD_NOT_ALLOWED: Self = Self(405);
-    pub const REQUEST_TIMEOUT: Self = Self(408);
-    pub const PRECONDITION_FAILED: Self = Self(412);
-    pub const CONTENT_TOO_LARGE: Self = Self(413);
-    pub const URI_TOO_LONG: Self = Self(414);
-    pub const RANGE_NOT_SATISFIABLE: Self = Self(416);
-    pub const EXPECTATION_FAILED: Self = Self(417);
-    pub const TOO_MANY_REQUESTS: Self = Self(429);
-    pub const REQUEST_HEADER_FIELDS_TOO_LARGE: Self = Self(431);
-    pub const INTERNAL_SERVER_ERROR: Self = Self(500);
-    pub const NOT_IMPLEMENTED: Self = Self(501);
-    pub const SERVICE_UNAVAILABLE: Self = Self(503);
-    pub const HTTP_VERSION_NOT_SUPPORTED: Self = Self(505);
-    pub const INSUFFICIENT_STORAGE: Self = Self(507);
+    pub(crate) const CONTINUE: Self = Self(100);
+    pub(crate) const OK: Self = Self(200);
+    pub(crate) const CREATED: Self = Self(201);
+    pub(crate) const PARTIAL_CONTENT: Self = Self(206);
+    pub(crate) const MOVED_PERMANENTLY: Self = Self(301);
+    pub(crate) const NOT_MODIFIED: Self = Self(304);
+    pub(crate) const PERMANENT_REDIRECT: Self = Self(308);
+    pub(crate) const BAD_REQUEST: Self = Self(400);
+    pub(crate) const UNAUTHORIZED: Self = Self(401);
+    pub(crate) const FORBIDDEN: Self = Self(403);
+    pub(crate) const NOT_FOUND: Self = Self(404);
+    pub(crate) const METHOD_NOT_ALLOWED: Self = Self(405);
+    pub(crate) const REQUEST_TIMEOUT: Self = Self(408);
+    pub(crate) const PRECONDITION_FAILED: Self = Self(412);
+    pub(crate) const CONTENT_TOO_LARGE: Self = Self(413);
+    pub(crate) const URI_TOO_LONG: Self = Self(414);
+    pub(crate) const RANGE_NOT_SATISFIABLE: Self = Self(416);
+    pub(crate) const EXPECTATION_FAILED: Self = Self(417);
+    pub(crate) const TOO_MANY_REQUESTS: Self = Self(429);
+    pub(crate) const REQUEST_HEADER_FIELDS_TOO_LARGE: Self = Self(431);
+    pub(crate) const INTERNAL_SERVER_ERROR: Self = Self(500);
+    pub(crate) const NOT_IMPLEMENTED: Self = Self(501);
+    pub(crate) const SERVICE_UNAVAILABLE: Self = Self(503);
+    pub(crate) const HTTP_VERSION_NOT_SUPPORTED: Self = Self(505);
+    pub(crate) const INSUFFICIENT_STORAGE: Self = Self(507);
 
     /// The three-digit code.
-    pub fn as_u16(self) -> u16 {
+    pub(crate) fn as_u16(self) -> u16 {
         self.0
     }
 
     /// The reason phrase registered for this code.
-    pub fn reason(self) -> &'static str {
+    pub(crate) fn reason(self) -> &'static str {
         match self.0 {
             100 => "Continue",
             200 => "OK",
@@ -76,13 +76,8 @@ impl StatusCode {
     /// Whether a response with this status may carry content (RFC 9110 section 6.4.1):
     /// informational responses and 304 never do (nor would 204, which oneloop
     /// never sends).
-    pub fn permits_body(self) -> bool {
+    pub(crate) fn permits_body(self) -> bool {
         !(self.0 < 200 || self.0 == 304)
-    }
-
-    /// Whether the status reports a failure (4xx or 5xx).
-    pub fn is_error(self) -> bool {
-        self.0 >= 400
     }
 }
 

@@ -10,6 +10,6 @@ mod systemd;
 mod terminal;
 
 pub(crate) use descriptors::{Needs, raise_limit};
-pub use privileges::{Account, Jail, Privileges};
+pub(crate) use privileges::{Account, Jail, Privileges};
 pub(crate) use systemd::{PassedSocket, connect_notify, notify, passed_sockets};
 pub(crate) use terminal::read_password;

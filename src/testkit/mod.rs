@@ -18,4 +18,4 @@ mod site;
 pub mod wire;
 
 pub use site::FixtureSite;
-pub use wire::{Transcript, assert_split_invariant, converse, seeded_cuts};
+pub use wire::{Transcript, assert_split_invariant, seeded_cuts};

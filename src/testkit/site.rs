@@ -15,14 +15,14 @@ use crate::stats::{DriverKind, Registry};
 /// The one user of the fixture's password file, who may upload
 /// (`--auth-uploads-only`: reading stays open, so the rest of the site is
 /// fuzzed as the public sees it).
-pub const AUTH_USER: &str = "fixture";
-pub const AUTH_PASSWORD: &str = "open sesame";
+pub(super) const AUTH_USER: &str = "fixture";
+pub(super) const AUTH_PASSWORD: &str = "open sesame";
 
 /// Where the fixture's status page is. The conversations' client is not on
 /// loopback (`wire::CLIENT`), so it is refused: the page's routing and access
 /// control are fuzzed, and its numbers (which change between runs, and so
 /// between the splits a property compares) are not shown.
-pub const STATUS_PATH: &str = "/.status";
+pub(super) const STATUS_PATH: &str = "/.status";
 
 /// Files kept in memory are at most this big here, so `big.bin` goes out as a
 /// file range, as large files do in production.
@@ -55,12 +55,19 @@ pub struct FixtureSite {
     pub root: PathBuf,
     pub store: PathBuf,
     /// The real application over the site, as a driver's sessions share it.
-    pub service: Arc<Service>,
+    pub(crate) service: Arc<Service>,
     /// Its password gate, which remembers logins between conversations.
     gate: Arc<Gate>,
 }
 
 impl FixtureSite {
+    /// Sends `input` to a new session over the site's application, cut at
+    /// `cuts` (taken modulo its length), then closes the client's side;
+    /// returns what came back.
+    pub fn converse(&self, input: &[u8], cuts: &[usize]) -> super::Transcript {
+        super::wire::converse(&self.service, input, cuts)
+    }
+
     pub fn new() -> io::Result<FixtureSite> {
         let dir = tempfile::Builder::new().prefix("oneloop-site-").tempdir()?;
         let base = dir.path().canonicalize()?;

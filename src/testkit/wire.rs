@@ -31,7 +31,7 @@ pub const DATE: &str = "Sat, 21 Nov 2026 00:00:00 GMT";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transcript {
     pub output: Vec<u8>,
-    pub state: State,
+    pub(crate) state: State,
 }
 
 impl Transcript {
@@ -188,9 +188,9 @@ impl Wire {
     }
 }
 
-/// Sends `input` to a new session over `app`, cut at `cuts` (taken modulo its
-/// length), then closes the client's side; returns what came back.
-pub fn converse(service: &Arc<Service>, input: &[u8], cuts: &[usize]) -> Transcript {
+/// Sends `input` to a new session over `service`, cut at `cuts` (taken
+/// modulo its length), then closes the client's side; returns what came back.
+pub(crate) fn converse(service: &Arc<Service>, input: &[u8], cuts: &[usize]) -> Transcript {
     let clock = Instant::now();
     let mut wire = Wire {
         session: Session::new(7, Arc::clone(service), CLIENT, clock),

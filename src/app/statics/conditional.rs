@@ -10,7 +10,7 @@ use crate::http::{Method, RequestHead};
 
 /// What the preconditions decide.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Precondition {
+pub(crate) enum Precondition {
     /// Serve the request normally.
     Proceed,
     /// 304 Not Modified.
@@ -21,7 +21,7 @@ pub enum Precondition {
 
 /// The validators of one representation.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Validators {
+pub(crate) struct Validators {
     /// An entity tag, quotes included: strong, but for a representation
     /// compressed on the fly (`W/"..."`).
     pub etag: String,
@@ -32,7 +32,7 @@ pub struct Validators {
 }
 
 impl Validators {
-    pub fn new(etag: String, modified: SystemTime) -> Validators {
+    pub(crate) fn new(etag: String, modified: SystemTime) -> Validators {
         let last_modified = to_seconds(modified);
         Validators {
             etag,
@@ -51,7 +51,7 @@ pub(super) fn to_seconds(time: SystemTime) -> SystemTime {
 }
 
 /// Evaluates the request's preconditions against `current`.
-pub fn evaluate(request: &RequestHead, current: &Validators) -> Precondition {
+pub(crate) fn evaluate(request: &RequestHead, current: &Validators) -> Precondition {
     let safe = matches!(request.method(), Method::Get | Method::Head);
 
     if let Some(tags) = joined(request, "if-match") {
@@ -84,7 +84,7 @@ pub fn evaluate(request: &RequestHead, current: &Validators) -> Precondition {
 /// If-Range: whether the Range header still applies (the representation is the
 /// one the client has part of). An entity tag must match strongly; a date must
 /// equal Last-Modified exactly.
-pub fn if_range_holds(request: &RequestHead, current: &Validators) -> bool {
+pub(crate) fn if_range_holds(request: &RequestHead, current: &Validators) -> bool {
     let Some(value) = request.header_str("if-range").map(str::trim) else {
         return true;
     };

@@ -28,12 +28,12 @@ pub(crate) use resolve::Visibility;
 
 // What the `validators` fuzz target feeds directly (through
 // `crate::testkit::parsers`).
-pub use conditional::Validators;
+pub(crate) use conditional::Validators;
 #[cfg(any(test, feature = "harness"))]
-pub use conditional::{evaluate, if_range_holds};
-pub use range::RangeAnswer;
+pub(crate) use conditional::{Precondition, evaluate, if_range_holds};
+pub(crate) use range::RangeAnswer;
 #[cfg(any(test, feature = "harness"))]
-pub use range::{MAX_RANGES, answer as range_answer};
+pub(crate) use range::{MAX_RANGES, answer as range_answer};
 
 use std::fs::File;
 use std::io::Read;
@@ -48,6 +48,7 @@ use super::url;
 use crate::http::{Chunk, Fields, Method, Now, RequestHead, Response, StatusCode};
 use crate::stats::CacheStats;
 use cache::{Cached, Content, FileCache, Key, Lookup};
+#[cfg(not(any(test, feature = "harness")))]
 use conditional::Precondition;
 use listing::Listings;
 use resolve::Resolved;

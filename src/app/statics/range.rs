@@ -9,29 +9,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::http::{Body, Chunk};
 
 /// Most ranges one request may ask for; more are answered with the whole file.
-pub const MAX_RANGES: usize = 16;
+pub(crate) const MAX_RANGES: usize = 16;
 
 /// An inclusive byte range, as `Content-Range` writes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ByteRange {
+pub(crate) struct ByteRange {
     pub first: u64,
     pub last: u64,
 }
 
 impl ByteRange {
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.last - self.first + 1
     }
 
     /// `bytes 0-99/1234`
-    pub fn content_range(&self, total: u64) -> String {
+    pub(crate) fn content_range(&self, total: u64) -> String {
         format!("bytes {}-{}/{total}", self.first, self.last)
     }
 }
 
 /// What to send for a `Range` header.
 #[derive(Debug, PartialEq, Eq)]
-pub enum RangeAnswer {
+pub(crate) enum RangeAnswer {
     /// No Range, an invalid one, or one we decline: 200 with everything.
     Full,
     /// 206 with these ranges, in the order asked.
@@ -45,7 +45,7 @@ pub enum RangeAnswer {
 /// Invalid syntax is ignored (RFC 9110 section 14.2 allows it), and so are
 /// requests that would make us send more than we hold: too many ranges, or
 /// overlapping ones (the "overlapping-range amplification" of CVE-2011-3192).
-pub fn answer(header: Option<&[u8]>, len: u64) -> RangeAnswer {
+pub(crate) fn answer(header: Option<&[u8]>, len: u64) -> RangeAnswer {
     let Some(header) = header.and_then(|h| std::str::from_utf8(h).ok()) else {
         return RangeAnswer::Full;
     };
