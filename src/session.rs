@@ -298,6 +298,11 @@ impl Session {
         self.account_for_the_close();
     }
 
+    /// Response bytes queued and not yet written, for the status page.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.conn.output().buffered_bytes()
+    }
+
     /// Requests answered completely on this connection.
     pub(crate) fn served(&self) -> u64 {
         self.conn.served()
@@ -433,8 +438,8 @@ impl Session {
         )
     }
 
-    /// The core's state, for the harness's transcripts.
-    #[cfg(any(test, feature = "harness"))]
+    /// The core's state: for the status page's live view, and the harness's
+    /// transcripts.
     pub(crate) fn state(&self) -> crate::http::State {
         self.conn.state()
     }

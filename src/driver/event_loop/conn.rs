@@ -30,6 +30,7 @@ use crate::driver::transport::{Received, Transport};
 use crate::http::Now;
 use crate::session::Session;
 use crate::stats::Phase;
+use crate::stats::live::ConnView;
 
 /// Reads one connection may do in one turn before others get theirs.
 const READS_PER_TURN: usize = 16;
@@ -394,6 +395,26 @@ impl Conn {
             }
         }
         false
+    }
+
+    /// What the status page's live view shows of it, `now`.
+    pub(super) fn view(&self, now: Instant) -> ConnView {
+        let session = &self.session;
+        ConnView {
+            token: self.key,
+            client: session.client(),
+            state: session.state(),
+            handshaking: self.transport.phase(session) == Phase::Handshake,
+            interest: match self.registered.is_writable() {
+                true => "RW",
+                false => "R",
+            },
+            queued: session.queued_bytes(),
+            deadline_in: session
+                .deadline()
+                .map(|at| at.saturating_duration_since(now)),
+            served: session.served(),
+        }
     }
 
     /// What it is doing now, for the status page: the phase it was counted

@@ -53,6 +53,7 @@ use super::transport::Transport;
 use crate::access_log::AccessLog;
 use crate::config::{Config, ProxyConfig};
 use crate::session::{Service, Session};
+use crate::stats::live::{self, RecentTurns, TurnView};
 use crate::stats::{DriverKind, DriverStats};
 use buffers::BufferPool;
 use conn::{Conn, Lent, Readiness, Settled, Wake};
@@ -154,6 +155,12 @@ struct EventLoop {
     /// Connections to drive again this turn (they used up their share).
     again: VecDeque<usize>,
     turns: u64,
+    /// When the turn in hand began, and what it found.
+    turn_began: Instant,
+    turn_view: TurnView,
+    /// The last turns, and when the loop last published a view of itself.
+    recent: RecentTurns,
+    published: Option<Instant>,
     next_serial: u64,
     /// Accepting stopped at the connection cap: resume when one closes.
     accept_at_cap: bool,
@@ -205,6 +212,15 @@ impl EventLoop {
             scratch: Vec::new(),
             again: VecDeque::new(),
             turns: 0,
+            turn_began: Instant::now(),
+            turn_view: TurnView {
+                number: 0,
+                events: 0,
+                deadlines_due: 0,
+                took: Duration::ZERO,
+            },
+            recent: RecentTurns::default(),
+            published: None,
             next_serial: 0,
             accept_at_cap: false,
             accept_paused_until: None,
@@ -268,7 +284,28 @@ impl EventLoop {
             self.turns,
             self.due.len()
         );
+        self.turn_began = now;
+        self.turn_view = TurnView {
+            number: self.turns,
+            events: ready,
+            deadlines_due: self.due.len(),
+            took: Duration::ZERO,
+        };
+        self.publish_if_due(now);
         Ok(now)
+    }
+
+    /// Publishes a view of the loop for the status page, when the page has
+    /// asked for one since the last (`stats::live`): at the start of a turn,
+    /// so that a request for the page in this turn sees the loop as it woke.
+    fn publish_if_due(&mut self, now: Instant) {
+        if self.published.is_some() && !self.settings.stats.view_wanted() {
+            return;
+        }
+        self.published = Some(now);
+        let conns = self.conns.iter().map(|(_, conn)| conn.view(now));
+        let view = live::view_of(now, &self.recent, conns);
+        self.settings.stats.publish(view);
     }
 
     /// How long `poll` may sleep: until the nearest deadline, or not at all if
@@ -291,6 +328,8 @@ impl EventLoop {
     /// The end of a turn: a paused accept resumes when its time has come, the
     /// access log writes the turn's lines, the counters learn the heap's size.
     fn end_turn(&mut self, now: Instant) {
+        self.turn_view.took = self.turn_began.elapsed();
+        self.recent.record(self.turn_view);
         if self.accept_paused_until.is_some_and(|until| now >= until) {
             self.accept_paused_until = None;
             self.accept(now);

@@ -1,26 +1,34 @@
 //! The status page (`--status PATH`): what the server is doing, for an
 //! operator and for a learner watching the loop.
 //!
-//! - `PATH` as HTML (refreshing itself every 5 seconds), or as JSON when the
-//!   client prefers `application/json`;
+//! - `PATH` as JSON when the client prefers `application/json`, or as HTML
+//!   ([`page`]): a page that draws the JSON and fetches it again every
+//!   second, without a reload;
 //! - `PATH/metrics` in the Prometheus text format.
 //!
 //! It shows connections by phase, requests and bytes served, the loop's turns
-//! and a histogram of how many events each turn handled, the timers in the
+//! and a histogram of how many events each turn handled, the deadlines in the
 //! heap, the file cache's hits, misses and holdings, how often accepting had
-//! to wait, and the uptime, summed over every loop (`stats`). Only clients on
+//! to wait, clients refused, and the uptime, summed over every loop
+//! (`stats`); and, live, each event loop as it last published itself
+//! (`stats::live`): its last turns, its connections in each state of the
+//! core, and the first hundred of them one by one. Only clients on
 //! loopback may see it, unless `--status-allow` names more; the address that
 //! counts is the client's, as a trusted proxy gives it (the PROXY protocol),
 //! so a local load balancer does not open it to the world.
 
+mod page;
+
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::Reply;
 use super::methods::{self, READ};
 use crate::cidr::Cidr;
 use crate::http::{Now, RequestHead, Response, StatusCode, list_elements, weighted};
+use crate::stats::live;
 use crate::stats::{EVENT_BUCKETS, Phase, Registry, Snapshot, bucket_bound};
 
 /// Where the page is and who may see it.
@@ -72,11 +80,9 @@ impl StatusPage {
             } else if prefers_json(request) {
                 Response::new(StatusCode::OK)
                     .with_header("Content-Type", "application/json")
-                    .with_body(json(&snapshot).into_bytes())
+                    .with_body(json(&snapshot, now.instant).into_bytes())
             } else {
-                Response::new(StatusCode::OK)
-                    .with_header("Content-Type", "text/html; charset=utf-8")
-                    .with_body(html(&snapshot).into_bytes())
+                page::html(&json(&snapshot, now.instant))
             };
             let response = response.with_header("Cache-Control", "no-store");
             Reply::Respond(match metrics {
@@ -119,7 +125,7 @@ fn seconds(snapshot: &Snapshot) -> f64 {
     snapshot.uptime.as_secs_f64()
 }
 
-fn json(s: &Snapshot) -> String {
+fn json(s: &Snapshot, now: Instant) -> String {
     let mut out = String::from("{");
     let _ = write!(out, "\"uptime_seconds\":{:.3},", seconds(s));
     out.push_str("\"connections\":{");
@@ -150,10 +156,71 @@ fn json(s: &Snapshot) -> String {
     let c = &s.cache;
     let _ = write!(
         out,
-        "}},\"cache\":{{\"hits\":{},\"revalidations\":{},\"misses\":{},\"bytes_held\":{},\"files_open\":{},\"entries\":{}}}}}",
+        "}},\"cache\":{{\"hits\":{},\"revalidations\":{},\"misses\":{},\"bytes_held\":{},\"files_open\":{},\"entries\":{}}},",
         c.hits, c.revalidations, c.misses, c.bytes_held, c.files_open, c.entries
     );
+    live_json(&mut out, s, now);
+    out.push('}');
     out
+}
+
+/// Each event loop as it last published itself: its last turns, its
+/// connections by state, and the first of them one by one (bounded by
+/// `stats::live`).
+fn live_json(out: &mut String, s: &Snapshot, now: Instant) {
+    out.push_str("\"live\":[");
+    for (index, view) in s.live.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        let age = now.saturating_duration_since(view.published).as_millis();
+        let _ = write!(
+            out,
+            "{{\"loop\":{},\"as_of_ms\":{age},\"turns\":[",
+            index + 1
+        );
+        for (i, turn) in view.turns.iter().enumerate() {
+            let comma = if i > 0 { "," } else { "" };
+            let _ = write!(
+                out,
+                "{comma}{{\"turn\":{},\"events\":{},\"deadlines\":{},\"micros\":{}}}",
+                turn.number,
+                turn.events,
+                turn.deadlines_due,
+                turn.took.as_micros()
+            );
+        }
+        out.push_str("],\"states\":{");
+        for (i, (state, count)) in live::STATES.iter().zip(view.states).enumerate() {
+            let comma = if i > 0 { "," } else { "" };
+            let _ = write!(out, "{comma}\"{state:?}\":{count}");
+        }
+        let _ = write!(
+            out,
+            "}},\"connections\":{{\"count\":{},\"shown\":[",
+            view.connections
+        );
+        for (i, conn) in view.shown.iter().enumerate() {
+            let comma = if i > 0 { "," } else { "" };
+            let deadline = conn
+                .deadline_in
+                .map_or("null".to_owned(), |d| d.as_millis().to_string());
+            let _ = write!(
+                out,
+                "{comma}{{\"token\":{},\"client\":\"{}\",\"state\":\"{:?}\",\"handshake\":{},\
+                 \"interest\":\"{}\",\"queued\":{},\"deadline_ms\":{deadline},\"served\":{}}}",
+                conn.token,
+                conn.client,
+                conn.state,
+                conn.handshaking,
+                conn.interest,
+                conn.queued,
+                conn.served
+            );
+        }
+        out.push_str("]}}");
+    }
+    out.push(']');
 }
 
 fn prometheus(s: &Snapshot) -> String {
@@ -297,65 +364,6 @@ fn prometheus(s: &Snapshot) -> String {
     out
 }
 
-fn html(s: &Snapshot) -> String {
-    let mut rows = String::new();
-    let mut row = |name: &str, value: String| {
-        let _ = writeln!(rows, "<tr><th>{name}</th><td>{value}</td></tr>");
-    };
-    row("Uptime", format!("{:.0} s", seconds(s)));
-    row("Open connections", s.open_connections().to_string());
-    for (phase, count) in Phase::ALL.iter().zip(s.connections) {
-        row(&format!("&nbsp;&nbsp;{}", phase.name()), count.to_string());
-    }
-    row("Accepted", s.accepted.to_string());
-    row("Requests served", s.requests.to_string());
-    row("Body bytes sent", s.body_bytes.to_string());
-    row("Accepting held back", format!("{} times", s.accept_pauses));
-    let r = &s.refused;
-    row(
-        "Clients refused",
-        format!(
-            "{} denied, {} over the connection cap (503), {} over the rate (429)",
-            r.denied, r.too_many_connections, r.rate_limited
-        ),
-    );
-    let c = &s.cache;
-    row(
-        "File cache",
-        format!(
-            "{} hits, {} revalidations, {} misses; {} entries, {} bytes and {} open files held",
-            c.hits, c.revalidations, c.misses, c.entries, c.bytes_held, c.files_open
-        ),
-    );
-    let mut loops = String::new();
-    if s.loops > 0 {
-        let _ = writeln!(
-            loops,
-            "<h2>The loop</h2>\n<p>{} event loop(s), {} turns, {} readiness events, {} timers in the heap.</p>",
-            s.loops, s.turns, s.events, s.timers
-        );
-        loops.push_str("<table>\n<tr><th>events in a turn</th><th>turns</th></tr>\n");
-        for index in 0..EVENT_BUCKETS {
-            let _ = writeln!(
-                loops,
-                "<tr><td>{}</td><td>{}</td></tr>",
-                bucket_label(index),
-                s.events_per_turn[index]
-            );
-        }
-        loops.push_str("</table>\n");
-    }
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta http-equiv=\"refresh\" content=\"5\">\n<title>oneloop status</title>\n\
-         <style>body{{font-family:sans-serif;margin:2em}}th{{text-align:left;padding-right:2em}}\
-         td{{text-align:right}}</style>\n</head>\n<body>\n<h1>oneloop status</h1>\n\
-         <table>\n{rows}</table>\n{loops}\
-         <p>Also as JSON (<code>Accept: application/json</code>) and in the Prometheus \
-         format at <code>metrics</code> under this path.</p>\n</body>\n</html>\n"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,11 +429,8 @@ mod tests {
         );
         assert_eq!(html.header("vary"), Some("Accept"));
         let text = String::from_utf8(body_bytes(&html)).unwrap();
-        assert!(
-            text.contains("<tr><th>Requests served</th><td>1</td></tr>"),
-            "{text}"
-        );
-        assert!(text.contains("<tr><td>2-3</td><td>1</td></tr>"), "{text}");
+        // The page carries the JSON it draws first.
+        assert!(text.contains("\"requests\":1,\"body_bytes\":12,"), "{text}");
 
         let json = ask(
             &page,
@@ -439,7 +444,7 @@ mod tests {
         assert!(text.contains("\"requests\":1,\"body_bytes\":12,"), "{text}");
         assert!(text.contains("\"2-3\":1,"), "{text}");
         assert!(text.contains("\"cache\":{\"hits\":1,"), "{text}");
-        assert!(text.ends_with("}}"), "{text}");
+        assert!(text.ends_with(",\"live\":[]}"), "{text}");
 
         let metrics = ask(
             &page,
@@ -476,6 +481,53 @@ mod tests {
         );
         assert!(
             text.contains("oneloop_loop_events_per_turn_count 1\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_live_view_is_each_loops_last_publication() {
+        use crate::http::State;
+        use crate::stats::live::{ConnView, RecentTurns, TurnView, view_of};
+        use std::time::Duration;
+        let (page, registry) = page(&[]);
+        let driver = registry.driver(DriverKind::Loop);
+        let mut turns = RecentTurns::default();
+        turns.record(TurnView {
+            number: 7,
+            events: 2,
+            deadlines_due: 1,
+            took: Duration::from_micros(42),
+        });
+        let conn = ConnView {
+            token: 3,
+            client: "192.0.2.9".parse().unwrap(),
+            state: State::ReadingBody,
+            handshaking: false,
+            interest: "RW",
+            queued: 512,
+            deadline_in: Some(Duration::from_millis(1500)),
+            served: 4,
+        };
+        driver.publish(view_of(now().instant, &turns, [conn].into_iter()));
+        let json = ask(
+            &page,
+            "GET /.status HTTP/1.1\r\nHost: a\r\nAccept: application/json\r\n\r\n",
+            "::1",
+        )
+        .unwrap();
+        let text = String::from_utf8(body_bytes(&json)).unwrap();
+        assert!(
+            text.contains("\"turns\":[{\"turn\":7,\"events\":2,\"deadlines\":1,\"micros\":42}]"),
+            "{text}"
+        );
+        assert!(text.contains("\"ReadingBody\":1,"), "{text}");
+        assert!(
+            text.contains(
+                "\"connections\":{\"count\":1,\"shown\":[{\"token\":3,\"client\":\"192.0.2.9\",\
+                 \"state\":\"ReadingBody\",\"handshake\":false,\"interest\":\"RW\",\"queued\":512,\
+                 \"deadline_ms\":1500,\"served\":4}]}"
+            ),
             "{text}"
         );
     }

@@ -8,7 +8,9 @@
 //! request, never a point of synchronisation, and an uncontended relaxed
 //! increment costs the loop a few nanoseconds.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+pub(crate) mod live;
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -156,6 +158,10 @@ pub(crate) struct DriverStats {
     events_per_turn: [AtomicU64; EVENT_BUCKETS],
     timers: AtomicU64,
     accept_pauses: AtomicU64,
+    /// What the loop last published of itself (event loops only).
+    live: Mutex<Option<live::LoopView>>,
+    /// The status page asked for views since the loop last published one.
+    view_wanted: AtomicBool,
 }
 
 impl DriverStats {
@@ -171,7 +177,21 @@ impl DriverStats {
             events_per_turn: Default::default(),
             timers: AtomicU64::new(0),
             accept_pauses: AtomicU64::new(0),
+            live: Mutex::new(None),
+            view_wanted: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the status page asked for a new view since the loop last
+    /// published one.
+    pub(crate) fn view_wanted(&self) -> bool {
+        self.view_wanted.load(Relaxed)
+    }
+
+    /// A loop's view of itself, replacing the last one it published.
+    pub(crate) fn publish(&self, view: live::LoopView) {
+        *lock(&self.live) = Some(view);
+        self.view_wanted.store(false, Relaxed);
     }
 
     /// A connection was accepted, in `phase`.
@@ -226,6 +246,12 @@ impl DriverStats {
         snapshot.requests += self.requests.load(Relaxed);
         snapshot.body_bytes += self.body_bytes.load(Relaxed);
         snapshot.accept_pauses += self.accept_pauses.load(Relaxed);
+        if let Some(view) = lock(&self.live).as_ref() {
+            snapshot.live.push(view.clone());
+        }
+        // Someone is looking: each loop publishes again at the start of its
+        // next turn (the next request for the page wakes an idle one).
+        self.view_wanted.store(true, Relaxed);
         if self.kind == DriverKind::Loop {
             snapshot.loops += 1;
             snapshot.turns += self.turns.load(Relaxed);
@@ -326,6 +352,8 @@ pub(crate) struct Snapshot {
     pub timers: u64,
     pub cache: CacheSnapshot,
     pub refused: RefusedSnapshot,
+    /// Each event loop's view of itself, as it last published it.
+    pub live: Vec<live::LoopView>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
