@@ -4,6 +4,7 @@
 //! application's knobs with the application (`app::AppConfig`); this file gathers
 //! them with the server-wide ones. `cli.rs` fills it from the command line.
 
+use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -73,6 +74,12 @@ pub struct Config {
     /// What one client may do: connect at all, hold so many connections,
     /// make so many requests a second.
     pub clients: ClientLimits,
+    /// The certificates the sites of a configuration file name (a site's
+    /// `cert` is an index into them), beside `tls`, the default one.
+    pub site_certs: Vec<TlsFiles>,
+    /// With `--config`: the command line as given, which SIGHUP reads again
+    /// with the file.
+    pub reload_from: Option<Vec<OsString>>,
 }
 
 impl Default for Config {
@@ -99,7 +106,17 @@ impl Default for Config {
                 connections_per_ip: Some(ConnectionCap::default_for_the_network()),
                 ..ClientLimits::default()
             },
+            site_certs: Vec::new(),
+            reload_from: None,
         }
+    }
+}
+
+impl Config {
+    /// The sites of a configuration file, compiled, as `--check-config`
+    /// prints them.
+    pub fn describe_sites(&self) -> Option<String> {
+        self.app.sites.as_ref().map(|sites| sites.describe())
     }
 }
 

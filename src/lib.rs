@@ -36,6 +36,7 @@ mod cidr;
 mod cli;
 mod clients;
 mod config;
+mod config_file;
 mod driver;
 mod http;
 mod log_file;
@@ -49,7 +50,7 @@ pub mod testkit;
 mod timefmt;
 
 // Running the server.
-pub use cli::Cli;
+pub use cli::{Cli, CliError};
 pub use config::Config;
 pub use driver::contain::log_panics;
 pub use server::run;

@@ -2,11 +2,20 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use oneloop::Cli;
+use oneloop::{Cli, CliError};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let checking = std::env::args_os().any(|a| a == "--check-config");
+    let cli = match Cli::from_command_line(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(CliError::Usage(error)) => error.exit(),
+        Err(CliError::File(errors)) => {
+            for error in errors {
+                eprintln!("oneloop: {error}");
+            }
+            return ExitCode::from(if checking { 1 } else { 2 });
+        }
+    };
     if let Some(user) = &cli.hash_password {
         return match Cli::hash_password_line(user) {
             Ok(line) => {
@@ -25,13 +34,26 @@ fn main() -> ExitCode {
     }
     oneloop::log_panics();
 
+    let check = cli.check_config.is_some();
+    let settings = cli.effective_settings();
     let config = match cli.into_config() {
         Ok(config) => config,
         Err(message) => {
-            eprintln!("oneloop: {message}");
-            return ExitCode::from(2);
+            for line in message.lines() {
+                eprintln!("oneloop: {line}");
+            }
+            return ExitCode::from(if check { 1 } else { 2 });
         }
     };
+    if check {
+        // As `nginx -t`: what would run, then the verdict.
+        print!("{settings}");
+        if let Some(sites) = config.describe_sites() {
+            print!("\n{sites}");
+        }
+        println!("\nthe configuration is good");
+        return ExitCode::SUCCESS;
+    }
     match oneloop::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

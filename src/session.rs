@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::access_log::{Entry, Ledger};
-use crate::app::{App, BodySink, Reply};
+use crate::app::{App, BodySink, Peer, Reply};
 use crate::clients::{Admission, Clients, Hold};
 use crate::http::{
     Connection, Delivered, Event, Failure, Front, Now, RequestHead, Response, Settings, State,
@@ -114,6 +114,15 @@ pub(crate) struct Session {
     /// The client's slot in the per-client limits, held while the
     /// connection is open (none without limits).
     hold: Option<Hold>,
+    /// Over TLS, once the handshake is done: what it agreed. Boxed: a
+    /// plaintext connection holds a null pointer.
+    tls: Option<Box<Secured>>,
+}
+
+/// What a finished TLS handshake told the session.
+struct Secured {
+    /// The name the client asked for (SNI).
+    server_name: Option<Box<str>>,
 }
 
 impl Session {
@@ -128,7 +137,17 @@ impl Session {
             current: None,
             sink: None,
             hold: None,
+            tls: None,
         }
+    }
+
+    /// The connection is TLS, its handshake done, for `server_name` (SNI):
+    /// its requests are answered by that name's site, or refused when they
+    /// name a site with another certificate.
+    pub(crate) fn secured(&mut self, server_name: Option<&str>) {
+        self.tls = Some(Box::new(Secured {
+            server_name: server_name.map(Box::from),
+        }));
     }
 
     /// Who the requests come from.
@@ -352,7 +371,13 @@ impl Session {
                     };
                     let reply = match rate {
                         Err(wait) => Reply::Respond(too_many_requests(wait)),
-                        Ok(()) => self.service.app.handle(head, self.client, now),
+                        Ok(()) => {
+                            let peer = Peer {
+                                client: self.client,
+                                tls: self.tls.as_ref().map(|t| t.server_name.as_deref()),
+                            };
+                            self.service.app.handle(head, peer, now)
+                        }
                     };
                     match reply {
                         Reply::Respond(response) => self.respond(response, now),

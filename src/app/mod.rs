@@ -9,7 +9,8 @@
 //! 0. the status page, when `--status` names its path;
 //! 1. built-in endpoints (unless `--no-builtins`): `/echo/{text}`, `/user-agent`,
 //!    and `/files/{name}` when `--directory` is given;
-//! 2. the static root, when one is given;
+//! 2. the sites (`sites/`): the one `Host` names, with its rules, or the
+//!    static root when there is no configuration file;
 //! 3. `/` answers 200 with an empty body when there is no static root;
 //! 4. anything else is 404.
 
@@ -23,18 +24,22 @@ mod lru;
 mod methods;
 mod open;
 mod redirect;
+pub(crate) mod sites;
 pub(crate) mod statics;
 mod status;
 mod url;
 
 pub(crate) use auth::{Gate, Scope};
 pub(crate) use open::FileIdentity;
+pub(crate) use sites::Peer;
+pub(crate) use sites::{RuleSpec, SiteConfig};
 pub(crate) use statics::{CacheLimits, DEFAULT_MAX_ENTRIES, StaticConfig, Visibility};
 pub(crate) use status::StatusConfig;
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use crate::http::{Method, Now, RequestHead, Response, StatusCode};
 use crate::stats::Registry;
@@ -66,13 +71,53 @@ pub struct AppConfig {
     pub builtins: bool,
     /// The read-write store behind `/files/`.
     pub files_dir: Option<PathBuf>,
-    /// The static site served at `/`.
+    /// The static site served at `/` (without a configuration file).
     pub site: Option<statics::StaticConfig>,
+    /// The sites of a configuration file, chosen by `Host`; when there are
+    /// some, `site` is among them (the default site).
+    pub sites: Option<LoadedSites>,
     /// The status page.
     pub status: Option<StatusConfig>,
     /// Basic authentication, with the users of `--auth-file` (the gate is
     /// shared by every loop, so a guesser is held off by all of them).
     pub auth: Option<Arc<Gate>>,
+}
+
+/// The sites one load of the configuration made, shared by every
+/// application of the process; a reload swaps what it holds.
+#[derive(Clone, Debug)]
+pub struct LoadedSites(Arc<ArcSwap<sites::SiteSet>>);
+
+impl LoadedSites {
+    /// Checks and compiles `configs`: every error, each naming its site
+    /// and rule.
+    pub(crate) fn compile(configs: Vec<SiteConfig>) -> Result<LoadedSites, Vec<String>> {
+        let set = sites::SiteSet::compile(configs)?;
+        Ok(LoadedSites(Arc::new(ArcSwap::from_pointee(set))))
+    }
+
+    /// From now on, new requests go to the sites of `other` (a reload):
+    /// requests in flight finish with the sites they began with.
+    pub(crate) fn replace_with(&self, other: &LoadedSites) {
+        self.0.store(other.0.load_full());
+    }
+
+    /// What `--check-config` prints of them.
+    pub(crate) fn describe(&self) -> String {
+        self.0.load().describe()
+    }
+
+    /// How many sites there are.
+    pub(crate) fn len(&self) -> usize {
+        self.0.load().len()
+    }
+
+    /// The certificate a TLS handshake for `server_name` presents: an
+    /// index into the configuration's certificates, or `None` for the
+    /// default one.
+    pub(crate) fn cert_for(&self, server_name: Option<&str>) -> Option<usize> {
+        self.0.load().cert_for(server_name)
+    }
 }
 
 pub(crate) struct App {
@@ -81,7 +126,7 @@ pub(crate) struct App {
     redirect_to_https: Option<u16>,
     builtins: bool,
     store: Option<file_store::FileStore>,
-    site: Option<statics::StaticSite>,
+    sites: Option<sites::Sites>,
     status: Option<status::StatusPage>,
     auth: Option<Arc<Gate>>,
 }
@@ -98,10 +143,7 @@ impl App {
                 .as_ref()
                 .filter(|_| config.builtins)
                 .map(|dir| file_store::FileStore::new(dir.clone())),
-            site: config
-                .site
-                .clone()
-                .map(|site| statics::StaticSite::new(site, stats.cache())),
+            sites: Self::sites(config).map(|set| sites::Sites::new(set, stats.cache())),
             status: config
                 .status
                 .clone()
@@ -117,31 +159,49 @@ impl App {
             redirect_to_https: Some(https_port),
             builtins: false,
             store: None,
-            site: None,
+            sites: None,
             status: None,
             auth: None,
         }
+    }
+
+    /// The sites `config` names: those of its configuration file, or the
+    /// static root alone as the one default site.
+    fn sites(config: &AppConfig) -> Option<Arc<ArcSwap<sites::SiteSet>>> {
+        if let Some(loaded) = &config.sites {
+            return Some(Arc::clone(&loaded.0));
+        }
+        let root = config.site.clone()?;
+        let only = SiteConfig {
+            name: "default".into(),
+            statics: Some(root),
+            ..SiteConfig::default()
+        };
+        // A site with nothing but a folder cannot fail to compile.
+        let set = sites::SiteSet::compile(vec![only]).ok()?;
+        Some(Arc::new(ArcSwap::from_pointee(set)))
     }
 
     /// The descriptor that becomes readable when a file the application has
     /// cached changes, if it caches any: a driver that waits on it calls
     /// [`files_changed`](Self::files_changed) when it is readable.
     pub(crate) fn watch_fd(&self) -> Option<std::os::fd::RawFd> {
-        self.site.as_ref()?.watch_fd()
+        self.sites.as_ref()?.watch_fd()
     }
 
     /// Takes in the file changes since the last call: what they made stale is
     /// forgotten. The session calls it before the application reads any bytes
     /// received, so a request sent after a change is answered after it.
     pub(crate) fn files_changed(&self) {
-        if let Some(site) = &self.site {
-            site.files_changed();
+        if let Some(sites) = &self.sites {
+            sites.files_changed();
         }
     }
 
     /// Answers a request from `client`, or asks for its body. `now` is the
     /// driver's clock: the application reads no clock of its own.
-    pub(crate) fn handle(&self, request: &RequestHead, client: IpAddr, now: Now<'_>) -> Reply {
+    pub(crate) fn handle(&self, request: &RequestHead, peer: Peer<'_>, now: Now<'_>) -> Reply {
+        let client = peer.client;
         if let Some(port) = self.redirect_to_https {
             return Reply::Respond(redirect::to_https(request, port));
         }
@@ -182,8 +242,8 @@ impl App {
                 return store.handle(request, name);
             }
         }
-        if let Some(site) = &self.site {
-            return Reply::Respond(site.serve(request, now));
+        if let Some(sites) = &self.sites {
+            return Reply::Respond(sites.answer(request, peer, now));
         }
         if path == "/" {
             return methods::only(request, methods::READ, || {
@@ -243,8 +303,8 @@ pub(crate) mod tests {
     }
 
     /// The client every test request comes from.
-    pub(crate) fn client() -> IpAddr {
-        IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+    pub(crate) fn client() -> std::net::IpAddr {
+        std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
     }
 
     /// The time every test request is answered at.
@@ -257,7 +317,11 @@ pub(crate) mod tests {
     }
 
     fn get(app: &App, text: &str) -> Response {
-        respond(app.handle(&head(text), client(), now()))
+        let peer = Peer {
+            client: client(),
+            tls: None,
+        };
+        respond(app.handle(&head(text), peer, now()))
     }
 
     #[test]

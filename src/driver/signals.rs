@@ -51,6 +51,8 @@ pub(super) enum Signal {
 pub(crate) struct ProcessReload {
     pub(crate) tls: Option<Arc<TlsConfig>>,
     pub(crate) auth: Option<Arc<Gate>>,
+    /// With `--config`: read the file again and serve what it says now.
+    pub(crate) config: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl ProcessReload {
@@ -60,7 +62,10 @@ impl ProcessReload {
 
     pub(super) fn reload(&self) {
         self.reopen_logs();
-        if let Some(tls) = &self.tls {
+        if let Some(reread) = &self.config {
+            // The file names the certificates; reading it reloads them.
+            reread();
+        } else if let Some(tls) = &self.tls {
             tls.reload();
         }
         if let Some(gate) = &self.auth {

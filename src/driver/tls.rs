@@ -30,12 +30,15 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rustls::server::ServerSessionMemoryCache;
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
+use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, ServerConnection};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::app::FileIdentity;
+use crate::app::{FileIdentity, LoadedSites};
+use crate::config::TlsFiles;
 use crate::http::Front;
 
 /// Most plaintext encrypted at once: one TLS record's worth.
@@ -45,64 +48,118 @@ pub(crate) const SLICE: usize = 16 * 1024;
 /// with tickets, which cost the server no memory.
 const SESSION_CACHE: usize = 1024;
 
-/// The certificate and key a listener serves, reloadable while it runs.
+/// The certificates a listener serves, reloadable while it runs: the
+/// default one (`--tls-cert`), and those of the sites of a configuration
+/// file, chosen by the name the client asks for (SNI).
 pub(crate) struct TlsConfig {
-    cert: PathBuf,
-    key: PathBuf,
+    files: Mutex<Files>,
+    /// Which certificate a name gets: the site that name is for.
+    sites: Option<LoadedSites>,
     current: Mutex<Loaded>,
+}
+
+/// The files the certificates are read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Files {
+    default: Option<TlsFiles>,
+    sites: Vec<TlsFiles>,
 }
 
 struct Loaded {
     config: Arc<ServerConfig>,
     /// What the files were when they were read, to tell whether a reload has
     /// anything new to read.
-    files: Option<(FileIdentity, FileIdentity)>,
+    identities: Option<Vec<(FileIdentity, FileIdentity)>>,
 }
 
 impl TlsConfig {
-    /// Reads `cert` (a PEM chain, the server's certificate first) and `key` (a
-    /// PEM PKCS#8, RSA or EC key), and checks that they belong together.
-    pub(crate) fn load(cert: &Path, key: &Path) -> Result<TlsConfig, String> {
-        let loaded = load(cert, key)?;
+    /// Reads the default certificate and key (a PEM chain, the server's
+    /// certificate first; a PEM PKCS#8, RSA or EC key) and those of the
+    /// sites, and checks that each pair belongs together. `sites` says
+    /// which name gets which of the sites' certificates.
+    pub(crate) fn load(
+        default: Option<&TlsFiles>,
+        site_certs: &[TlsFiles],
+        sites: Option<LoadedSites>,
+    ) -> Result<TlsConfig, String> {
+        let files = Files {
+            default: default.cloned(),
+            sites: site_certs.to_vec(),
+        };
+        let loaded = load(&files, sites.as_ref())?;
         Ok(TlsConfig {
-            cert: cert.to_path_buf(),
-            key: key.to_path_buf(),
+            files: Mutex::new(files),
+            sites,
             current: Mutex::new(loaded),
         })
     }
 
-    /// From now on, reload from these paths (the same files, named from
-    /// inside a `--chroot`).
+    /// From now on, reload the default certificate from these paths (the
+    /// same files, named from inside a `--chroot`).
     pub(crate) fn rename(&mut self, cert: PathBuf, key: PathBuf) {
-        self.cert = cert;
-        self.key = key;
+        let files = self.files.get_mut().unwrap_or_else(|p| p.into_inner());
+        files.default = Some(TlsFiles { cert, key });
     }
 
-    /// The files it reloads from.
-    pub(crate) fn paths(&self) -> (&Path, &Path) {
-        (&self.cert, &self.key)
+    /// The files of the default certificate.
+    pub(crate) fn paths(&self) -> Option<(PathBuf, PathBuf)> {
+        let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        files
+            .default
+            .as_ref()
+            .map(|f| (f.cert.clone(), f.key.clone()))
     }
 
     /// Reads the files again if they changed (certbot renews them in place):
-    /// new connections get the new certificate, open ones keep theirs. A broken
-    /// new file is reported and the old certificate kept.
+    /// new connections get the new certificates, open ones keep theirs. A
+    /// broken new file is reported and the old certificates kept.
     pub(crate) fn reload(&self) {
+        let files = self.files.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        if current.files.is_some() && current.files == identities(&self.cert, &self.key) {
+        if current.identities.is_some() && current.identities == identities(&files) {
             return; // another loop of this process has reloaded it already
         }
-        match load(&self.cert, &self.key) {
+        self.swap(&mut current, &files);
+    }
+
+    /// Serves the certificates of a configuration read again (SIGHUP with
+    /// `--config`), whether or not their files changed.
+    pub(crate) fn replace(&self, default: Option<&TlsFiles>, site_certs: &[TlsFiles]) -> bool {
+        let files = Files {
+            default: default.cloned(),
+            sites: site_certs.to_vec(),
+        };
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let swapped = self.swap(&mut current, &files);
+        if swapped {
+            *self.files.lock().unwrap_or_else(|p| p.into_inner()) = files;
+        }
+        swapped
+    }
+
+    fn swap(&self, current: &mut Loaded, files: &Files) -> bool {
+        match load(files, self.sites.as_ref()) {
             Ok(loaded) => {
                 *current = loaded;
-                log::info!("TLS certificate reloaded from {}", self.cert.display());
+                match (&files.default, files.sites.len()) {
+                    (Some(default), 0) => {
+                        log::info!("TLS certificate reloaded from {}", default.cert.display());
+                    }
+                    (default, sites) => log::info!(
+                        "TLS certificates reloaded, {} of them",
+                        usize::from(default.is_some()) + sites
+                    ),
+                }
+                true
             }
             Err(error) => {
                 log::error!("TLS certificate not reloaded, keeping the old one: {error}");
+                false
             }
         }
     }
 
-    /// The TLS state for a new connection, with the current certificate.
+    /// The TLS state for a new connection, with the current certificates.
     pub(crate) fn accept(&self) -> Result<Tls, rustls::Error> {
         let config = Arc::clone(
             &self
@@ -115,55 +172,108 @@ impl TlsConfig {
             conn: ServerConnection::new(config)?,
             unflushed: 0,
             handshake_told: false,
+            server_name_told: false,
             turn: Counters::default(),
         })
     }
 }
 
-fn identities(cert: &Path, key: &Path) -> Option<(FileIdentity, FileIdentity)> {
+fn identities(files: &Files) -> Option<Vec<(FileIdentity, FileIdentity)>> {
     let of = |path: &Path| std::fs::metadata(path).ok().map(|m| FileIdentity::of(&m));
-    Some((of(cert)?, of(key)?))
+    files
+        .default
+        .iter()
+        .chain(&files.sites)
+        .map(|f| Some((of(&f.cert)?, of(&f.key)?)))
+        .collect()
 }
 
-fn load(cert: &Path, key: &Path) -> Result<Loaded, String> {
-    let files = identities(cert, key);
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
-    if chain.is_empty() {
-        return Err(format!(
-            "--tls-cert {}: no PEM certificate in it",
-            cert.display()
-        ));
+/// Chooses the certificate for a handshake by the name it asks for: the
+/// certificate of the site that name is for, else the default one.
+#[derive(Debug)]
+struct ByName {
+    default: Option<Arc<CertifiedKey>>,
+    sites: Vec<Arc<CertifiedKey>>,
+    names: Option<LoadedSites>,
+}
+
+impl ResolvesServerCert for ByName {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let site = self
+            .names
+            .as_ref()
+            .and_then(|n| n.cert_for(hello.server_name()));
+        site.and_then(|i| self.sites.get(i))
+            .or(self.default.as_ref())
+            .cloned()
     }
-    let private_key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("--tls-key {}: {e}", key.display()))?;
+}
+
+fn load(files: &Files, names: Option<&LoadedSites>) -> Result<Loaded, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let default = files
+        .default
+        .as_ref()
+        .map(|f| certified(f, "--tls-cert", "--tls-key", &provider))
+        .transpose()?;
+    let sites = files
+        .sites
+        .iter()
+        .map(|f| certified(f, "tls-cert", "tls-key", &provider).map(Arc::new))
+        .collect::<Result<Vec<_>, _>>()?;
+    let resolver = ByName {
+        default: default.map(Arc::new),
+        sites,
+        names: names.cloned(),
+    };
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| format!("TLS: {e}"))?
         .with_no_client_auth()
-        .with_single_cert(chain, private_key)
-        .map_err(|e| match e {
-            rustls::Error::InconsistentKeys(_) => format!(
-                "--tls-key {} does not belong to the certificate in --tls-cert {} \
-                 (is it the key of another certificate?)",
-                key.display(),
-                cert.display()
-            ),
-            e => format!(
-                "--tls-cert {} and --tls-key {}: {e}",
-                cert.display(),
-                key.display()
-            ),
-        })?;
+        .with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
     config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| format!("TLS: {e}"))?;
     Ok(Loaded {
         config: Arc::new(config),
-        files,
+        identities: identities(files),
+    })
+}
+
+/// One certificate chain and its key, read and checked to belong together;
+/// errors name the files by the keys (`--tls-cert` or a site's `tls-cert`)
+/// that gave them.
+fn certified(
+    files: &TlsFiles,
+    cert_key: &str,
+    key_key: &str,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, String> {
+    let (cert, key) = (&files.cert, &files.key);
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("{cert_key} {}: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{cert_key} {}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "{cert_key} {}: no PEM certificate in it",
+            cert.display()
+        ));
+    }
+    let private_key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("{key_key} {}: {e}", key.display()))?;
+    CertifiedKey::from_der(chain, private_key, provider).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => format!(
+            "{key_key} {} does not belong to the certificate in {cert_key} {} \
+             (is it the key of another certificate?)",
+            key.display(),
+            cert.display()
+        ),
+        e => format!(
+            "{cert_key} {} and {key_key} {}: {e}",
+            cert.display(),
+            key.display()
+        ),
     })
 }
 
@@ -185,6 +295,8 @@ pub(crate) struct Tls {
     /// hears it was written once it has.
     unflushed: usize,
     handshake_told: bool,
+    /// Whether the session has heard which name the handshake was for.
+    server_name_told: bool,
     turn: Counters,
 }
 
@@ -353,6 +465,15 @@ impl Tls {
                 turn.cipher_out
             );
         }
+    }
+
+    /// Once the handshake is done, and once only: the name the client asked
+    /// for (SNI), if it named one.
+    pub(crate) fn take_server_name(&mut self) -> Option<Option<String>> {
+        if self.conn.is_handshaking() || std::mem::replace(&mut self.server_name_told, true) {
+            return None;
+        }
+        Some(self.conn.server_name().map(str::to_owned))
     }
 
     /// The handshake's progress at trace level; what it agreed, at debug level,

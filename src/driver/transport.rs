@@ -283,6 +283,11 @@ impl<S: Socket> Transport<S> {
 /// Plaintext rustls holds, into the session while it wants bytes; how much
 /// moved.
 fn deliver(tls: &mut Tls, session: &mut Session, time: &mut impl Time) -> io::Result<usize> {
+    if let Some(server_name) = tls.take_server_name() {
+        // Before the first byte of plaintext: the session's requests are
+        // answered by the site the handshake was for, or refused (421).
+        session.secured(server_name.as_deref());
+    }
     let mut moved = 0;
     while session.wants_read() && !session.is_closed() {
         let buffer = session.read_buffer();

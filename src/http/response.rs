@@ -195,6 +195,38 @@ impl Response {
         self.head.add(name, value.as_ref());
     }
 
+    /// Sets a header field, in place of any the response carries by that
+    /// name (a site's rules do this; the code that answered added its own).
+    pub(crate) fn set_header(&mut self, name: &str, value: &str) {
+        self.remove_header(name);
+        self.head.add(name, value);
+    }
+
+    /// Removes every field of that name.
+    pub(crate) fn remove_header(&mut self, name: &str) {
+        let head = &self.head.0;
+        // The status line first, then `Name: value\r\n` lines, as `Fields` wrote them.
+        let Some(status_end) = head.windows(2).position(|w| w == b"\r\n") else {
+            return;
+        };
+        let mut kept = Vec::with_capacity(head.len());
+        kept.extend_from_slice(&head[..status_end + 2]);
+        let mut found = false;
+        for line in head[status_end + 2..].split_inclusive(|&b| b == b'\n') {
+            let named = line.len() > name.len()
+                && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+                && line[name.len()] == b':';
+            if named {
+                found = true;
+            } else {
+                kept.extend_from_slice(line);
+            }
+        }
+        if found {
+            self.head.0 = kept;
+        }
+    }
+
     /// Appends fields serialized (and checked) before.
     pub(crate) fn with_fields(mut self, fields: &Fields) -> Response {
         self.head.0.extend_from_slice(&fields.0);
@@ -226,7 +258,6 @@ impl Response {
     }
 
     /// The first value of a header field this response carries.
-    #[cfg(test)]
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
         let text = std::str::from_utf8(&self.head.0).ok()?;
         // The status line first, then the fields.
@@ -246,6 +277,25 @@ impl Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_field_set_replaces_every_field_of_its_name_and_only_those() {
+        let mut response = Response::new(StatusCode::OK)
+            .with_header("Cache-Control", "no-store")
+            .with_header("Content-Type", "text/html")
+            .with_header("cache-control", "private")
+            .with_header("Cache-Controlled", "kept");
+        response.set_header("Cache-Control", "public, max-age=60");
+        let (_, head, _) = response.clone().into_parts();
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nCache-Controlled: kept\r\n\
+             Cache-Control: public, max-age=60\r\n"
+        );
+        response.remove_header("content-type");
+        assert_eq!(response.header("Content-Type"), None);
+        assert_eq!(response.header("Cache-Control"), Some("public, max-age=60"));
+    }
 
     #[test]
     fn headers_are_kept_in_order_and_found_by_name() {

@@ -21,6 +21,7 @@
 //! from inside a chroot before root goes; nothing after step 6 runs as root.
 
 mod listen;
+mod reload;
 
 use std::io;
 use std::path::Path;
@@ -63,6 +64,7 @@ pub fn run(mut config: Config) -> io::Result<()> {
     };
     let services = Services::new(&config, &listening, tls.clone());
     let process = ProcessReload {
+        config: reload::of(&config, tls.clone()),
         tls,
         auth: config.app.auth.clone(),
     };
@@ -87,11 +89,13 @@ fn loops(config: &Config) -> usize {
 /// Step 1: the certificate and its key, read while the process may still be
 /// root.
 fn load_certificate(config: &Config) -> io::Result<Option<TlsConfig>> {
-    config
-        .tls
-        .as_ref()
-        .map(|files| TlsConfig::load(&files.cert, &files.key).map_err(io::Error::other))
-        .transpose()
+    if config.tls.is_none() && config.site_certs.is_empty() {
+        return Ok(None);
+    }
+    let sites = config.app.sites.clone();
+    TlsConfig::load(config.tls.as_ref(), &config.site_certs, sites)
+        .map(Some)
+        .map_err(io::Error::other)
 }
 
 /// Step 2: the soft descriptor limit raised, with a warning when
@@ -151,10 +155,10 @@ fn rename_inside(
     if let Some(dir) = config.app.files_dir.as_mut() {
         *dir = inside(dir);
     }
-    if let Some(tls) = tls {
-        let (cert, key) = tls.paths();
-        let renamed = (inside(cert), inside(key));
-        tls.rename(renamed.0, renamed.1);
+    if let Some(tls) = tls
+        && let Some((cert, key)) = tls.paths()
+    {
+        tls.rename(inside(&cert), inside(&key));
     }
     if let Some(file) = access_log.and_then(AccessLog::file_mut) {
         let renamed = inside(file.path());

@@ -134,6 +134,7 @@ impl FixtureSite {
                 auth: Some(Arc::clone(&gate)),
                 builtins: true,
                 files_dir: Some(store.clone()),
+                sites: None,
                 site: Some(StaticConfig {
                     root: root.clone(),
                     listing: true,

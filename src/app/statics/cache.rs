@@ -71,6 +71,8 @@ impl Default for CacheLimits {
 /// What a request for a URL path with a given set of accepted codings found.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) struct Key {
+    /// Whose entry it is: the site, and the options it was served with.
+    scope: u64,
     /// The URL path in its one spelling: segments decoded and encoded again
     /// as unreserved characters and escapes, `//` and `.` dropped, a
     /// trailing slash kept (`/docs` is a redirect, `/docs/` a directory).
@@ -85,11 +87,13 @@ impl Key {
     /// the path is refused whatever it names (a stray `%`, `..`, a hidden
     /// name): such answers are not cached.
     pub(super) fn for_path(
+        scope: u64,
         url_path: &str,
         accepted: Codings,
         visibility: Visibility,
     ) -> Option<Key> {
         Some(Key {
+            scope,
             path: resolve::normalise(url_path, visibility)?,
             accepted,
         })
@@ -175,7 +179,7 @@ struct Entry {
     watched: bool,
 }
 
-pub(super) struct FileCache {
+pub(crate) struct FileCache {
     limits: CacheLimits,
     /// Every entry, bounded in bytes (small files' and every entry's own)
     /// and in descriptors (large files', one each).
@@ -220,13 +224,13 @@ impl FileCache {
     }
 
     /// The descriptor that turns readable when a change waits to be applied.
-    pub(super) fn watch_fd(&self) -> Option<RawFd> {
+    pub(crate) fn watch_fd(&self) -> Option<RawFd> {
         Some(lock(self.watch.as_ref()?).fd())
     }
 
     /// Drops the entries whose files changed. Called before every request is
     /// read (by the session) and whenever the watch is readable (by the loop).
-    pub(super) fn apply_changes(&self) {
+    pub(crate) fn apply_changes(&self) {
         let Some(watch) = self.watch.as_ref() else {
             return;
         };
@@ -415,6 +419,7 @@ mod tests {
 
     fn key(path: &str) -> Arc<Key> {
         Arc::new(Key {
+            scope: 0,
             path: path.into(),
             accepted: Codings::NONE,
         })
@@ -612,18 +617,24 @@ mod tests {
     #[test]
     fn spellings_of_one_path_are_one_key() {
         let visibility = Visibility::default();
-        let k = |path| Key::for_path(path, Codings::NONE, visibility);
+        let k = |path| Key::for_path(0, path, Codings::NONE, visibility);
         assert_eq!(k("//a/./b%2Ec"), k("/a/b.c"));
         assert_eq!(k("/%61/b.c"), k("/a/b.c"));
         assert_ne!(k("/a/"), k("/a"), "a trailing slash is a different request");
         assert_ne!(
             Key::for_path(
+                0,
                 "/a",
                 Codings::from(crate::app::encoding::Coding::Gzip),
                 visibility
             ),
             k("/a"),
             "nor is another set of codings"
+        );
+        assert_ne!(
+            Key::for_path(1, "/a", Codings::NONE, visibility),
+            k("/a"),
+            "nor is another site's"
         );
         assert_eq!(k("/../a"), None, "refused paths have no key");
     }

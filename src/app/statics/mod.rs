@@ -47,7 +47,8 @@ use super::open::{FileIdentity, open_error_status, open_regular};
 use super::url;
 use crate::http::{Chunk, Fields, Method, Now, RequestHead, Response, StatusCode};
 use crate::stats::CacheStats;
-use cache::{Cached, Content, FileCache, Key, Lookup};
+pub(crate) use cache::FileCache;
+use cache::{Cached, Content, Key, Lookup};
 #[cfg(not(any(test, feature = "harness")))]
 use conditional::Precondition;
 use listing::Listings;
@@ -69,8 +70,41 @@ pub struct StaticConfig {
 }
 
 /// With `--listing`, the share of `--cache-bytes` kept for rendered pages
-/// (one part in this many).
+/// (one part in this many), beside the file cache's budget.
 const LISTING_SHARE: usize = 4;
+
+/// The memory a site keeps for rendered listings: none without `listing`.
+fn listing_bytes(config: &StaticConfig) -> usize {
+    match config.listing {
+        true => config.cache.total_bytes / LISTING_SHARE,
+        false => 0,
+    }
+}
+
+/// The budget of the file cache of an application whose sites are
+/// `configs`: `--cache-bytes`, less the listings' share when one lists.
+pub(crate) fn file_cache_limits<'a>(
+    mut configs: impl Iterator<Item = &'a StaticConfig>,
+) -> Option<CacheLimits> {
+    let first = configs.next()?;
+    let listing = first.listing || configs.any(|c| c.listing);
+    let listings = if listing {
+        first.cache.total_bytes / LISTING_SHARE
+    } else {
+        0
+    };
+    Some(CacheLimits {
+        total_bytes: first.cache.total_bytes - listings,
+        ..first.cache
+    })
+}
+
+/// A file found for a request, and how to serve it.
+struct Found<'a> {
+    file: &'a Path,
+    url_path: &'a str,
+    options: Options,
+}
 
 /// The extensions of the precompressed sidecars a file may have.
 const SIDECARS: &[&str] = &[".br", ".gz"];
@@ -195,48 +229,101 @@ struct Negotiated {
 
 pub(crate) struct StaticSite {
     config: StaticConfig,
-    cache: FileCache,
+    /// Which site this is, in the keys of the cache it shares with the
+    /// other sites of its application.
+    id: u64,
+    cache: Arc<FileCache>,
     listings: Listings,
 }
 
+/// What a path's rules may change of how a site serves it; the site's
+/// configuration gives the rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Options {
+    pub(crate) listing: bool,
+    pub(crate) compress: bool,
+    pub(crate) visibility: Visibility,
+}
+
+impl Options {
+    /// The bits that tell these options apart in a cache key: the same file
+    /// served with and without `compress` is two different answers.
+    fn bits(self) -> u8 {
+        u8::from(self.listing)
+            | u8::from(self.compress) << 1
+            | u8::from(self.visibility.hidden) << 2
+            | u8::from(self.visibility.follow_symlinks) << 3
+    }
+}
+
+/// A file cache for the sites of one application, with `limits` and
+/// counting into `stats`.
+pub(crate) fn shared_cache(limits: CacheLimits, stats: Arc<CacheStats>) -> Arc<FileCache> {
+    Arc::new(FileCache::new(limits, stats))
+}
+
 impl StaticSite {
-    pub(crate) fn new(config: StaticConfig, cache_stats: Arc<CacheStats>) -> StaticSite {
-        // One budget for all the site remembers: with listings on, a quarter
-        // of it keeps rendered pages, the rest files.
-        let listing_bytes = match config.listing {
-            true => config.cache.total_bytes / LISTING_SHARE,
-            false => 0,
-        };
-        let files = CacheLimits {
-            total_bytes: config.cache.total_bytes - listing_bytes,
-            ..config.cache
-        };
+    /// The site `config` describes, keeping its files in `cache` (which
+    /// other sites of the same application may share: keys tell them apart).
+    pub(crate) fn new(config: StaticConfig, cache: Arc<FileCache>) -> StaticSite {
+        /// Every site ever made has its own number, so that a site made
+        /// again by a reload never finds the old one's entries.
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         StaticSite {
-            cache: FileCache::new(files, cache_stats),
-            listings: Listings::new(config.listing_max_entries, listing_bytes),
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            listings: Listings::new(config.listing_max_entries, listing_bytes(&config)),
+            cache,
             config,
         }
     }
 
-    /// The descriptor that becomes readable when a cached file changes.
-    pub(crate) fn watch_fd(&self) -> Option<std::os::fd::RawFd> {
-        self.cache.watch_fd()
+    /// The options its configuration gives every path.
+    pub(crate) fn options(&self) -> Options {
+        Options {
+            listing: self.config.listing,
+            compress: self.config.compress,
+            visibility: self.config.visibility,
+        }
     }
 
-    /// Drops what the file changes since the last call made stale.
-    pub(crate) fn files_changed(&self) {
-        self.cache.apply_changes();
+    /// Whether `url_path` names something here that `serve_as` would answer
+    /// with more than a 404 (a file, a directory, a redirect to one): what
+    /// `try-files` asks of each candidate.
+    pub(crate) fn has(&self, url_path: &str, options: Options) -> bool {
+        !matches!(
+            resolve::resolve(&self.config.root, url_path, options.visibility),
+            Resolved::NotFound | Resolved::Forbidden | Resolved::Malformed
+        )
     }
 
+    /// The folder it serves.
+    pub(crate) fn root(&self) -> &Path {
+        &self.config.root
+    }
+
+    /// Answers `request` with what its path names, as the site's
+    /// configuration says.
     pub(crate) fn serve(&self, request: &RequestHead, now: Now<'_>) -> Response {
+        self.serve_as(request, request.path(), self.options(), now)
+    }
+
+    /// Answers `request` with what `path` names (its own path, or the one
+    /// `try-files` chose), with `options` (the site's, or its rules').
+    pub(crate) fn serve_as(
+        &self,
+        request: &RequestHead,
+        path: &str,
+        options: Options,
+        now: Now<'_>,
+    ) -> Response {
         if !READ.contains(request.method()) {
             return methods::not_allowed(READ);
         }
-        let path = request.path();
         let accepted = Codings::accepted_by(request);
         // One key for every spelling of the path; none for a path refused
         // whatever it names, whose answer is not worth remembering.
-        let key = Key::for_path(path, accepted, self.config.visibility).map(Arc::new);
+        let scope = self.id << 8 | u64::from(options.bits());
+        let key = Key::for_path(scope, path, accepted, options.visibility).map(Arc::new);
         let stale = match key
             .as_deref()
             .map(|key| self.cache.lookup(key, now.instant))
@@ -248,10 +335,15 @@ impl StaticSite {
             Some(Lookup::Miss) | None => None,
         };
 
-        match self.find_file(request, path, now) {
+        match self.find_file(request, path, options, now) {
             Ok((file, url_path)) => {
                 let to_cache = key.map(|key| (key, stale));
-                self.serve_file(request, accepted, to_cache, &file, &url_path, now.instant)
+                let found = Found {
+                    file: &file,
+                    url_path: &url_path,
+                    options,
+                };
+                self.serve_file(request, accepted, to_cache, found, now.instant)
             }
             Err(response) => {
                 if let (Some(key), Some(_)) = (&key, &stale) {
@@ -269,9 +361,10 @@ impl StaticSite {
         &self,
         request: &RequestHead,
         path: &str,
+        options: Options,
         now: Now<'_>,
     ) -> Result<(PathBuf, String), Response> {
-        let visibility = self.config.visibility;
+        let visibility = options.visibility;
         match resolve::resolve(&self.config.root, path, visibility) {
             Resolved::File(file) => Ok((file, path.to_owned())),
             Resolved::Directory { real, url } => {
@@ -280,7 +373,7 @@ impl StaticSite {
                 let index = format!("{url}index.html");
                 match resolve::resolve(&self.config.root, &index, visibility) {
                     Resolved::File(file) => Ok((file, index)),
-                    _ if self.config.listing => Err(self.listing(&real, &url, now)),
+                    _ if options.listing => Err(self.listing(&real, &url, visibility, now)),
                     _ => Err(Response::error(StatusCode::NOT_FOUND)),
                 }
             }
@@ -291,27 +384,31 @@ impl StaticSite {
         }
     }
 
-    /// Answers with `file`, which `url_path` names, for a client accepting
-    /// `accepted`; remembers the answer under its key (with the entry that
-    /// was there, due for revalidation), if it has one.
+    /// Answers with the file found, for a client accepting `accepted`;
+    /// remembers the answer under its key (with the entry that was there,
+    /// due for revalidation), if it has one.
     fn serve_file(
         &self,
         request: &RequestHead,
         accepted: Codings,
         to_cache: Option<(Arc<Key>, Option<Cached>)>,
-        file: &Path,
-        url_path: &str,
+        found: Found<'_>,
         now: Instant,
     ) -> Response {
+        let Found {
+            file,
+            url_path,
+            options,
+        } = found;
         // What the entry depends on is watched before anything is read or
         // chosen, so that a change from here on is heard of.
         let root = &self.config.root;
-        let literal = resolve::literal(root, url_path, self.config.visibility);
+        let literal = resolve::literal(root, url_path, options.visibility);
         let mut on = watch::dependencies(root, literal.as_deref().unwrap_or(file), file);
         let (key, stale) = to_cache.unzip();
         let stale = stale.flatten();
         let mut dependency = key.as_ref().map(|key| self.cache.depend(key, &on));
-        let negotiated = self.negotiate(file, accepted);
+        let negotiated = self.negotiate(file, accepted, options.visibility);
         if let (Some(dir), Some(name)) = (negotiated.path.parent(), negotiated.path.file_name()) {
             // A sidecar may be a symlink to somewhere else.
             on.push((dir.to_path_buf(), name.to_owned()));
@@ -330,7 +427,7 @@ impl StaticSite {
         let content_type = content_type(file);
         // Whether this file is gzipped here for the clients that accept it
         // (whether this one does or not: either way caches must vary).
-        let compressible = self.config.compress
+        let compressible = options.compress
             && negotiated.coding.is_none()
             && compress::worth_trying(
                 &content_type,
@@ -401,12 +498,12 @@ impl StaticSite {
 
     /// Picks the file to send: a precompressed sidecar the client accepts (br
     /// before gzip: it is the smaller), or the file itself.
-    fn negotiate(&self, file: &Path, accepted: Codings) -> Negotiated {
+    fn negotiate(&self, file: &Path, accepted: Codings, visibility: Visibility) -> Negotiated {
         let sidecar = |coding: Coding| {
             let mut name = file.as_os_str().to_owned();
             name.push(coding.extension());
             let real = PathBuf::from(name).canonicalize().ok()?;
-            let usable = resolve::visible(&self.config.root, &real, self.config.visibility)
+            let usable = resolve::visible(&self.config.root, &real, visibility)
                 && std::fs::metadata(&real).is_ok_and(|m| m.is_file());
             usable.then_some((coding, real))
         };
@@ -430,14 +527,16 @@ impl StaticSite {
         }
     }
 
-    fn listing(&self, dir: &Path, url_path: &str, now: Now<'_>) -> Response {
-        let page = self.listings.page(
-            &self.config.root,
-            dir,
-            url_path,
-            self.config.visibility,
-            now,
-        );
+    fn listing(
+        &self,
+        dir: &Path,
+        url_path: &str,
+        visibility: Visibility,
+        now: Now<'_>,
+    ) -> Response {
+        let page = self
+            .listings
+            .page(&self.config.root, dir, url_path, visibility, now);
         match page {
             Ok(html) => Response::new(StatusCode::OK)
                 .with_header("Content-Type", "text/html; charset=utf-8")
@@ -514,6 +613,21 @@ fn entity_tag(identity: &FileIdentity, coding: Option<Coding>) -> String {
         "\"{:x}-{:x}-{:x}{suffix}\"",
         identity.inode, identity.len, identity.modified_ns
     )
+}
+
+/// `url_path` in the one spelling every spelling of it has (`None` when it
+/// is refused on its face): what a site's rules are matched on.
+pub(crate) fn normalise(url_path: &str, visibility: Visibility) -> Option<String> {
+    resolve::normalise(url_path, visibility)
+}
+
+/// The regular file `url_path` names under `root`, through the checks any
+/// file served goes through (an error page is read this way).
+pub(crate) fn resolve_file(root: &Path, url_path: &str) -> Option<PathBuf> {
+    match resolve::resolve(root, url_path, Visibility::default()) {
+        Resolved::File(file) => Some(file),
+        _ => None,
+    }
 }
 
 /// The Content-Type for a file name; text gets `charset=utf-8`.

@@ -11,6 +11,11 @@ use std::time::Duration;
 
 use clap::Parser;
 
+mod sites;
+mod with_file;
+
+pub use with_file::CliError;
+
 use crate::app::auth::{check_realm, check_user_name, hash_line};
 use crate::app::{
     CacheLimits, DEFAULT_MAX_ENTRIES, Gate, Scope, StaticConfig, StatusConfig, Visibility,
@@ -33,6 +38,18 @@ use crate::system::{Account, Jail, Privileges, read_password};
 pub struct Cli {
     /// Folder to serve as a static site (without it, `/` answers an empty 200).
     pub root: Option<PathBuf>,
+
+    /// Read settings and sites from this TOML file: every long flag is a key
+    /// of the same name, [[site]] tables add virtual hosts with their rules
+    /// (docs/configuration.md). The command line overrides the file. SIGHUP
+    /// reads it again.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Check FILE as --config would read it, print the configuration in
+    /// effect and exit: 0 if it is good, 1 with every error if not.
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    pub check_config: Option<PathBuf>,
 
     /// Address to listen on: an IP address, `[::1]`, or a name (every address
     /// it resolves to is bound).
@@ -272,6 +289,10 @@ pub struct Cli {
     /// Log errors only.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// What the configuration file said, once read.
+    #[arg(skip)]
+    file: Option<with_file::FileSettings>,
 }
 
 /// The addresses `--bind` names, in the order the resolver gave them.
@@ -280,7 +301,9 @@ pub struct BindAddresses(pub Vec<IpAddr>);
 
 impl Cli {
     /// Checks the arguments against the system and builds the configuration.
-    pub fn into_config(self) -> Result<Config, String> {
+    /// Several errors (a configuration file's) come one per line.
+    pub fn into_config(mut self) -> Result<Config, String> {
+        let file = self.file.take();
         let mut config = Config {
             bind: self.bind.0,
             port: self.port,
@@ -310,22 +333,46 @@ impl Cli {
         if let Some(dir) = self.directory {
             config.app.files_dir = Some(existing_dir(&dir, "--directory")?);
         }
-        if let Some(root) = self.root {
+        // What every site serves its files with, its folder aside.
+        let statics = StaticConfig {
+            root: PathBuf::new(),
+            listing: self.listing,
+            listing_max_entries: self.listing_max_entries,
+            visibility: Visibility {
+                hidden: self.hidden,
+                follow_symlinks: self.follow_symlinks,
+            },
+            cache: CacheLimits {
+                total_bytes: usize_of(self.cache_bytes, "--cache-bytes")?,
+                file_bytes: usize_of(self.cache_file_bytes, "--cache-file-bytes")?,
+                open_files: self.cache_open_files,
+            },
+            compress: !self.no_compress,
+        };
+        if let Some(root) = &self.root {
             config.app.site = Some(StaticConfig {
-                root: existing_dir(&root, "ROOT")?,
-                listing: self.listing,
-                listing_max_entries: self.listing_max_entries,
-                visibility: Visibility {
-                    hidden: self.hidden,
-                    follow_symlinks: self.follow_symlinks,
-                },
-                cache: CacheLimits {
-                    total_bytes: usize_of(self.cache_bytes, "--cache-bytes")?,
-                    file_bytes: usize_of(self.cache_file_bytes, "--cache-file-bytes")?,
-                    open_files: self.cache_open_files,
-                },
-                compress: !self.no_compress,
+                root: existing_dir(root, "ROOT")?,
+                ..statics.clone()
             });
+        }
+        if let Some(file) = &file {
+            let defaults = sites::Defaults {
+                statics: &statics,
+                root: config.app.site.clone(),
+                realm: &self.auth_realm,
+            };
+            let (sites, certs, mut errors) = sites::configure(file, &defaults);
+            let at = file.path.display();
+            let compiled = crate::app::LoadedSites::compile(sites).map_err(|list| {
+                errors.extend(list.iter().map(|e| format!("{at}: {e}")));
+            });
+            let loaded = match compiled {
+                Ok(loaded) if errors.is_empty() => loaded,
+                _ => return Err(errors.join("\n")),
+            };
+            config.app.sites = Some(loaded);
+            config.site_certs = certs;
+            config.reload_from = Some(file.command_line.clone());
         }
         config.app.builtins = !self.no_builtins;
         if let Some(path) = &self.auth_file {

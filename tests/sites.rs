@@ -1,0 +1,477 @@
+//! A real site from a configuration file (`--config`): virtual hosts chosen
+//! by `Host`, every rule key, error pages, `--check-config`, and the file
+//! under the command line. Each behaviour on every model, over HTTP and
+//! HTTPS.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{Model, Server};
+
+/// Two sites' folders, a password file and a configuration naming them all,
+/// in a temporary folder.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+/// `alice:secret`, hashed with bcrypt (htpasswd -B) at a low cost, to keep
+/// the test quick.
+fn password_line() -> String {
+    let hash = bcrypt::hash("secret", 4).unwrap();
+    format!("alice:{hash}\n")
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let put = |path: &str, text: &str| {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        put("blog/index.html", "<h1>the blog</h1>\n");
+        put("blog/about.html", "about us\n");
+        put("blog/404.html", "<h1>no such page</h1>\n");
+        put("blog/assets/app.3f2a.js", "console.log(1)\n");
+        put("blog/private/diary.txt", "dear diary\n");
+        put("blog/open/a.txt", "a\n");
+        put("blog/api/data.json", "{\"n\": 1}\n");
+        put("blog/.well-known/security.txt", "Contact: me\n");
+        put("blog/text/big.txt", &"compress me ".repeat(200));
+        put("blog/big.txt", &"compress me ".repeat(200));
+        put("shop/index.html", "the shop\n");
+        put("shop/app/index.html", "<div id=app></div>\n");
+        put("shop/app/main.js", "app()\n");
+        put("users", &password_line());
+        let fixture = Fixture { dir };
+        fixture.write_config(&fixture.config_text());
+        fixture
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn config(&self) -> String {
+        self.path("oneloop.toml").to_string_lossy().into_owned()
+    }
+
+    fn write_config(&self, text: &str) {
+        // Written aside and renamed into place: a reload never reads half.
+        let aside = self.path("oneloop.toml.new");
+        std::fs::write(&aside, text).unwrap();
+        std::fs::rename(aside, self.path("oneloop.toml")).unwrap();
+    }
+
+    fn config_text(&self) -> String {
+        let root = |name: &str| self.path(name).to_string_lossy().into_owned();
+        format!(
+            r#"
+status = "/.status"
+
+[[site]]
+hosts = ["blog.example.org"]
+root = "{blog}"
+error-pages = {{ 404 = "/404.html" }}
+
+  [[site.rule]]
+  path = "/*"
+  headers = {{ "X-Content-Type-Options" = "nosniff", "X-Frame-Options" = "DENY" }}
+
+  [[site.rule]]
+  path = "/assets/*"
+  headers = {{ "Cache-Control" = "public, max-age=31536000, immutable", "X-Frame-Options" = "" }}
+
+  [[site.rule]]
+  path = "/old-post"
+  redirect = "/blog/2026/{{query}}"
+  status = 308
+
+  [[site.rule]]
+  path = "/moved/*"
+  redirect = "https://{{host}}/new/{{rest}}"
+
+  [[site.rule]]
+  path = "/about"
+  try-files = ["{{path}}", "{{path}}.html", "=404"]
+
+  [[site.rule]]
+  path = "/private/*"
+  auth-file = "{users}"
+
+  [[site.rule]]
+  path = "/open/*"
+  listing = true
+
+  [[site.rule]]
+  path = "/.well-known/*"
+  hidden = true
+
+  [[site.rule]]
+  path = "/text/*"
+  compress = false
+
+  [[site.rule]]
+  path = "/api/*"
+  cors-origins = ["https://app.example.org"]
+
+[[site]]
+hosts = ["shop.example.org", "*.shop.example.org"]
+root = "{shop}"
+
+  [[site.rule]]
+  path = "/app/*"
+  try-files = ["{{path}}", "/app/index.html"]
+
+[[site]]
+hosts = ["www.example.org"]
+
+  [[site.rule]]
+  path = "/*"
+  redirect = "https://blog.example.org{{uri}}"
+"#,
+            blog = root("blog"),
+            shop = root("shop"),
+            users = root("users"),
+        )
+    }
+
+    fn start(&self, model: Model) -> Server {
+        Server::start_model(model, &["--config", &self.config()])
+    }
+}
+
+/// A GET for `path` on `host`, with more header lines.
+fn get(server: &Server, host: &str, path: &str, more: &str) -> common::Response {
+    server.request(&format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{more}\r\n"
+    ))
+}
+
+fn host_chooses_the_site(model: Model) {
+    let fixture = Fixture::new();
+    let server = fixture.start(model);
+    assert_eq!(
+        get(&server, "blog.example.org", "/", "").text(),
+        "<h1>the blog</h1>\n"
+    );
+    assert_eq!(
+        get(&server, "shop.example.org", "/", "").text(),
+        "the shop\n"
+    );
+    // Case, a port and a trailing dot do not matter; a wildcard covers names under it.
+    for host in [
+        "BLOG.Example.ORG",
+        "blog.example.org:8443",
+        "blog.example.org.",
+    ] {
+        assert_eq!(
+            get(&server, host, "/", "").text(),
+            "<h1>the blog</h1>\n",
+            "{host}"
+        );
+    }
+    assert_eq!(
+        get(&server, "eu.shop.example.org", "/", "").text(),
+        "the shop\n"
+    );
+    // No default site: an unknown host is not found, on every site's paths.
+    let unknown = get(&server, "other.test", "/", "");
+    assert_eq!(unknown.status, 404);
+    assert_eq!(get(&server, "other.test", "/about.html", "").status, 404);
+}
+
+fn headers_merge_by_name(model: Model) {
+    let fixture = Fixture::new();
+    let server = fixture.start(model);
+    let page = get(&server, "blog.example.org", "/", "");
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    assert_eq!(page.header("cache-control"), None);
+    let asset = get(&server, "blog.example.org", "/assets/app.3f2a.js", "");
+    assert_eq!(asset.status, 200);
+    assert_eq!(
+        asset.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert_eq!(
+        asset.header("x-content-type-options"),
+        Some("nosniff"),
+        "merged"
+    );
+    assert_eq!(
+        asset.header("x-frame-options"),
+        None,
+        "set to \"\": removed"
+    );
+    // Matched on the path in its one spelling.
+    let spelled = get(&server, "blog.example.org", "/assets/./%61pp.3f2a.js", "");
+    assert_eq!(spelled.status, 200);
+    assert!(spelled.header("cache-control").is_some());
+    // Headers go on errors too.
+    let missing = get(&server, "blog.example.org", "/assets/nope.js", "");
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.header("x-content-type-options"), Some("nosniff"));
+}
+
+fn redirects_fill_their_placeholders(model: Model) {
+    let fixture = Fixture::new();
+    let server = fixture.start(model);
+    let old = get(&server, "blog.example.org", "/old-post?p=7", "");
+    assert_eq!(old.status, 308);
+    assert_eq!(old.header("location"), Some("/blog/2026/p=7"));
+    let moved = get(&server, "blog.example.org", "/moved/a/b.html", "");
+    assert_eq!(moved.status, 301, "301 by default");
+    assert_eq!(
+        moved.header("location"),
+        Some("https://blog.example.org/new/a/b.html")
+    );
+    let www = get(&server, "www.example.org", "/x/y?q=1", "");
+    assert_eq!(www.status, 301);
+    assert_eq!(
+        www.header("location"),
+        Some("https://blog.example.org/x/y?q=1"),
+        "{{uri}} is the path and query as sent"
+    );
+}
+
+fn try_files_and_error_pages(model: Model) {
+    let fixture = Fixture::new();
+    let server = fixture.start(model);
+    let about = get(&server, "blog.example.org", "/about", "");
+    assert_eq!((about.status, about.text().as_str()), (200, "about us\n"));
+    // The SPA's deep link gets its index; its real files stay themselves.
+    let deep = get(&server, "shop.example.org", "/app/settings/profile", "");
+    assert_eq!(
+        (deep.status, deep.text().as_str()),
+        (200, "<div id=app></div>\n")
+    );
+    let script = get(&server, "shop.example.org", "/app/main.js", "");
+    assert_eq!(script.text(), "app()\n");
+    // The site's 404 page, with the 404 status, and no validators to revalidate it by.
+    let missing = get(&server, "blog.example.org", "/nope", "");
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.text(), "<h1>no such page</h1>\n");
+    assert_eq!(missing.header("etag"), None);
+    let ranged = get(&server, "blog.example.org", "/nope", "Range: bytes=0-3\r\n");
+    assert_eq!(
+        (ranged.status, ranged.text().len()),
+        (404, 22),
+        "no range of an error page"
+    );
+    // A site without a page of its own: a browser gets a small page, a program the plain one.
+    let browser = get(
+        &server,
+        "shop.example.org",
+        "/nope",
+        "Accept: text/html\r\n",
+    );
+    assert_eq!(browser.status, 404);
+    assert!(
+        browser.text().contains("<h1>404 Not Found</h1>"),
+        "{}",
+        browser.text()
+    );
+    let program = get(&server, "shop.example.org", "/nope", "");
+    assert_eq!(program.text(), "404 Not Found\n");
+}
+
+fn per_path_auth_listing_hidden_compress(model: Model) {
+    let fixture = Fixture::new();
+    let server = fixture.start(model);
+    let refused = get(&server, "blog.example.org", "/private/diary.txt", "");
+    assert_eq!(refused.status, 401);
+    assert!(refused.header("www-authenticate").is_some());
+    let credentials = "Authorization: Basic YWxpY2U6c2VjcmV0\r\n"; // alice:secret
+    let admitted = get(
+        &server,
+        "blog.example.org",
+        "/private/diary.txt",
+        credentials,
+    );
+    assert_eq!(admitted.text(), "dear diary\n");
+    assert_eq!(
+        get(&server, "blog.example.org", "/", "").status,
+        200,
+        "the rest stays open"
+    );
+
+    let listed = get(&server, "blog.example.org", "/open/", "");
+    assert_eq!(listed.status, 200);
+    assert!(listed.text().contains("a.txt"));
+    assert_eq!(
+        get(&server, "blog.example.org", "/assets/", "").status,
+        404,
+        "not listed"
+    );
+
+    let hidden = get(&server, "blog.example.org", "/.well-known/security.txt", "");
+    assert_eq!(hidden.text(), "Contact: me\n");
+
+    let gzip = "Accept-Encoding: gzip\r\n";
+    let plain = get(&server, "blog.example.org", "/text/big.txt", gzip);
+    assert_eq!(plain.header("content-encoding"), None, "compress = false");
+    let compressed = get(&server, "blog.example.org", "/big.txt", gzip);
+    assert_eq!(
+        compressed.header("content-encoding"),
+        Some("gzip"),
+        "elsewhere it is"
+    );
+}
+
+fn cors_for_the_origins_named(model: Model) {
+    let fixture = Fixture::new();
+    let server = fixture.start(model);
+    let origin = "Origin: https://app.example.org\r\n";
+    let data = get(&server, "blog.example.org", "/api/data.json", origin);
+    assert_eq!(
+        data.header("access-control-allow-origin"),
+        Some("https://app.example.org")
+    );
+    assert_eq!(data.header("vary"), Some("Origin"));
+    let other = get(
+        &server,
+        "blog.example.org",
+        "/api/data.json",
+        "Origin: https://x.test\r\n",
+    );
+    assert_eq!(other.header("access-control-allow-origin"), None);
+    let preflight = server.request(
+        "OPTIONS /api/data.json HTTP/1.1\r\nHost: blog.example.org\r\n\
+         Origin: https://app.example.org\r\nAccess-Control-Request-Method: GET\r\n\r\n",
+    );
+    assert_eq!(preflight.status, 204);
+    assert_eq!(
+        preflight.header("access-control-allow-methods"),
+        Some("GET, HEAD")
+    );
+    assert_eq!(
+        get(&server, "blog.example.org", "/", origin).header("vary"),
+        None
+    );
+}
+
+every_model!(
+    host_chooses_the_site,
+    headers_merge_by_name,
+    redirects_fill_their_placeholders,
+    try_files_and_error_pages,
+    per_path_auth_listing_hidden_compress,
+    cors_for_the_origins_named,
+);
+
+fn oneloop(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_oneloop"))
+        .args(args)
+        .output()
+        .expect("run oneloop")
+}
+
+#[test]
+fn check_config_prints_what_would_run() {
+    let fixture = Fixture::new();
+    let out = oneloop(&["--check-config", &fixture.config()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("status = \"/.status\"    # the file"),
+        "{text}"
+    );
+    assert!(
+        text.contains("max-connections = 1024    # default"),
+        "{text}"
+    );
+    assert!(text.contains("site blog.example.org"), "{text}");
+    assert!(text.contains("rule /old-post: redirect 308"), "{text}");
+    assert!(text.contains("the configuration is good"));
+}
+
+#[test]
+fn check_config_names_every_error_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "port = 80\nlistng = true\nmax-connections = \"many\"\n",
+    )
+    .unwrap();
+    let out = oneloop(&["--check-config", path.to_str().unwrap()]);
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    let at = path.display().to_string();
+    assert!(
+        errors.contains(&format!("{at}:2:1: no setting listng")),
+        "{errors}"
+    );
+    assert!(
+        errors.contains(&format!("{at}:3:1: max-connections: invalid value")),
+        "{errors}"
+    );
+    std::fs::write(
+        &path,
+        "[[site]]\nhosts = [\"a\"]\nroot = \"/no/such/folder\"\n",
+    )
+    .unwrap();
+    let out = oneloop(&["--check-config", path.to_str().unwrap()]);
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        errors.contains(&format!("{at}:1:1: site: root /no/such/folder")),
+        "{errors}"
+    );
+    std::fs::write(&path, "port = \n").unwrap();
+    let out = oneloop(&["--check-config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("{at}:1:")));
+}
+
+#[test]
+fn the_command_line_overrides_the_file() {
+    let fixture = Fixture::new();
+    let server = Server::start(&["--config", &fixture.config(), "--status", "/.other"]);
+    assert_eq!(server.get("/.other").status, 200);
+    assert_eq!(get(&server, "blog.example.org", "/.status", "").status, 404);
+}
+
+#[test]
+fn a_bad_file_stops_the_start_with_its_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[[site]]\nhosts = [\"a b\"]\n").unwrap();
+    let out = oneloop(&["--config", path.to_str().unwrap(), "--port", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"a b\" is not a host name"));
+}
+
+/// The positional ROOT is the default site beside the file's: it answers
+/// every host no site names.
+#[test]
+fn root_is_the_default_site() {
+    let fixture = Fixture::new();
+    let root = fixture.path("shop");
+    let server = Server::start(&[root.to_str().unwrap(), "--config", &fixture.config()]);
+    assert_eq!(get(&server, "anything.test", "/", "").text(), "the shop\n");
+    assert_eq!(
+        get(&server, "blog.example.org", "/", "").text(),
+        "<h1>the blog</h1>\n"
+    );
+}
+
+/// Without `--config`, a bare ROOT answers as it always has: a browser's
+/// 404 is the plain one.
+#[test]
+fn without_a_file_nothing_changes() {
+    let fixture = Fixture::new();
+    let server = Server::start(&[fixture.path("blog").to_str().unwrap()]);
+    let missing = get(&server, "x", "/nope", "Accept: text/html\r\n");
+    assert_eq!(
+        (missing.status, missing.text().as_str()),
+        (404, "404 Not Found\n")
+    );
+}
