@@ -475,3 +475,286 @@ fn without_a_file_nothing_changes() {
         (404, "404 Not Found\n")
     );
 }
+
+/// A certificate for `name` alone, written beside the fixture's files.
+fn certificate_for(fixture: &Fixture, name: &str) -> (String, String) {
+    let made = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+    let cert = fixture.path(&format!("{name}.crt"));
+    let key = fixture.path(&format!("{name}.key"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    let text = |p: PathBuf| p.to_string_lossy().into_owned();
+    (text(cert), text(key))
+}
+
+/// Two sites over HTTPS, each with its own certificate.
+fn two_certificates(fixture: &Fixture) -> Server {
+    let (blog_cert, blog_key) = certificate_for(fixture, "blog.example.org");
+    let (shop_cert, shop_key) = certificate_for(fixture, "shop.example.org");
+    let text = format!(
+        "[[site]]\nhosts = [\"blog.example.org\"]\nroot = \"{}\"\ntls-cert = \"{blog_cert}\"\n\
+         tls-key = \"{blog_key}\"\n\n[[site]]\nhosts = [\"shop.example.org\"]\nroot = \"{}\"\n\
+         tls-cert = \"{shop_cert}\"\ntls-key = \"{shop_key}\"\n",
+        fixture.path("blog").display(),
+        fixture.path("shop").display(),
+    );
+    fixture.write_config(&text);
+    let mut server = Server::start(&["--config", &fixture.config()]);
+    server.tls = true;
+    server
+}
+
+fn curl(server: &Server, fixture: &Fixture, host: &str, more: &[&str]) -> (String, String) {
+    let port = server.addr.port();
+    let out = Command::new("curl")
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}"])
+        .arg("--resolve")
+        .arg(format!("{host}:{port}:127.0.0.1"))
+        .arg("--cacert")
+        .arg(fixture.path(&format!("{host}.crt")))
+        .args(more)
+        .arg(format!("https://{host}:{port}/"))
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or((&text, ""));
+    (body.to_owned(), code.to_owned())
+}
+
+#[test]
+fn sni_chooses_each_sites_certificate() {
+    if !common::have_curl() {
+        common::skip("curl is not installed (Debian package curl; CI installs it)");
+        return;
+    }
+    let fixture = Fixture::new();
+    let server = two_certificates(&fixture);
+    // curl checks each certificate against the name it asked for.
+    let blog = curl(&server, &fixture, "blog.example.org", &[]);
+    assert_eq!(blog, ("<h1>the blog</h1>\n".into(), "200".into()));
+    let shop = curl(&server, &fixture, "shop.example.org", &[]);
+    assert_eq!(shop, ("the shop\n".into(), "200".into()));
+    // A request for a site whose certificate the handshake did not present.
+    let misdirected = curl(
+        &server,
+        &fixture,
+        "blog.example.org",
+        &["-H", "Host: shop.example.org"],
+    );
+    assert_eq!(misdirected.1, "421");
+}
+
+#[test]
+fn openssl_sees_the_certificate_of_the_name_it_asks_for() {
+    let have_openssl = Command::new("openssl").arg("version").output().is_ok();
+    if !have_openssl {
+        common::skip("openssl is not installed (Debian package openssl; CI installs it)");
+        return;
+    }
+    let fixture = Fixture::new();
+    let server = two_certificates(&fixture);
+    for name in ["blog.example.org", "shop.example.org"] {
+        let out = Command::new("openssl")
+            .args(["s_client", "-connect", &server.addr.to_string()])
+            .args(["-servername", name, "-showcerts"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run openssl");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Verify return code"), "no handshake: {text}");
+        // The chain printed is the one written for that name.
+        let pem = std::fs::read_to_string(fixture.path(&format!("{name}.crt"))).unwrap();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let printed: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+        assert!(printed.contains(&body[..64]), "{name}: another certificate");
+    }
+}
+
+/// SIGHUP under load: a good file is served from the next request on, a
+/// bad one is refused with its reason, and no request fails meanwhile.
+#[test]
+fn reload_swaps_sites_without_failing_a_request() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let fixture = Fixture::new();
+    let server = Arc::new(fixture.start(Model::Loop));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (served, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let (server, stop) = (Arc::clone(&server), Arc::clone(&stop));
+            let (served, failed) = (Arc::clone(&served), Arc::clone(&failed));
+            std::thread::spawn(move || {
+                // A kept connection, and a new one now and then.
+                let mut stream = server.connect();
+                while !stop.load(Ordering::Relaxed) {
+                    let request = b"GET / HTTP/1.1\r\nHost: blog.example.org\r\n\r\n";
+                    let ok = std::io::Write::write_all(&mut stream, request).is_ok()
+                        && common::read_response(&mut stream, false).status == 200;
+                    let counter = if ok { &served } else { &failed };
+                    if counter.fetch_add(1, Ordering::Relaxed) % 50 == 49 {
+                        stream = server.connect();
+                    }
+                }
+            })
+        })
+        .collect();
+    let frame = |server: &Server| {
+        let page = get(server, "blog.example.org", "/", "");
+        page.header("x-frame-options").map(str::to_owned)
+    };
+    let running = |more: usize| {
+        let until = served.load(Ordering::Relaxed) + more;
+        common::eventually(std::time::Duration::from_secs(10), || {
+            served.load(Ordering::Relaxed) >= until
+        })
+    };
+    assert!(running(200), "the load runs");
+    assert_eq!(frame(&server).as_deref(), Some("DENY"));
+    fixture.write_config(&fixture.config_text().replace("\"DENY\"", "\"SAMEORIGIN\""));
+    server.signal(libc::SIGHUP);
+    assert!(
+        common::eventually(std::time::Duration::from_secs(5), || frame(&server)
+            .as_deref()
+            == Some("SAMEORIGIN")),
+        "the new rules: {}",
+        server.log()
+    );
+    fixture.write_config("[[site]]\nhosts = [\"blog.example.org\"]\nroot = \"/no/such\"\n");
+    server.signal(libc::SIGHUP);
+    assert!(common::eventually(
+        std::time::Duration::from_secs(5),
+        || server
+            .log()
+            .contains("configuration not reloaded, the running one is kept")
+    ));
+    assert_eq!(
+        frame(&server).as_deref(),
+        Some("SAMEORIGIN"),
+        "still the good one"
+    );
+    assert!(running(200), "the load runs on");
+    stop.store(true, Ordering::Relaxed);
+    for thread in load {
+        thread.join().unwrap();
+    }
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "no request failed");
+}
+
+/// contrib/oneloop.toml, as shipped, with its folders and files moved into
+/// a temporary folder and its ports and user left to the command line:
+/// it serves the site its comments describe.
+#[test]
+fn the_example_configuration_serves_its_site() {
+    if !common::have_curl() {
+        common::skip("curl is not installed (Debian package curl; CI installs it)");
+        return;
+    }
+    let fixture = Fixture::new();
+    let dir = fixture.dir.path();
+    let put = |path: &str, text: &str| {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    put("srv/example.org/index.html", "home\n");
+    put("srv/example.org/about.html", "about\n");
+    put("srv/example.org/404.html", "custom 404\n");
+    put("srv/example.org/assets/app.3f2a9c.js", "js\n");
+    put("srv/example.org/private/plans.txt", "plans\n");
+    put("srv/shop.example.net/app/index.html", "the app\n");
+    put("etc/oneloop/private.users", &password_line());
+    let blog = rcgen::generate_simple_self_signed(vec![
+        "example.org".to_owned(),
+        "www.example.org".to_owned(),
+    ])
+    .unwrap();
+    let shop = rcgen::generate_simple_self_signed(vec!["shop.example.net".to_owned()]).unwrap();
+    for (name, made) in [("example.org", &blog), ("shop.example.net", &shop)] {
+        put(
+            &format!("etc/letsencrypt/live/{name}/fullchain.pem"),
+            &made.cert.pem(),
+        );
+        put(
+            &format!("etc/letsencrypt/live/{name}/privkey.pem"),
+            &made.signing_key.serialize_pem(),
+        );
+    }
+    let at = dir.display().to_string();
+    let shipped = std::fs::read_to_string("contrib/oneloop.toml").unwrap();
+    let text: String = shipped
+        .lines()
+        .filter(|line| !line.starts_with("user ="))
+        .map(|line| {
+            line.replace("\"/srv/", &format!("\"{at}/srv/"))
+                .replace("\"/etc/", &format!("\"{at}/etc/"))
+                .replace("\"/var/log/oneloop/", &format!("\"{at}/"))
+                + "\n"
+        })
+        .collect();
+    fixture.write_config(&text);
+    let config = fixture.config();
+    let args = [
+        "--config",
+        &config,
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--redirect-http",
+        "0",
+    ];
+    let server = Server::start(&args);
+    let port = server.addr.port();
+    let fetch = |host: &str, path: &str, more: &[&str]| -> (String, String) {
+        let ca = match host {
+            "shop.example.net" => "shop.example.net",
+            _ => "example.org",
+        };
+        let out = Command::new("curl")
+            .args(["-s", "-D", "-", "-o", "/dev/null"])
+            .arg("--resolve")
+            .arg(format!("{host}:{port}:127.0.0.1"))
+            .arg("--cacert")
+            .arg(dir.join(format!("etc/letsencrypt/live/{ca}/fullchain.pem")))
+            .args(more)
+            .arg(format!("https://{host}:{port}{path}"))
+            .output()
+            .expect("run curl");
+        let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        let status = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+        (status, head)
+    };
+    let (status, head) = fetch("www.example.org", "/a?b=c", &[]);
+    assert_eq!(status, "301");
+    assert!(
+        head.contains(&format!("location: https://example.org/a?b=c")),
+        "{head}"
+    );
+    let (status, head) = fetch("example.org", "/assets/app.3f2a9c.js", &[]);
+    assert_eq!(status, "200");
+    assert!(
+        head.contains("cache-control: public, max-age=31536000, immutable"),
+        "{head}"
+    );
+    let (_, head) = fetch("example.org", "/", &[]);
+    assert!(
+        head.contains("cache-control: no-cache") && head.contains("nosniff"),
+        "{head}"
+    );
+    assert!(
+        head.contains("strict-transport-security: max-age=31536000"),
+        "{head}"
+    );
+    assert_eq!(fetch("example.org", "/about", &[]).0, "200");
+    assert_eq!(fetch("example.org", "/nope", &[]).0, "404");
+    assert_eq!(fetch("example.org", "/private/plans.txt", &[]).0, "401");
+    let login = ["-u", "alice:secret"];
+    assert_eq!(fetch("example.org", "/private/plans.txt", &login).0, "200");
+    assert_eq!(fetch("shop.example.net", "/app/cart/3", &[]).0, "200");
+    assert_eq!(
+        fetch("example.org", "/echo/x", &[]).0,
+        "404",
+        "no demo endpoints"
+    );
+}

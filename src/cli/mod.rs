@@ -453,6 +453,13 @@ impl Cli {
         timeouts.body = self.body_timeout;
         timeouts.send = self.send_timeout;
         if let Some(jail) = &config.privileges.jail {
+            if file.as_ref().is_some_and(|f| !f.sites.is_empty()) {
+                // The sites' folders, certificates and password files would
+                // have to be named from inside the jail, and reread there.
+                return Err("--chroot does not go with [[site]] tables: confine the \
+                            server with systemd's RootDirectory= or ProtectSystem= instead"
+                    .into());
+            }
             check_jail(jail, &config, self.log_file.as_deref())?;
         }
         Ok(config)

@@ -45,10 +45,18 @@ impl Cli {
     /// `--config` or `--check-config` names.
     pub fn from_command_line(argv: Vec<OsString>) -> Result<Cli, CliError> {
         let command = Cli::command();
-        let given = command
-            .clone()
-            .try_get_matches_from(&argv)
-            .map_err(CliError::Usage)?;
+        let given = match command.clone().try_get_matches_from(&argv) {
+            Ok(given) => given,
+            // What the command line requires may be in the file
+            // (`--redirect-http` needs a certificate): read it leniently
+            // here, and strictly once the file's settings are in.
+            Err(_) if names_a_file(&argv) => command
+                .clone()
+                .ignore_errors(true)
+                .try_get_matches_from(&argv)
+                .map_err(CliError::Usage)?,
+            Err(e) => return Err(CliError::Usage(e)),
+        };
         let path = given
             .get_one::<PathBuf>("config")
             .or_else(|| given.get_one::<PathBuf>("check_config"))
@@ -157,6 +165,16 @@ fn raw_values(matches: &ArgMatches, id: &str) -> String {
         1 => values.into_iter().next().unwrap_or_default(),
         _ => format!("[{}]", values.join(", ")),
     }
+}
+
+/// Whether the command line names a configuration file.
+fn names_a_file(argv: &[OsString]) -> bool {
+    argv.iter().any(|arg| {
+        let arg = arg.to_string_lossy();
+        ["--config", "--check-config"]
+            .iter()
+            .any(|flag| arg == *flag || arg.starts_with(&format!("{flag}=")))
+    })
 }
 
 /// The flag whose long name is `key` (`root`: the positional ROOT).
