@@ -728,7 +728,7 @@ fn the_example_configuration_serves_its_site() {
     let (status, head) = fetch("www.example.org", "/a?b=c", &[]);
     assert_eq!(status, "301");
     assert!(
-        head.contains(&format!("location: https://example.org/a?b=c")),
+        head.contains("location: https://example.org/a?b=c"),
         "{head}"
     );
     let (status, head) = fetch("example.org", "/assets/app.3f2a9c.js", &[]);
