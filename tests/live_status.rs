@@ -37,6 +37,18 @@ impl Drop for Browser {
     }
 }
 
+/// A child process killed when dropped, until it is taken.
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 impl Browser {
     /// Starts the browser on `url`.
     fn open(program: &PathBuf, url: &str) -> Browser {
@@ -62,6 +74,8 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromium");
+        // Killed however this ends: a panic below must not leave it running.
+        let mut child = KillOnDrop(Some(child));
         let page = wait_for_page(port, url);
         let (socket, _) = tungstenite::connect(page).expect("the page's DevTools socket");
         let stream = match socket.get_ref() {
@@ -70,7 +84,7 @@ impl Browser {
         };
         stream.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();
         Browser {
-            child,
+            child: child.0.take().expect("the browser, still ours"),
             socket: into_plain(socket),
             next_id: 0,
             _profile: profile,
