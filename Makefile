@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test lint unit release bench bench-quick bench-scaling bench-abuse fuzz clean help
+.PHONY: run test lint unit release bench bench-quick bench-scaling bench-abuse bench-rules fuzz clean help
 
 ## run: serve the example site in ./site on http://127.0.0.1:4221/
 run:
@@ -43,6 +43,10 @@ bench-scaling:
 ## bench-abuse: every model under attack beside nginx with the same limits (about 4 minutes); rewrites its section of docs/benchmarks.md
 bench-abuse:
 	$(CARGO) run --release -p oneloop-bench -- --abuse --duration 5 --docs docs/benchmarks.md
+
+## bench-rules: what 20 rules of a configuration file cost a request (about 2 minutes); rewrites its section of docs/benchmarks.md
+bench-rules:
+	$(CARGO) run --release -p oneloop-bench -- --rules --duration 5 --rounds 3 --docs docs/benchmarks.md
 
 ## fuzz: ten minutes on the structured product fuzz target (needs cargo-fuzz)
 fuzz:

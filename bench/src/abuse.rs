@@ -616,11 +616,12 @@ pub fn replace_section(docs: &str, heading: &str, body: &str) -> String {
 /// keep it when it rewrites the rest.
 pub const SECTION: &str = "## Under attack";
 
-/// The section as the last abuse run wrote it into `docs`, if any.
-pub fn existing_section(docs: &Path) -> Option<String> {
+/// The section under `heading` as the last run of its bench wrote it into
+/// `docs`, if any.
+pub fn existing_section(docs: &Path, heading: &str) -> Option<String> {
     let text = std::fs::read_to_string(docs).ok()?;
-    let start = text.find(&format!("{SECTION}\n"))?;
-    let after = start + SECTION.len();
+    let start = text.find(&format!("{heading}\n"))?;
+    let after = start + heading.len();
     let end = text[after..]
         .find("\n## ")
         .map_or(text.len(), |i| after + i + 1);

@@ -26,6 +26,7 @@ mod machine;
 mod ports;
 mod procs;
 mod report;
+mod rules;
 mod scaling;
 mod subjects;
 mod wrk;
@@ -64,6 +65,10 @@ struct Args {
     /// (docs/benchmarks.md, "Under attack"); --duration is per scenario.
     #[arg(long)]
     abuse: bool,
+    /// Instead: what twenty rules of a configuration file cost a request,
+    /// against none (docs/benchmarks.md, "The cost of a site's rules").
+    #[arg(long)]
+    rules: bool,
 }
 
 /// One workload: what to ask for, with how many connections.
@@ -282,6 +287,8 @@ fn run(args: Args) -> Result<(), String> {
     let stamp = timestamp();
     let kind = if args.scaling {
         "-scaling"
+    } else if args.rules {
+        "-rules"
     } else if args.quick {
         "-quick"
     } else {
@@ -295,6 +302,25 @@ fn run(args: Args) -> Result<(), String> {
     let machine = machine::Machine::describe();
     let servers_dir = scratch.join("servers");
 
+    if args.rules {
+        let report = rules::run(&rules::Setup {
+            machine,
+            stamp,
+            duration,
+            rounds,
+            fixture: &fixture,
+            servers_dir: &servers_dir,
+            binaries: &binaries,
+        })?;
+        std::fs::write(run_dir.join("report.md"), &report).map_err(|e| e.to_string())?;
+        if let Some(docs) = &args.docs {
+            let text = std::fs::read_to_string(docs).unwrap_or_default();
+            let updated = abuse::replace_section(&text, rules::SECTION, &report);
+            std::fs::write(docs, updated).map_err(|e| e.to_string())?;
+        }
+        println!("{report}\nresults in {}", run_dir.display());
+        return Ok(());
+    }
     if args.scaling {
         let report = scaling::run(&scaling::Setup {
             machine,

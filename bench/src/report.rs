@@ -143,16 +143,18 @@ impl Report {
             let docs_dir = docs.parent().unwrap_or(Path::new("."));
             let prefix = format!("{}/", crate::relative(dir, docs_dir));
             let mut markdown = self.markdown(&prefix);
-            // The abuse bench's section is its own: kept as the last
-            // `make bench-abuse` wrote it.
-            if let Some(section) = crate::abuse::existing_section(docs) {
-                markdown = format!(
-                    "{}
+            // The abuse and rules benches' sections are their own: kept as
+            // the last `make bench-abuse` and `make bench-rules` wrote them.
+            for heading in [crate::abuse::SECTION, crate::rules::SECTION] {
+                if let Some(section) = crate::abuse::existing_section(docs, heading) {
+                    markdown = format!(
+                        "{}
 
 {section}
 ",
-                    markdown.trim_end()
-                );
+                        markdown.trim_end()
+                    );
+                }
             }
             std::fs::write(docs, markdown).map_err(io)?;
         }
