@@ -617,8 +617,15 @@ fn entity_tag(identity: &FileIdentity, coding: Option<Coding>) -> String {
 
 /// `url_path` in the one spelling every spelling of it has (`None` when it
 /// is refused on its face): what a site's rules are matched on.
-pub(crate) fn normalise(url_path: &str, visibility: Visibility) -> Option<String> {
-    resolve::normalise(url_path, visibility)
+pub(crate) fn normalise(
+    url_path: &str,
+    visibility: Visibility,
+) -> Option<std::borrow::Cow<'_, str>> {
+    // Nearly every path is in its one spelling already: no copy then.
+    if resolve::is_normal(url_path) {
+        return Some(std::borrow::Cow::Borrowed(url_path));
+    }
+    resolve::normalise(url_path, visibility).map(std::borrow::Cow::Owned)
 }
 
 /// The regular file `url_path` names under `root`, through the checks any

@@ -62,7 +62,7 @@ pub(super) fn normalise(url_path: &str, visibility: Visibility) -> Option<String
 /// Whether `url_path` is already as [`normalise`] would write it: only
 /// unreserved bytes and single slashes, no segment starting with a dot
 /// (`.`, `..` and hidden names go the long way, through [`decode`]).
-fn is_normal(url_path: &str) -> bool {
+pub(super) fn is_normal(url_path: &str) -> bool {
     let Some(rest) = url_path.strip_prefix('/') else {
         return false;
     };
