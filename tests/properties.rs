@@ -145,3 +145,27 @@ fn fuzz_regressions_stay_fixed() {
     }
     println!("{replayed} fuzz regressions replayed");
 }
+
+/// The same conversations through a configuration file's sites: rules of
+/// every kind on the paths the generator reaches, and a second site by
+/// `Host`. Nothing panics, and no answer depends on how the bytes were cut.
+#[test]
+fn structured_requests_through_sites_never_panic_and_do_not_depend_on_splits() {
+    let site = FixtureSite::with_sites().expect("a fixture site with sites");
+    // The rules are there to be reached.
+    let redirected = site.converse(b"GET /old?x HTTP/1.1\r\nHost: example.org\r\n\r\n", &[]);
+    let text = redirected.text();
+    assert!(
+        text.contains("307 Temporary Redirect") && text.contains("Location: /docs/x"),
+        "{text}"
+    );
+    assert!(text.contains("X-Content-Type-Options: nosniff"), "{text}");
+    runner(STRUCTURED_CASES / 3)
+        .run(&vec(any::<u8>(), 0..3072), |bytes| {
+            if let Ok(conversation) = Conversation::arbitrary(&mut Unstructured::new(&bytes)) {
+                assert_split_invariant(&site, &conversation.to_bytes(), &conversation.cuts());
+            }
+            Ok(())
+        })
+        .unwrap();
+}

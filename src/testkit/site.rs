@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::app::{
-    App, AppConfig, CacheLimits, Gate, Scope, StaticConfig, StatusConfig, Visibility,
+    App, AppConfig, CacheLimits, Gate, LoadedSites, RuleSpec, Scope, SiteConfig, StaticConfig,
+    StatusConfig, Visibility,
 };
 use crate::http::Settings;
 use crate::session::Service;
@@ -47,6 +48,62 @@ const HOME_PAGE: &str = "<!doctype html><h1>home</h1>\n\
 /// The contents of the store when a conversation begins.
 const STORED: &[(&str, &[u8])] = &[("stored.txt", b"stored bytes\n")];
 
+/// The sites of [`FixtureSite::with_sites`].
+fn fixture_sites(statics: &StaticConfig, gate: &Arc<Gate>) -> Result<LoadedSites, String> {
+    let rule = |path: &str| RuleSpec {
+        path: path.into(),
+        ..RuleSpec::default()
+    };
+    let header = |name: &str, value: &str| vec![(name.to_owned(), value.to_owned())];
+    let default = SiteConfig {
+        name: "default".into(),
+        statics: Some(statics.clone()),
+        error_pages: vec![(404, "/docs/index.html".into())],
+        rules: vec![
+            RuleSpec {
+                headers: header("X-Content-Type-Options", "nosniff"),
+                ..rule("/*")
+            },
+            RuleSpec {
+                headers: header("Cache-Control", "public, max-age=60"),
+                compress: Some(false),
+                ..rule("/docs/*")
+            },
+            RuleSpec {
+                try_files: Some(vec!["{path}".into(), "/docs/index.html".into()]),
+                ..rule("/docs/*")
+            },
+            RuleSpec {
+                redirect: Some("/docs/{query}".into()),
+                status: Some(307),
+                ..rule("/old")
+            },
+            RuleSpec {
+                cors_origins: Some(vec!["https://app.example".into()]),
+                hidden: Some(true),
+                headers: header("X-Content-Type-Options", ""),
+                ..rule("/listed/*")
+            },
+            RuleSpec {
+                auth: Some(Arc::clone(gate)),
+                ..rule("/empty/*")
+            },
+        ],
+        browser_pages: true,
+        ..SiteConfig::default()
+    };
+    let redirects = SiteConfig {
+        name: "a.example".into(),
+        hosts: vec!["a.example".into()],
+        rules: vec![RuleSpec {
+            redirect: Some("https://example.org{uri}".into()),
+            ..rule("/*")
+        }],
+        ..SiteConfig::default()
+    };
+    LoadedSites::compile(vec![default, redirects]).map_err(|e| e.join("; "))
+}
+
 /// A temporary ROOT, a folder outside it, and a `/files/` store, with the
 /// application that serves them.
 pub struct FixtureSite {
@@ -69,6 +126,18 @@ impl FixtureSite {
     }
 
     pub fn new() -> io::Result<FixtureSite> {
+        FixtureSite::build(false)
+    }
+
+    /// The same site as the default site of a configuration file, with
+    /// rules of every kind on its paths (headers on all, a redirect, an
+    /// SPA-style fallback, CORS, per-path options, an error page) and a
+    /// second site, of redirects, for `a.example`.
+    pub fn with_sites() -> io::Result<FixtureSite> {
+        FixtureSite::build(true)
+    }
+
+    fn build(with_sites: bool) -> io::Result<FixtureSite> {
         let dir = tempfile::Builder::new().prefix("oneloop-site-").tempdir()?;
         let base = dir.path().canonicalize()?;
         let root = base.join("root");
@@ -128,25 +197,30 @@ impl FixtureSite {
             path: STATUS_PATH.to_owned(),
             allow: Vec::new(),
         };
+        let statics = StaticConfig {
+            root: root.clone(),
+            listing: true,
+            listing_max_entries: LISTING_MAX_ENTRIES,
+            visibility: Visibility::default(),
+            cache: CacheLimits {
+                total_bytes: 64 * 1024,
+                file_bytes: CACHE_FILE_BYTES,
+                open_files: 4,
+            },
+            compress: true,
+        };
+        let sites = match with_sites {
+            true => Some(fixture_sites(&statics, &gate).map_err(io::Error::other)?),
+            false => None,
+        };
         let app = App::new(
             &AppConfig {
                 status: Some(status),
                 auth: Some(Arc::clone(&gate)),
                 builtins: true,
                 files_dir: Some(store.clone()),
-                sites: None,
-                site: Some(StaticConfig {
-                    root: root.clone(),
-                    listing: true,
-                    listing_max_entries: LISTING_MAX_ENTRIES,
-                    visibility: Visibility::default(),
-                    cache: CacheLimits {
-                        total_bytes: 64 * 1024,
-                        file_bytes: CACHE_FILE_BYTES,
-                        open_files: 4,
-                    },
-                    compress: true,
-                }),
+                sites,
+                site: Some(statics),
             },
             &stats,
         );
