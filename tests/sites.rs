@@ -228,6 +228,19 @@ fn redirects_fill_their_placeholders(model: Model) {
         moved.header("location"),
         Some("https://blog.example.org/new/a/b.html")
     );
+    let absolute = server
+        .request("GET http://WWW.example.org/x/y?q=1 HTTP/1.1\r\nHost: WWW.example.org:80\r\n\r\n");
+    assert_eq!(
+        absolute.header("location"),
+        Some("https://blog.example.org/x/y?q=1"),
+        "an absolute-form target is its path and query"
+    );
+    let moved = get(&server, "BLOG.example.org:8080", "/moved/c", "");
+    assert_eq!(
+        moved.header("location"),
+        Some("https://blog.example.org/new/c"),
+        "{{host}} is normalised"
+    );
     let www = get(&server, "www.example.org", "/x/y?q=1", "");
     assert_eq!(www.status, 301);
     assert_eq!(

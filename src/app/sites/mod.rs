@@ -334,6 +334,15 @@ impl Sites {
     }
 }
 
+/// The path and query as sent, whatever form the request-target had (an
+/// absolute-form target names the host too, which `{uri}` does not).
+fn origin_form(request: &RequestHead) -> String {
+    match request.query() {
+        Some(query) => format!("{}?{query}", request.path()),
+        None => request.path().to_owned(),
+    }
+}
+
 /// A site at work on one request.
 struct Site<'a> {
     spec: &'a SiteSpec,
@@ -393,11 +402,19 @@ impl Site<'_> {
         if let Some(preflight) = effect.cors.and_then(|cors| cors.preflight(request)) {
             return preflight;
         }
+        // Made only for a rule that fills a template.
+        let (uri, host) = match effect.redirect.is_some() || effect.try_files.is_some() {
+            true => (
+                origin_form(request),
+                hosts::normalise(request.header_str("host").unwrap_or("")),
+            ),
+            false => (String::new(), String::new()),
+        };
         let values = |rest| Values {
-            uri: request.target(),
+            uri: &uri,
             path: normal.unwrap_or_else(|| request.path()),
             query: request.query().unwrap_or(""),
-            host: request.header_str("host").unwrap_or(""),
+            host: &host,
             rest,
         };
         if let Some((redirect, rest)) = effect.redirect {
