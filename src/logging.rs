@@ -86,7 +86,9 @@ pub(crate) fn rename_file(path: PathBuf) {
 fn stderr_is_the_journal() -> bool {
     let Some((device, inode)) = std::env::var("JOURNAL_STREAM").ok().and_then(|v| {
         v.split_once(':')
-            .map(|(d, i)| (d.parse::<u64>(), i.parse::<u64>()))
+            // In the platform's own types: their widths differ (a 32-bit
+            // inode number on 32-bit ARM, a signed device on macOS).
+            .map(|(d, i)| (d.parse::<libc::dev_t>(), i.parse::<libc::ino_t>()))
     }) else {
         return false;
     };

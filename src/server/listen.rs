@@ -148,12 +148,26 @@ fn bind_all(
     for _ in 1..loops {
         let other = first_loop
             .iter()
-            .map(|(listener, index)| Ok((bind(listener.local_addr()?, options)?, *index)))
+            .map(|(listener, index)| Ok((another_listener(listener, options)?, *index)))
             .collect::<io::Result<_>>()?;
         all.push(other);
     }
     all.insert(0, first_loop);
     Ok(all)
+}
+
+/// The listener of one more loop on the address `first` listens on: a socket
+/// of its own where the kernel spreads connections across the sockets of one
+/// address (Linux's `SO_REUSEPORT`, FreeBSD's `SO_REUSEPORT_LB`); elsewhere
+/// (macOS, whose `SO_REUSEPORT` hands every connection to one socket) a
+/// duplicate of `first`, so every loop is woken for a newcomer and one of
+/// them accepts it, as with systemd's sockets.
+fn another_listener(first: &TcpListener, options: BindOptions) -> io::Result<TcpListener> {
+    if cfg!(any(target_os = "linux", target_os = "freebsd")) {
+        bind(first.local_addr()?, options)
+    } else {
+        first.try_clone()
+    }
 }
 
 /// Takes the sockets systemd passed: each serves the site (over HTTPS when a
@@ -234,6 +248,9 @@ fn bind(addr: SocketAddr, options: BindOptions) -> io::Result<TcpListener> {
     socket.set_reuse_address(true)?;
     if options.reuse_port {
         socket.set_reuse_port(true)?;
+        // FreeBSD spreads connections only with its own option (12.0 on).
+        #[cfg(target_os = "freebsd")]
+        socket.set_reuse_port_lb(true)?;
     }
     if addr.is_ipv6() {
         socket.set_only_v6(options.v6_only)?;

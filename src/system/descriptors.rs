@@ -44,13 +44,14 @@ pub(crate) fn raise_limit(needs: Needs) {
         Err(e) => return log::warn!("cannot read the descriptor limit: {e}"),
     };
     let mut limit = soft;
-    if soft < hard {
-        match set(hard, hard) {
+    let target = ceiling(hard);
+    if soft < target {
+        match set(target, hard) {
             Ok(()) => {
-                log::debug!("descriptor limit raised from {soft} to {hard}");
-                limit = hard;
+                log::debug!("descriptor limit raised from {soft} to {target}");
+                limit = target;
             }
-            Err(e) => log::debug!("cannot raise the descriptor limit from {soft} to {hard}: {e}"),
+            Err(e) => log::debug!("cannot raise the descriptor limit from {soft} to {target}: {e}"),
         }
     }
     let wanted = needs.descriptors();
@@ -74,19 +75,55 @@ fn get() -> io::Result<(u64, u64)> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limits) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok((limits.rlim_cur, limits.rlim_max))
+    Ok((from_rlim(limits.rlim_cur), from_rlim(limits.rlim_max)))
 }
 
 fn set(soft: u64, hard: u64) -> io::Result<()> {
     let limits = libc::rlimit {
-        rlim_cur: soft,
-        rlim_max: hard,
+        rlim_cur: to_rlim(soft),
+        rlim_max: to_rlim(hard),
     };
     // SAFETY: setrlimit reads the struct we own.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limits) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// The most a soft limit may be raised to. macOS refuses (EINVAL) a soft
+/// limit above `OPEN_MAX` for this call even when the hard limit is
+/// "unlimited", as it usually is there; Go's runtime caps it the same way.
+#[cfg(target_os = "macos")]
+fn ceiling(hard: u64) -> u64 {
+    const OPEN_MAX: u64 = 10240;
+    hard.min(OPEN_MAX)
+}
+
+#[cfg(not(target_os = "macos"))]
+fn ceiling(hard: u64) -> u64 {
+    hard
+}
+
+// `rlim_t` is the platform's: u64 on 64-bit Linux and macOS, u32 on 32-bit
+// glibc, i64 on FreeBSD; "unlimited" is its RLIM_INFINITY. The conversions
+// are fallible on some targets and not on others, hence the allowances.
+
+/// A limit as a count, unlimited as `u64::MAX`.
+#[allow(clippy::unnecessary_fallible_conversions, clippy::useless_conversion)]
+fn from_rlim(value: libc::rlim_t) -> u64 {
+    if value == libc::RLIM_INFINITY {
+        return u64::MAX;
+    }
+    u64::try_from(value).unwrap_or(u64::MAX)
+}
+
+/// A count as a limit; beyond what the type holds is unlimited.
+#[allow(clippy::unnecessary_fallible_conversions, clippy::useless_conversion)]
+fn to_rlim(value: u64) -> libc::rlim_t {
+    if value == u64::MAX {
+        return libc::RLIM_INFINITY;
+    }
+    libc::rlim_t::try_from(value).unwrap_or(libc::RLIM_INFINITY)
 }
 
 #[cfg(test)]

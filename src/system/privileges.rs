@@ -164,8 +164,11 @@ fn enter(jail: &Jail) -> io::Result<()> {
 
 fn become_account(account: &Account) -> Result<(), String> {
     let fail = |what: &str| format!("{what}: {}", io::Error::last_os_error());
-    // SAFETY: setgroups reads `groups.len()` ids from the vector we own.
-    if unsafe { libc::setgroups(account.groups.len(), account.groups.as_ptr()) } != 0 {
+    // The count is a size_t on Linux and an int on the BSDs and macOS; a
+    // group list is far shorter than either holds (NGROUPS_MAX).
+    let count = account.groups.len() as _;
+    // SAFETY: setgroups reads `count` ids from the vector we own.
+    if unsafe { libc::setgroups(count, account.groups.as_ptr()) } != 0 {
         return Err(fail("setgroups"));
     }
     // SAFETY: plain system calls on ids.
@@ -256,20 +259,30 @@ fn group_id(name: &str) -> Result<Option<libc::gid_t>, String> {
     }
 }
 
+/// A group id as getgrouplist(3) speaks it: macOS's takes `int`s where the
+/// others take `gid_t`s.
+#[cfg(any(target_os = "macos", target_os = "ios"))]
+type ListedGroup = libc::c_int;
+#[cfg(not(any(target_os = "macos", target_os = "ios")))]
+type ListedGroup = libc::gid_t;
+
 /// The groups `user` belongs to, `gid` among them.
 fn supplementary_groups(user: &str, gid: libc::gid_t) -> Result<Vec<libc::gid_t>, String> {
     let c_user = c_name(user, "--user")?;
-    let mut groups: Vec<libc::gid_t> = vec![0; 32];
+    let mut groups: Vec<ListedGroup> = vec![0; 32];
     loop {
         let mut count = libc::c_int::try_from(groups.len()).unwrap_or(libc::c_int::MAX);
         // SAFETY: `groups` holds `count` ids; getgrouplist writes at most that
         // many and says how many there are.
-        let status =
-            unsafe { libc::getgrouplist(c_user.as_ptr(), gid, groups.as_mut_ptr(), &mut count) };
+        let status = unsafe {
+            libc::getgrouplist(c_user.as_ptr(), gid as _, groups.as_mut_ptr(), &mut count)
+        };
         let count = usize::try_from(count).unwrap_or(0);
         if status >= 0 {
             groups.truncate(count);
-            return Ok(groups);
+            // The same bits either way: ids are below 2^31 in practice, and
+            // macOS stores them as the ints it listed.
+            return Ok(groups.into_iter().map(|g| g as libc::gid_t).collect());
         }
         if count <= groups.len() || count > 65536 {
             return Err(format!("--user {user}: cannot list its groups"));

@@ -11,6 +11,11 @@
 //! calls the service started, and shows `STATUS=` in `systemctl status`. The
 //! datagram socket named by `NOTIFY_SOCKET` is connected once at start, so that
 //! notifications still reach it from inside a `--chroot`.
+//!
+//! Both are plain environment variables and descriptors, so nothing here is
+//! Linux's but the abstract socket names: elsewhere no systemd sets them and
+//! nothing happens, and a launcher that speaks the protocol (`systemfd` on a
+//! Mac, for one) still hands its listeners over.
 
 use std::io;
 use std::net::TcpListener;
@@ -80,8 +85,12 @@ fn check_listening_tcp(fd: RawFd) -> io::Result<()> {
         Ok(value)
     };
     let kind = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_owned());
-    let family = option(libc::SOL_SOCKET, libc::SO_DOMAIN)?;
-    if family != libc::AF_INET && family != libc::AF_INET6 {
+    // The family from the bound address (getsockname): SO_DOMAIN would say
+    // it in one call, but macOS has none.
+    // SAFETY: the caller owns `fd`, open for the duration of this call.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let bound = socket2::SockRef::from(&borrowed).local_addr()?;
+    if !bound.is_ipv4() && !bound.is_ipv6() {
         return Err(kind("not an IP socket (oneloop listens on TCP ports only)"));
     }
     if option(libc::SOL_SOCKET, libc::SO_TYPE)? != libc::SOCK_STREAM {
@@ -112,11 +121,19 @@ pub(crate) fn connect_notify() {
     let connected = UnixDatagram::unbound().and_then(|socket| {
         let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
         match bytes.strip_prefix(b"@") {
-            // An abstract socket: a name, not a file.
+            // An abstract socket: a name, not a file (Linux's alone).
+            #[cfg(target_os = "linux")]
             Some(name) => {
                 use std::os::linux::net::SocketAddrExt;
                 let address = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
                 socket.connect_addr(&address)?;
+            }
+            #[cfg(not(target_os = "linux"))]
+            Some(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "abstract sockets exist on Linux only",
+                ));
             }
             None => socket.connect(&path)?,
         }

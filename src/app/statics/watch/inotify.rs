@@ -1,29 +1,7 @@
-//! Knowing at once when a cached file changes: inotify, on the directories
-//! the cached files are reached through.
-//!
-//! Each cache entry depends on some (directory, name) pairs: every component
-//! of the URL path under ROOT (a rename or a retargeted symlink anywhere on the
-//! way changes what the path means), and the real file, with its precompressed
-//! sidecars (one appearing changes which representation is chosen): those are
-//! not registered apart, since an event for `a.txt.gz` is taken for `a.txt`
-//! too, which keeps a file's registrations to one name. The
-//! directories are watched, once each, for anything that changes a name or
-//! what it names (writes, attributes, creation, deletion, renames both ways);
-//! an event for a name drops the entries that depend on it, and an event about
-//! a directory itself (deleted, moved, unmounted) drops all that depend on it.
-//!
-//! Changes are read before the bytes of every request are (the session asks,
-//! one `read` that says `EAGAIN` when nothing changed), so a change made before
-//! a request was sent is seen by that request. The descriptor is also a
-//! readiness source like a socket: the event loop registers it in its own poll
-//! and drains it when it turns readable, so what a change made stale (a
-//! deleted file's descriptor, its bytes) goes at once, not at the next request.
-//!
-//! Where a watch cannot be had (the per-user limit,
-//! `fs.inotify.max_user_watches`, is reached; or inotify is missing), the
-//! entry is trusted for a second only, as before, and the log says so once.
-//! inotify sees changes made through this kernel: a file changed by another
-//! machine on a network file system is not seen until it is revalidated.
+//! The watch on Linux: one inotify instance per cache, one watch per
+//! directory, the events read as variable-length records by the `inotify`
+//! crate. Each event names the entry of the directory it is about, so a
+//! change drops the keys depending on that name alone.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
@@ -31,7 +9,7 @@ use std::hash::Hash;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
@@ -39,9 +17,6 @@ use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 /// Registrations are pruned when they pass this, or twice what the last
 /// pruning kept, whichever is more.
 const PRUNE_FLOOR: usize = 1024;
-
-/// Whether the lack of watches has been reported, by any cache of the process.
-static SHORT_OF_WATCHES_REPORTED: AtomicBool = AtomicBool::new(false);
 
 /// What is watched on each directory.
 fn mask() -> WatchMask {
@@ -118,7 +93,7 @@ impl<K: Hash + Eq> Dependents<K> {
 }
 
 /// The directories watched for one cache, and the keys depending on them.
-pub(super) struct Watch<K> {
+pub(in crate::app::statics) struct Watch<K> {
     inotify: Inotify,
     /// The endings of a file's sidecars: a change to `NAME` + one of them is
     /// a change to what depends on `NAME`.
@@ -135,7 +110,7 @@ pub(super) struct Watch<K> {
 impl<K: Hash + Eq + Clone> Watch<K> {
     /// A new inotify instance, or `None` (said in the log) where there is none.
     /// Names ending in one of `sidecars` count as the name without it.
-    pub(super) fn new(sidecars: &'static [&'static str]) -> Option<Watch<K>> {
+    pub(in crate::app::statics) fn new(sidecars: &'static [&'static str]) -> Option<Watch<K>> {
         match Inotify::init() {
             Ok(inotify) => Some(Watch {
                 inotify,
@@ -154,14 +129,14 @@ impl<K: Hash + Eq + Clone> Watch<K> {
     }
 
     /// The descriptor a driver can wait on.
-    pub(super) fn fd(&self) -> RawFd {
+    pub(in crate::app::statics) fn fd(&self) -> RawFd {
         self.inotify.as_raw_fd()
     }
 
     /// Records that `key` depends on each (directory, name) of `on`, watching
     /// the directories not watched yet. False if one could not be watched: the
     /// entry must then be revalidated as before.
-    pub(super) fn depend(&mut self, key: &K, on: &[(PathBuf, OsString)]) -> bool {
+    pub(in crate::app::statics) fn depend(&mut self, key: &K, on: &[(PathBuf, OsString)]) -> bool {
         let mut all = true;
         for (dir, name) in on {
             let wd = match self.by_path.get(dir) {
@@ -204,7 +179,11 @@ impl<K: Hash + Eq + Clone> Watch<K> {
     /// Reads what happened since the last call and hands every key it made
     /// stale to `stale`; `everything` is told when events were lost (the
     /// queue overflowed) and nothing cached can be trusted.
-    pub(super) fn changes(&mut self, mut stale: impl FnMut(K), mut everything: impl FnMut()) {
+    pub(in crate::app::statics) fn changes(
+        &mut self,
+        mut stale: impl FnMut(K),
+        mut everything: impl FnMut(),
+    ) {
         loop {
             let events = match self.inotify.read_events(&mut self.buffer) {
                 Ok(events) => events,
@@ -273,13 +252,13 @@ impl<K: Hash + Eq + Clone> Watch<K> {
     /// Whether registrations have piled up: an entry's outlive it when the
     /// cache evicts it, drops it or never stores it (each URL spelling of a
     /// file is a key of its own), so the cache prunes them now and then.
-    pub(super) fn crowded(&self) -> bool {
+    pub(in crate::app::statics) fn crowded(&self) -> bool {
         self.registered > self.prune_at
     }
 
     /// Keeps the registrations of the keys `keep` names, and stops watching
     /// the directories nothing depends on any more.
-    pub(super) fn retain(&mut self, keep: impl Fn(&K) -> bool) {
+    pub(in crate::app::statics) fn retain(&mut self, keep: impl Fn(&K) -> bool) {
         let mut unwatched = Vec::new();
         self.registered = 0;
         for (wd, watched) in &mut self.dirs {
@@ -308,16 +287,19 @@ impl<K: Hash + Eq + Clone> Watch<K> {
 
     /// Keys registered, counted once per name.
     #[cfg(test)]
-    pub(super) fn registrations(&self) -> usize {
+    pub(in crate::app::statics) fn registrations(&self) -> usize {
         self.registered
     }
 
     /// Directories watched now.
     #[cfg(test)]
-    pub(super) fn directories(&self) -> usize {
+    pub(in crate::app::statics) fn directories(&self) -> usize {
         self.dirs.len()
     }
 }
+
+/// Whether the lack of watches has been reported, by any cache of the process.
+static SHORT_OF_WATCHES_REPORTED: AtomicBool = AtomicBool::new(false);
 
 fn report_short_of_watches(why: &str) {
     if !SHORT_OF_WATCHES_REPORTED.swap(true, Ordering::Relaxed) {
@@ -325,31 +307,11 @@ fn report_short_of_watches(why: &str) {
     }
 }
 
-/// What a file at `real`, reached by `literal` (ROOT joined with the decoded
-/// URL path, symlinks unresolved), depends on: each component of `literal`
-/// under `root`, and the real file's name in its directory (which stands for
-/// its sidecars' too).
-pub(super) fn dependencies(root: &Path, literal: &Path, real: &Path) -> Vec<(PathBuf, OsString)> {
-    let mut on = Vec::new();
-    if let Ok(relative) = literal.strip_prefix(root) {
-        let mut dir = root.to_path_buf();
-        for component in relative.components() {
-            let name = component.as_os_str().to_owned();
-            on.push((dir.clone(), name.clone()));
-            dir.push(name);
-        }
-    }
-    if let (Some(dir), Some(name)) = (real.parent(), real.file_name()) {
-        on.push((dir.to_path_buf(), name.to_owned()));
-    }
-    on.sort();
-    on.dedup();
-    on
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::dependencies;
     use super::*;
+    use std::path::Path;
 
     fn changes(watch: &mut Watch<&'static str>) -> (Vec<&'static str>, bool) {
         let (mut stale, mut all) = (Vec::new(), false);
