@@ -21,7 +21,7 @@ every_model!(
 
 /// `oneloop --hash-password USER`, the password on stdin: the line it prints.
 fn hash_line(user: &str, password: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oneloop"))
+    let mut child = common::oneloop()
         .args(["--hash-password", user])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -295,7 +295,7 @@ fn passwords_in_clear_beyond_loopback_are_warned_about() {
 }
 
 fn refused(args: &[&str], needle: &str) {
-    let output = Command::new(env!("CARGO_BIN_EXE_oneloop"))
+    let output = common::oneloop()
         .args(["--port", "0"])
         .args(args)
         .output()
@@ -321,7 +321,7 @@ fn bad_password_files_and_realms_are_refused_at_start() {
         &["--auth-file", users, "--auth-realm", "a \"b\""],
         "--auth-realm",
     );
-    let output = Command::new(env!("CARGO_BIN_EXE_oneloop"))
+    let output = common::oneloop()
         .args(["--auth-uploads-only"])
         .output()
         .unwrap();
@@ -334,7 +334,7 @@ fn bad_password_files_and_realms_are_refused_at_start() {
 #[test]
 fn hash_password_refuses_what_cannot_be_stored() {
     let run = |user: &str, stdin: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_oneloop"))
+        let mut child = common::oneloop()
             .args(["--hash-password", user])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -3,13 +3,10 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn oneloop(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_oneloop"))
-        .args(args)
-        .output()
-        .expect("run oneloop")
+    common::oneloop().args(args).output().expect("run oneloop")
 }
 
 fn stderr(output: &Output) -> String {

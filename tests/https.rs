@@ -327,7 +327,7 @@ fn bad_certificates_are_refused_at_start() {
     let junk = dir.join("junk.pem");
     std::fs::write(&junk, b"not a pem file").unwrap();
     let refused = |cert: &std::path::Path, key: &std::path::Path, needle: &str| {
-        let output = Command::new(env!("CARGO_BIN_EXE_oneloop"))
+        let output = common::oneloop()
             .args(["--port", "0", "--tls-cert"])
             .arg(cert)
             .arg("--tls-key")
@@ -348,10 +348,7 @@ fn bad_certificates_are_refused_at_start() {
         &["--redirect-http", "8080"],
         &["--tls-key", "k.pem"],
     ] {
-        let output = Command::new(env!("CARGO_BIN_EXE_oneloop"))
-            .args(lone)
-            .output()
-            .unwrap();
+        let output = common::oneloop().args(lone).output().unwrap();
         let message = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{lone:?} accepted alone");
         assert!(message.contains("--tls-"), "{lone:?}: {message}");

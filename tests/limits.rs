@@ -204,10 +204,7 @@ fn bad_limits_are_refused_at_start() {
             "--max-connections-per-ip",
         ),
     ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_oneloop"))
-            .args(args)
-            .output()
-            .unwrap();
+        let out = common::oneloop().args(args).output().unwrap();
         assert!(!out.status.success(), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(says), "{args:?}: {stderr}");

@@ -85,7 +85,7 @@ fn usr1_and_hup_reopen_both_logs_in_the_same_process(model: Model) {
 
 #[test]
 fn a_log_file_that_cannot_be_opened_is_refused_at_start() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_oneloop"))
+    let output = common::oneloop()
         .args(["--port", "0", "--log-file", "/no/such/dir/oneloop.log"])
         .output()
         .unwrap();
@@ -134,7 +134,7 @@ fn journal_pipe() -> (std::io::PipeReader, std::io::PipeWriter, String) {
 /// `stream`, its stderr being `writer`.
 fn first_line(writer: std::io::PipeWriter, reader: std::io::PipeReader, stream: &str) -> String {
     use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_oneloop"))
+    let mut child = common::oneloop()
         .args(["--port", "0"])
         .env("JOURNAL_STREAM", stream)
         .stderr(writer)

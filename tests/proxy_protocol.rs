@@ -224,7 +224,7 @@ fn the_status_page_and_the_password_gate_see_the_named_client() {
     let dir = tempfile::tempdir().unwrap();
     let users = dir.path().join("users");
     let output = {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_oneloop"))
+        let mut child = common::oneloop()
             .args(["--hash-password", "alice"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -267,7 +267,7 @@ fn the_status_page_and_the_password_gate_see_the_named_client() {
 
 #[test]
 fn proxy_protocol_needs_trusted_peers() {
-    let output = Command::new(env!("CARGO_BIN_EXE_oneloop"))
+    let output = common::oneloop()
         .args(["--port", "0", "--proxy-protocol"])
         .output()
         .unwrap();

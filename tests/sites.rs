@@ -376,10 +376,7 @@ every_model!(
 );
 
 fn oneloop(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_oneloop"))
-        .args(args)
-        .output()
-        .expect("run oneloop")
+    common::oneloop().args(args).output().expect("run oneloop")
 }
 
 #[test]

@@ -35,6 +35,7 @@ every_model!(
     changes_on_the_way_to_a_file_are_seen_at_once,
     files_bigger_than_the_cache_and_a_disabled_cache_serve_the_same_bytes,
     a_100_mib_file_goes_out_exactly_without_growing_memory,
+    ranges_past_2_and_4_gib_are_served_from_the_right_offset,
     the_access_log_has_one_combined_line_per_response,
     a_failing_access_log_is_reported_once_and_serving_goes_on,
     curl_ranges_conditionals_and_compression,
@@ -853,6 +854,48 @@ fn files_bigger_than_the_cache_and_a_disabled_cache_serve_the_same_bytes(model: 
     }
 }
 
+/// A sparse 5 GiB file (no disk used), with bytes written where 32-bit
+/// offsets break: across 2^31 (a signed 32-bit `off_t` goes negative) and past
+/// 2^32 (an unsigned one wraps to the start). On 32-bit ARM this is the test
+/// that `sendfile64` and 64-bit lengths are used all the way.
+fn ranges_past_2_and_4_gib_are_served_from_the_right_offset(model: Model) {
+    use std::os::unix::fs::FileExt;
+    const GIB: u64 = 1 << 30;
+    let site = Site::new();
+    let file = std::fs::File::create(site.path("huge.bin")).unwrap();
+    file.set_len(5 * GIB).unwrap();
+    file.write_all_at(b"<2GiB|>", 2 * GIB - 3).unwrap();
+    file.write_all_at(b"past 4 GiB", 4 * GIB + 7).unwrap();
+    file.write_all_at(b"end", 5 * GIB - 3).unwrap();
+    drop(file);
+    let server = site.serve(model, &[]);
+
+    let head = server.request("HEAD /huge.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), Some("5368709120"));
+    for (first, expected) in [
+        (2 * GIB - 3, &b"<2GiB|>"[..]),
+        (4 * GIB + 7, b"past 4 GiB"),
+        (5 * GIB - 3, b"end"),
+    ] {
+        let last = first + expected.len() as u64 - 1;
+        let r = get_with(
+            &server,
+            "/huge.bin",
+            &format!("Range: bytes={first}-{last}\r\n"),
+        );
+        assert_eq!(r.status, 206, "bytes {first}-{last}");
+        assert_eq!(
+            r.header("content-range"),
+            Some(format!("bytes {first}-{last}/5368709120").as_str())
+        );
+        assert_eq!(r.body, expected, "bytes {first}-{last}");
+    }
+    // A suffix range counts back from a 64-bit length.
+    let r = get_with(&server, "/huge.bin", "Range: bytes=-3\r\n");
+    assert_eq!((r.status, r.body.as_slice()), (206, &b"end"[..]));
+}
+
 fn a_100_mib_file_goes_out_exactly_without_growing_memory(model: Model) {
     use std::io::Read;
     let site = Site::new();
@@ -960,9 +1003,9 @@ fn a_failing_access_log_is_reported_once_and_serving_goes_on(model: Model) {
 #[test]
 fn the_access_log_can_go_to_stdout() {
     use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     let site = Site::new();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oneloop"))
+    let mut child = common::oneloop()
         .args([
             site.root.to_str().unwrap(),
             "--port",

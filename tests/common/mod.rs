@@ -13,6 +13,36 @@ use std::time::{Duration, Instant};
 
 pub use tls::Client;
 
+/// A command that runs the oneloop binary under test. With `ONELOOP_RUNNER`
+/// set (`make cross-test` sets it to `qemu-arm-static -L /usr/arm-linux-gnueabihf`,
+/// say), the binary is another architecture's and runs under that emulator:
+/// these machines do not register qemu with binfmt, so it is called by name.
+pub fn oneloop() -> Command {
+    let binary = env!("CARGO_BIN_EXE_oneloop");
+    let runner = std::env::var("ONELOOP_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(emulator) => {
+            let mut command = Command::new(emulator);
+            command.args(words).arg(binary);
+            command
+        }
+        None => Command::new(binary),
+    }
+}
+
+/// How many times slower than on this machine's own CPU the server may run:
+/// `ONELOOP_SLOWDOWN`, which the emulated runs set (`.ci/platforms`), or 1.
+/// Only tests that wait for the server to *finish* a long piece of work
+/// stretch by it; no test of a timeout does (those run natively only).
+pub fn slowdown() -> u32 {
+    std::env::var("ONELOOP_SLOWDOWN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n >= 1)
+        .unwrap_or(1)
+}
+
 /// How long any single read may wait before a test fails instead of hanging.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -136,15 +166,16 @@ impl Server {
     }
 
     fn spawn(args: &[&str], env: &[(&str, &str)], nofile: Option<(u64, u64)>) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_oneloop"));
+        let mut command = oneloop();
         if let Some((soft, hard)) = nofile {
             use std::os::unix::process::CommandExt;
             // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
             unsafe {
                 command.pre_exec(move || {
+                    // rlim_t is 32 bits on 32-bit ARM; the tests' limits fit.
                     let rlimit = libc::rlimit {
-                        rlim_cur: soft,
-                        rlim_max: hard,
+                        rlim_cur: soft as libc::rlim_t,
+                        rlim_max: hard as libc::rlim_t,
                     };
                     if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
                         Ok(())
