@@ -2,14 +2,14 @@
 
 CARGO ?= cargo
 
-.PHONY: run test lint unit release bench bench-quick bench-scaling bench-abuse bench-rules fuzz clean help
+.PHONY: run test lint unit platforms platforms-check platforms-run release bench bench-quick bench-scaling bench-abuse bench-rules bench-profiles fuzz clean help
 
 ## run: serve the example site in ./site on http://127.0.0.1:4221/
 run:
 	$(CARGO) run --release -- site
 
-## test: formatting, lints, then every unit and black-box test
-test: lint unit
+## test: formatting, lints, every unit and black-box test, then every other platform
+test: lint unit platforms
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -27,6 +27,20 @@ unit:
 		echo; echo "Skipped here, and why ($$(wc -l < $(SKIP_LOG)) tests):"; sort $(SKIP_LOG) | sed 's/^/  /'; \
 	else echo; echo "No test was skipped."; fi; \
 	exit $$status
+
+## platforms: clippy for FreeBSD, macOS and 32-bit ARM; the armv7 and aarch64 builds' tests under qemu
+# What a machine cannot have (a target, a cross compiler, qemu) is skipped with
+# the reason printed; .ci/run installs them. .ci/platforms says what runs where.
+platforms:
+	CARGO="$(CARGO)" .ci/platforms
+
+## platforms-check: only the type checks and lints of the other platforms (about 2 minutes)
+platforms-check:
+	CARGO="$(CARGO)" .ci/platforms check
+
+## platforms-run: only the emulated test runs (armv7 and aarch64 Linux under qemu)
+platforms-run:
+	CARGO="$(CARGO)" .ci/platforms run
 
 ## bench: the full benchmark (about 35 minutes; needs wrk); rewrites docs/benchmarks.md
 bench:
@@ -47,6 +61,10 @@ bench-abuse:
 ## bench-rules: what 20 rules of a configuration file cost a request (about 2 minutes); rewrites its section of docs/benchmarks.md
 bench-rules:
 	$(CARGO) run --release -p oneloop-bench -- --rules --duration 5 --rounds 3 --docs docs/benchmarks.md
+
+## bench-profiles: binary size per target, and what opt-level, lto, codegen-units and panic cost (about 25 minutes: seven release builds); rewrites its section of docs/benchmarks.md
+bench-profiles:
+	$(CARGO) run --release -p oneloop-bench -- --profiles --duration 5 --rounds 3 --docs docs/benchmarks.md
 
 ## fuzz: ten minutes on the structured product fuzz target (needs cargo-fuzz)
 fuzz:
