@@ -25,6 +25,7 @@ mod limits;
 mod machine;
 mod ports;
 mod procs;
+mod profiles;
 mod report;
 mod rules;
 mod scaling;
@@ -69,6 +70,11 @@ struct Args {
     /// against none (docs/benchmarks.md, "The cost of a site's rules").
     #[arg(long)]
     rules: bool,
+    /// Instead: the stripped binary's size per target, and what each
+    /// release-profile setting does to size and requests per CPU-second
+    /// (docs/benchmarks.md, "Small hosts").
+    #[arg(long)]
+    profiles: bool,
 }
 
 /// One workload: what to ask for, with how many connections.
@@ -289,6 +295,8 @@ fn run(args: Args) -> Result<(), String> {
         "-scaling"
     } else if args.rules {
         "-rules"
+    } else if args.profiles {
+        "-profiles"
     } else if args.quick {
         "-quick"
     } else {
@@ -316,6 +324,25 @@ fn run(args: Args) -> Result<(), String> {
         if let Some(docs) = &args.docs {
             let text = std::fs::read_to_string(docs).unwrap_or_default();
             let updated = abuse::replace_section(&text, rules::SECTION, &report);
+            std::fs::write(docs, updated).map_err(|e| e.to_string())?;
+        }
+        println!("{report}\nresults in {}", run_dir.display());
+        return Ok(());
+    }
+    if args.profiles {
+        let report = profiles::run(&profiles::Setup {
+            machine,
+            stamp,
+            duration,
+            rounds,
+            fixture: &fixture,
+            servers_dir: &servers_dir,
+            workspace: &workspace,
+        })?;
+        std::fs::write(run_dir.join("report.md"), &report).map_err(|e| e.to_string())?;
+        if let Some(docs) = &args.docs {
+            let text = std::fs::read_to_string(docs).unwrap_or_default();
+            let updated = abuse::replace_section(&text, profiles::SECTION, &report);
             std::fs::write(docs, updated).map_err(|e| e.to_string())?;
         }
         println!("{report}\nresults in {}", run_dir.display());

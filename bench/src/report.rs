@@ -143,9 +143,14 @@ impl Report {
             let docs_dir = docs.parent().unwrap_or(Path::new("."));
             let prefix = format!("{}/", crate::relative(dir, docs_dir));
             let mut markdown = self.markdown(&prefix);
-            // The abuse and rules benches' sections are their own: kept as
-            // the last `make bench-abuse` and `make bench-rules` wrote them.
-            for heading in [crate::abuse::SECTION, crate::rules::SECTION] {
+            // The abuse, rules and profiles benches' sections are their own:
+            // kept as the last `make bench-abuse`, `make bench-rules` and
+            // `make bench-profiles` wrote them.
+            for heading in [
+                crate::abuse::SECTION,
+                crate::rules::SECTION,
+                crate::profiles::SECTION,
+            ] {
                 if let Some(section) = crate::abuse::existing_section(docs, heading) {
                     markdown = format!(
                         "{}

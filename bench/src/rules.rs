@@ -15,7 +15,7 @@ use std::path::Path;
 
 use crate::machine::Machine;
 use crate::subjects::{Fixture, Kind, Subject};
-use crate::{procs, wrk};
+use crate::wrk;
 
 /// Where its section of docs/benchmarks.md lives.
 pub const SECTION: &str = "## The cost of a site's rules";
@@ -62,7 +62,7 @@ struct Row {
     rps: Vec<f64>,
 }
 
-fn median(values: &[f64]) -> f64 {
+pub fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
@@ -101,29 +101,12 @@ pub fn run(setup: &Setup<'_>) -> Result<String, String> {
                 .start(setup.fixture, setup.servers_dir, setup.binaries)
                 .map_err(|e| format!("starting {}: {e}", subject.name))?;
             for path in paths {
-                let run = wrk::WrkRun {
-                    url: &server.url(path, false),
-                    connections: 50,
-                    duration_secs: setup.duration,
-                    pipeline_script: None,
-                    close: false,
-                    cpus: wrk_cpus,
-                    threads: 1,
-                };
-                let pids = server.verified().map_err(|e| e.to_string())?;
-                let before = procs::cpu_time(&pids);
-                let result = run.run().map_err(|e| format!("wrk: {e}"))?;
-                let cpu = procs::cpu_time(&pids).saturating_sub(before);
-                if result.non_2xx > 0 || result.socket_errors > 0 {
-                    return Err(format!(
-                        "{} {path}: {} non-2xx answers, {} socket errors: not measuring a failure",
-                        subject.name, result.non_2xx, result.socket_errors
-                    ));
-                }
-                let per_cpu = result.requests as f64 / cpu.as_secs_f64().max(1e-3);
+                let sample = wrk::per_cpu_second(&mut server, path, setup.duration, wrk_cpus)
+                    .map_err(|e| format!("{} {path}: {e}", subject.name))?;
+                let (per_cpu, rps) = (sample.per_cpu, sample.rps);
                 println!(
-                    "round {round} {} {path}: {:.0} req/s, {per_cpu:.0} req per CPU-s",
-                    subject.name, result.requests_per_sec
+                    "round {round} {} {path}: {rps:.0} req/s, {per_cpu:.0} req per CPU-s",
+                    subject.name
                 );
                 let row = match rows.iter().position(|r| r.rules == rules && r.path == path) {
                     Some(i) => &mut rows[i],
@@ -139,7 +122,7 @@ pub fn run(setup: &Setup<'_>) -> Result<String, String> {
                     }
                 };
                 row.per_cpu.push(per_cpu);
-                row.rps.push(result.requests_per_sec);
+                row.rps.push(rps);
             }
         }
     }

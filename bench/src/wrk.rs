@@ -6,6 +6,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::machine::on_path;
+use crate::procs;
+use crate::subjects::Running;
 
 /// The lua script for the pipelined workload: every "request" wrk sends is 16
 /// requests in one write; wrk counts each response.
@@ -152,6 +154,48 @@ fn duration(text: &str) -> Option<Duration> {
         .parse::<f64>()
         .ok()
         .map(|n| Duration::from_secs_f64(n * scale))
+}
+
+/// What one run of 50 connections for `duration` seconds on `path` cost the
+/// server: requests per second of its CPU time (what a request costs,
+/// whatever wrk managed to send), and requests per second of wall time.
+pub struct Sample {
+    pub per_cpu: f64,
+    pub rps: f64,
+}
+
+/// Measures `server` on `path` with wrk (one thread, 50 connections) on
+/// `wrk_cpus`; a run with errors or non-2xx answers is refused, since it
+/// would measure a failure.
+pub fn per_cpu_second(
+    server: &mut Running,
+    path: &str,
+    duration: u64,
+    wrk_cpus: &str,
+) -> Result<Sample, String> {
+    let run = WrkRun {
+        url: &server.url(path, false),
+        connections: 50,
+        duration_secs: duration,
+        pipeline_script: None,
+        close: false,
+        cpus: wrk_cpus,
+        threads: 1,
+    };
+    let pids = server.verified().map_err(|e| e.to_string())?;
+    let before = procs::cpu_time(&pids);
+    let result = run.run().map_err(|e| format!("wrk: {e}"))?;
+    let cpu = procs::cpu_time(&pids).saturating_sub(before);
+    if result.non_2xx > 0 || result.socket_errors > 0 {
+        return Err(format!(
+            "{} non-2xx answers, {} socket errors: not measuring a failure",
+            result.non_2xx, result.socket_errors
+        ));
+    }
+    Ok(Sample {
+        per_cpu: result.requests as f64 / cpu.as_secs_f64().max(1e-3),
+        rps: result.requests_per_sec,
+    })
 }
 
 #[cfg(test)]
