@@ -27,6 +27,7 @@ every_model!(
     sixteen_pipelined_requests_in_one_write,
     a_request_followed_by_a_half_close_is_answered,
     gzip_is_negotiated,
+    no_builtins_keeps_the_store_and_drops_the_demo_endpoints,
 );
 
 fn store(model: Model) -> (tempfile::TempDir, Server) {
@@ -135,6 +136,22 @@ fn post_writes_the_file_then_answers_201(model: Model) {
     assert!(r.raw_head.starts_with("HTTP/1.1 201 Created\r\n"));
     assert_eq!(std::fs::read(dir.path().join("new.txt")).unwrap(), b"12345");
     assert_eq!(server.get("/files/new.txt").body, b"12345");
+}
+
+fn no_builtins_keeps_the_store_and_drops_the_demo_endpoints(model: Model) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_store(model, dir.path(), &["--no-builtins"]);
+    let r = server.request("POST /files/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+    assert_eq!(
+        r.status, 201,
+        "--directory means uploads, --no-builtins or not"
+    );
+    assert_eq!(std::fs::read(dir.path().join("x")).unwrap(), b"hello");
+    let r = server.get("/files/x");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"hello"[..]));
+    for demo in ["/echo/abc", "/user-agent", "/"] {
+        assert_eq!(server.get(demo).status, 404, "{demo} is a demo endpoint");
+    }
 }
 
 fn post_bodies_split_across_writes_and_arriving_late(model: Model) {

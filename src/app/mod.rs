@@ -7,12 +7,15 @@
 //!
 //! Routing precedence, first match wins:
 //! 0. the status page, when `--status` names its path;
-//! 1. built-in endpoints (unless `--no-builtins`): `/echo/{text}`, `/user-agent`,
-//!    and `/files/{name}` when `--directory` is given;
-//! 2. the sites (`sites/`): the one `Host` names, with its rules, or the
+//! 1. `/files/{name}` when `--directory` is given (whatever `--no-builtins`
+//!    says: the store is what that flag asks for, and it is for nothing else);
+//! 2. the challenge's demo endpoints (unless `--no-builtins`): `/echo/{text}`
+//!    and `/user-agent`;
+//! 3. the sites (`sites/`): the one `Host` names, with its rules, or the
 //!    static root when there is no configuration file;
-//! 3. `/` answers 200 with an empty body when there is no static root;
-//! 4. anything else is 404.
+//! 4. `/` answers 200 with an empty body when there is no static root (the
+//!    challenge's first stage, so a demo endpoint too: not with `--no-builtins`);
+//! 5. anything else is 404.
 
 pub(crate) mod auth;
 mod builtins;
@@ -67,9 +70,11 @@ pub(crate) trait BodySink: Send {
 /// What the application is configured with.
 #[derive(Clone, Debug, Default)]
 pub struct AppConfig {
-    /// Serve `/echo/`, `/user-agent` and (with a directory) `/files/`.
+    /// Serve the demo endpoints: `/echo/`, `/user-agent`, and an empty 200
+    /// at `/` when there is no static root. Not `/files/`: `files_dir` alone
+    /// says whether that is served.
     pub builtins: bool,
-    /// The read-write store behind `/files/`.
+    /// The read-write store behind `/files/`, served whenever it is given.
     pub files_dir: Option<PathBuf>,
     /// The static site served at `/` (without a configuration file).
     pub site: Option<statics::StaticConfig>,
@@ -141,7 +146,6 @@ impl App {
             store: config
                 .files_dir
                 .as_ref()
-                .filter(|_| config.builtins)
                 .map(|dir| file_store::FileStore::new(dir.clone())),
             sites: Self::sites(config).map(|set| sites::Sites::new(set, stats.cache())),
             status: config
@@ -231,6 +235,9 @@ impl App {
         {
             return reply;
         }
+        if let (Some(store), Some(name)) = (&self.store, path.strip_prefix("/files/")) {
+            return store.handle(request, name);
+        }
         if self.builtins {
             if let Some(text) = path.strip_prefix("/echo/") {
                 return methods::only(request, methods::READ, || builtins::echo(request, text));
@@ -238,14 +245,11 @@ impl App {
             if path == "/user-agent" {
                 return methods::only(request, methods::READ, || builtins::user_agent(request));
             }
-            if let (Some(store), Some(name)) = (&self.store, path.strip_prefix("/files/")) {
-                return store.handle(request, name);
-            }
         }
         if let Some(sites) = &self.sites {
             return Reply::Respond(sites.answer(request, peer, now));
         }
-        if path == "/" {
+        if self.builtins && path == "/" {
             return methods::only(request, methods::READ, || {
                 Reply::Respond(Response::new(StatusCode::OK))
             });
@@ -366,6 +370,24 @@ pub(crate) mod tests {
     #[test]
     fn builtins_can_be_switched_off() {
         let app = App::new(&AppConfig::default(), &Registry::new());
+        for path in ["/echo/x", "/user-agent", "/"] {
+            let r = get(&app, &format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n"));
+            assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+        }
+    }
+
+    #[test]
+    fn the_store_does_not_depend_on_builtins() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x"), "stored").unwrap();
+        let config = AppConfig {
+            builtins: false,
+            files_dir: Some(dir.path().to_owned()),
+            ..AppConfig::default()
+        };
+        let app = App::new(&config, &Registry::new());
+        let r = get(&app, "GET /files/x HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(r.status(), StatusCode::OK, "the store is served");
         let r = get(&app, "GET /echo/x HTTP/1.1\r\nHost: a\r\n\r\n");
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
     }

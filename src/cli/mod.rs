@@ -79,11 +79,14 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS", requires = "tls_cert")]
     pub hsts: Option<u64>,
 
-    /// Folder behind /files/{name}: GET and HEAD read a file, POST writes one.
+    /// Folder behind /files/{name}: GET and HEAD read a file, POST writes one
+    /// (anyone who can reach the port may, unless --auth-file). Served with
+    /// or without --no-builtins.
     #[arg(long, value_name = "DIR")]
     pub directory: Option<PathBuf>,
 
-    /// Serve files only: no /echo/, /user-agent or /files/ endpoints.
+    /// No demo endpoints: no /echo/, no /user-agent, and no empty 200 at /
+    /// without ROOT (what a public host wants). /files/ stays, with --directory.
     #[arg(long)]
     pub no_builtins: bool,
 
