@@ -80,6 +80,9 @@ pub struct Config {
     /// With `--config`: the command line as given, which SIGHUP reads again
     /// with the file.
     pub reload_from: Option<Vec<OsString>>,
+    /// Where the process id is written once the listeners are bound, and
+    /// removed at a graceful exit (`--pid-file`).
+    pub pid_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -108,6 +111,7 @@ impl Default for Config {
             },
             site_certs: Vec::new(),
             reload_from: None,
+            pid_file: None,
         }
     }
 }

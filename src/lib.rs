@@ -11,7 +11,7 @@
 //! Between them, the **application** (`app`) maps a parsed request to a reply,
 //! and the **session** (`session`) joins one connection's core to it: it is
 //! the one thing a driver holds per connection. Startup (`server`) does
-//! everything before the first turn. The logs (`access_log`, [`logging`],
+//! everything before the first turn (`pid_file` among it). The logs (`access_log`, [`logging`],
 //! `log_file`), the command line (`cli`), the configuration (`config`), the
 //! per-client limits (`clients`), the counters (`stats`) and calendar dates
 //! (`timefmt`) are the supporting cast. docs/architecture.md suggests a
@@ -41,6 +41,7 @@ mod driver;
 mod http;
 mod log_file;
 pub mod logging;
+mod pid_file;
 mod server;
 mod session;
 mod stats;

@@ -184,3 +184,61 @@ fn ipv4_clients_of_a_dual_stack_socket_are_logged_as_ipv4() {
     assert!(eventually(Duration::from_secs(5), || read(&access)
         .starts_with("127.0.0.1 - - [")));
 }
+
+/// contrib/logrotate's postrotate script, with its pid file at `pid_file`
+/// and a `systemctl` that finds no service (a server started by hand).
+fn postrotate_script(pid_file: &Path, bin: &Path) -> String {
+    let contrib = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/logrotate/oneloop"
+    ))
+    .unwrap();
+    let script = contrib
+        .split("postrotate")
+        .nth(1)
+        .and_then(|rest| rest.split("endscript").next())
+        .expect("a postrotate script");
+    let systemctl = bin.join("systemctl");
+    std::fs::write(&systemctl, "#!/bin/sh\nexit 3\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script.replace("/run/oneloop/oneloop.pid", pid_file.to_str().unwrap())
+}
+
+#[test]
+fn contrib_logrotate_signals_the_pid_files_server_and_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("oneloop.pid");
+    let (ours, other) = (dir.path().join("ours.log"), dir.path().join("other.log"));
+    let ours_server = Server::start(&[
+        "--access-log",
+        ours.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+    ]);
+    let other_server = Server::start(&["--access-log", other.to_str().unwrap()]);
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let script = postrotate_script(&pid_file, &bin);
+    std::fs::rename(&ours, dir.path().join("ours.log.1")).unwrap();
+    std::fs::rename(&other, dir.path().join("other.log.1")).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let ran = std::process::Command::new("sh")
+        .args(["-e", "-c", &script])
+        .env("PATH", path)
+        .status()
+        .unwrap();
+    assert!(ran.success(), "{ran:?}");
+    assert!(
+        eventually(Duration::from_secs(5), || ours.exists()),
+        "the pid file's server reopened its log: {}",
+        ours_server.log()
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!other.exists(), "the other server was not signalled");
+    assert!(!other_server.log().contains("SIGUSR1"));
+}

@@ -183,10 +183,15 @@ fn a_chroot_serves_from_inside_and_reopens_its_logs_there() {
     chown_to_nobody(&logs);
     std::fs::write(site.join("index.html"), "inside").unwrap();
     let access = logs.join("access.log");
+    // In a folder nobody may write, so that nobody can remove it at exit,
+    // by its name inside the chroot.
+    let pid_file = logs.join("oneloop.pid");
     // The server's own log stays outside: it is written, but cannot be reopened.
     let elsewhere = tempfile::tempdir().unwrap();
     let server_log = elsewhere.path().join("oneloop.log");
-    let server = Server::start(&[
+    let mut server = Server::start(&[
+        "--pid-file",
+        pid_file.to_str().unwrap(),
         "--log-file",
         server_log.to_str().unwrap(),
         "--chroot",
@@ -231,6 +236,15 @@ fn a_chroot_serves_from_inside_and_reopens_its_logs_there() {
         std::fs::read_to_string(&access).is_ok_and(|log| log.contains("\"GET / HTTP/1.1\" 200"))
     }));
     assert_eq!(access.metadata().unwrap().uid(), NOBODY);
+
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    assert_eq!(pid, format!("{}\n", server.pid()));
+    assert!(server.signal_and_wait(libc::SIGTERM).success());
+    assert!(
+        !pid_file.exists(),
+        "removed by nobody, inside the chroot: {}",
+        std::fs::read_to_string(&server_log).unwrap_or_default()
+    );
 }
 
 /// Runs oneloop with `args`, as `uid` if given (which takes root to

@@ -132,6 +132,12 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub access_log: Option<PathBuf>,
 
+    /// Write the process id to PATH once listening (removed at a graceful
+    /// stop), for scripts and logrotate to signal this server alone. A file
+    /// that names a running process stops the start; a stale one is replaced.
+    #[arg(long, value_name = "PATH")]
+    pub pid_file: Option<PathBuf>,
+
     /// Write the server's own log (start, warnings, errors) to PATH instead
     /// of stderr. SIGHUP and SIGUSR1 reopen it.
     #[arg(long, value_name = "PATH")]
@@ -429,6 +435,7 @@ impl Cli {
             jail: self.chroot.as_deref().map(Jail::new).transpose()?,
         };
         config.privileges.check()?;
+        config.pid_file = self.pid_file.map(|path| absolute(&path)).transpose()?;
         config.access_log = self.access_log.map(|path| {
             if path.as_os_str() == "-" {
                 LogTarget::Stdout
@@ -541,6 +548,12 @@ fn existing_dir(path: &Path, what: &str) -> Result<PathBuf, String> {
         return Err(format!("{what} {}: not a directory", path.display()));
     }
     Ok(canonical)
+}
+
+/// A path made absolute against the folder the server starts in, so that
+/// what is removed at exit is what was written at start.
+fn absolute(path: &Path) -> Result<PathBuf, String> {
+    std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn usize_of(value: u64, flag: &str) -> Result<usize, String> {

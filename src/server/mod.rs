@@ -2,10 +2,13 @@
 //! the order it does it, each step a function. The drivers (`src/driver/`)
 //! take over from [`run`]'s last step and only move bytes.
 //!
+//! 0. `pid_file::check`: refuse to start if `--pid-file` names a live
+//!    process (another server), before anything is bound;
 //! 1. [`load_certificate`]: read `--tls-cert` and `--tls-key` (as root, if
 //!    started as root: the key is often root's alone);
 //! 2. [`raise_descriptor_limit`]: enough descriptors for `--max-connections`;
 //! 3. [`listen`]: the sockets systemd passed, or those the flags ask for;
+//!    then `--pid-file` is written (removed again when `run` returns);
 //! 4. tell systemd's socket we exist (`connect_notify`), before any drop;
 //! 5. [`open_access_log`];
 //! 6. [`give_up_root`]: rename what will be reopened into the chroot, hand
@@ -32,6 +35,7 @@ use crate::clients::Clients;
 use crate::config::{Config, Model};
 use crate::driver::{self, Endpoint, Endpoints, ProcessReload, TlsConfig};
 use crate::logging;
+use crate::pid_file::{self, PidFile};
 use crate::session::Service;
 use crate::stats::{DriverKind, DriverStats, Registry};
 use crate::system::{self, Jail};
@@ -40,10 +44,20 @@ use listen::Listening;
 /// Binds the configured addresses, gives up root, says where it listens, and
 /// serves until a graceful shutdown completes.
 pub fn run(mut config: Config) -> io::Result<()> {
+    if let Some(path) = &config.pid_file {
+        pid_file::check(path)?;
+    }
     let mut tls = load_certificate(&config)?;
     let loops = loops(&config);
     raise_descriptor_limit(&config, loops);
     let listening = listen(&config, tls.is_some(), loops)?;
+    // Held to the end of `run`: dropping it removes the file.
+    let mut pid_file = config.pid_file.as_deref().map(PidFile::write).transpose()?;
+    if let (Some(jail), Some(file)) = (&config.privileges.jail, pid_file.as_mut())
+        && let Some(inside) = config.pid_file.as_deref().and_then(|p| jail.inside(p))
+    {
+        file.rename(inside);
+    }
     system::connect_notify();
     let mut access_log = open_access_log(&config)?;
     give_up_root(
