@@ -62,6 +62,8 @@ pub struct Config {
     /// How long in-flight responses may take to finish after SIGTERM/SIGINT.
     pub shutdown_timeout: Duration,
     pub access_log: Option<LogTarget>,
+    /// How its lines are written.
+    pub access_log_format: crate::access_log::Format,
     pub model: Model,
     /// Threads in the `pool` model.
     pub threads: usize,
@@ -100,6 +102,7 @@ impl Default for Config {
             max_connections: 1024,
             shutdown_timeout: Duration::from_secs(10),
             access_log: None,
+            access_log_format: crate::access_log::Format::default(),
             model: Model::Loop,
             threads: 64,
             workers: 1,

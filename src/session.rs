@@ -106,7 +106,7 @@ pub(crate) struct Session {
     client: IpAddr,
     /// The request being answered, from its head until its response is queued.
     /// Boxed: an idle connection holds a pointer, not a head's worth of room.
-    current: Option<Box<(u64, RequestHead)>>,
+    current: Option<Box<InHand>>,
     /// Where the body of the current request goes, when the application wanted it.
     sink: Option<Box<dyn BodySink>>,
     /// Kept only while there is an access log.
@@ -117,6 +117,14 @@ pub(crate) struct Session {
     /// Over TLS, once the handshake is done: what it agreed. Boxed: a
     /// plaintext connection holds a null pointer.
     tls: Option<Box<Secured>>,
+}
+
+/// The request being answered: its exchange, its head, and when its head
+/// began to be read (for the access log's duration).
+struct InHand {
+    exchange: u64,
+    head: RequestHead,
+    began: Instant,
 }
 
 /// What a finished TLS handshake told the session.
@@ -144,10 +152,15 @@ impl Session {
     /// The connection is TLS, its handshake done, for `server_name` (SNI):
     /// its requests are answered by that name's site, or refused when they
     /// name a site with another certificate.
-    pub(crate) fn secured(&mut self, server_name: Option<&str>) {
+    /// `version` is the protocol it agreed, as the access log writes it
+    /// (`TLSv1.3`).
+    pub(crate) fn secured(&mut self, server_name: Option<&str>, version: &'static str) {
         self.tls = Some(Box::new(Secured {
             server_name: server_name.map(Box::from),
         }));
+        if let Some(ledger) = self.ledger.as_deref_mut() {
+            ledger.secured(version);
+        }
     }
 
     /// Who the requests come from.
@@ -184,7 +197,8 @@ impl Session {
                     Response::error(status).with_header("Retry-After", retry_after.to_string());
                 if let Some(exchange) = self.conn.refuse(refusal, now) {
                     // No request was read: logged as `"-"`, as nginx logs one.
-                    self.note_answer(exchange, None, Some("-".to_owned()), status);
+                    let unseen = Some("-".to_owned());
+                    self.note_answer(exchange, None, unseen, status, now.instant);
                 }
                 true
             }
@@ -329,7 +343,9 @@ impl Session {
 
     /// The request line of the request in hand, for the error log.
     pub(crate) fn request_line(&self) -> Option<String> {
-        self.current.as_deref().map(|(_, head)| head.request_line())
+        self.current
+            .as_deref()
+            .map(|in_hand| in_hand.head.request_line())
     }
 
     /// The access log's entries for the responses gone since the last call
@@ -348,8 +364,12 @@ impl Session {
         self.sink = None;
         let current = self.current.take();
         if let Some(exchange) = self.conn.recover_from_bug(now) {
-            let head = current.as_deref().map(|(_, head)| head);
-            self.note_answer(exchange, head, None, StatusCode::INTERNAL_SERVER_ERROR);
+            let head = current.as_deref().map(|in_hand| &in_hand.head);
+            let began = current
+                .as_deref()
+                .map_or(now.instant, |in_hand| in_hand.began);
+            let status = StatusCode::INTERNAL_SERVER_ERROR;
+            self.note_answer(exchange, head, None, status, began);
         }
         self.account_for_the_close();
     }
@@ -361,10 +381,19 @@ impl Session {
     fn advance(&mut self, now: Now<'_>) {
         loop {
             match self.conn.next_event(now) {
-                Event::Request { exchange, head } => {
+                Event::Request {
+                    exchange,
+                    head,
+                    began,
+                } => {
                     // Kept before the application sees it, so that a panic in
                     // the application can still be told apart by its request line.
-                    let (_, head) = &**self.current.insert(Box::new((exchange, head)));
+                    let in_hand = InHand {
+                        exchange,
+                        head,
+                        began,
+                    };
+                    let head = &self.current.insert(Box::new(in_hand)).head;
                     let rate = match (&self.service.clients, self.hold) {
                         (Some(clients), Some(hold)) => clients.take_request(hold, now.instant),
                         _ => Ok(()),
@@ -405,7 +434,7 @@ impl Session {
                     };
                     self.respond(response, now);
                 }
-                Event::Failed(failure) => self.failed(failure),
+                Event::Failed(failure) => self.failed(failure, now.instant),
                 Event::Pending => break,
             }
         }
@@ -413,19 +442,29 @@ impl Session {
     }
 
     fn respond(&mut self, response: Response, now: Now<'_>) {
-        if let Some((exchange, head)) = self.current.take().map(|current| *current) {
-            self.note_answer(exchange, Some(&head), None, response.status());
+        if let Some(in_hand) = self.current.take() {
+            let InHand {
+                exchange,
+                head,
+                began,
+            } = *in_hand;
+            self.note_answer(exchange, Some(&head), None, response.status(), began);
         }
         self.conn.respond(response, now);
     }
 
     /// The core could not read a request, and answered it if it still could.
-    fn failed(&mut self, failure: Failure) {
+    fn failed(&mut self, failure: Failure, now: Instant) {
         self.sink = None;
         let current = self.current.take();
         if let (Some(exchange), Some(status)) = (failure.answered_as, failure.error.status()) {
-            let head = current.as_deref().map(|(_, head)| head);
-            self.note_answer(exchange, head, failure.unseen_request, status);
+            let head = current.as_deref().map(|in_hand| &in_hand.head);
+            let began = current
+                .as_deref()
+                .map(|in_hand| in_hand.began)
+                .or(failure.head_began)
+                .unwrap_or(now);
+            self.note_answer(exchange, head, failure.unseen_request, status, began);
         }
     }
 
@@ -435,9 +474,10 @@ impl Session {
         head: Option<&RequestHead>,
         unseen_request: Option<String>,
         status: StatusCode,
+        began: Instant,
     ) {
         if let Some(ledger) = self.ledger.as_deref_mut() {
-            ledger.answered(exchange, head, unseen_request, status);
+            ledger.answered(exchange, head, unseen_request, status, began);
         }
     }
 
@@ -491,7 +531,7 @@ fn too_many_requests(wait: u32) -> Response {
 fn record_delivery(ledger: &mut Option<Box<Ledger>>, stats: &DriverStats, delivery: Delivered) {
     stats.delivered(delivery.body_bytes);
     if let Some(ledger) = ledger.as_deref_mut() {
-        ledger.delivered(delivery);
+        ledger.delivered(delivery, Instant::now());
     }
 }
 

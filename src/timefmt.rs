@@ -50,6 +50,14 @@ impl Civil {
         )
     }
 
+    /// `2000-10-10T13:55:36Z` (RFC 3339, UTC), the JSON access log's time.
+    pub(crate) fn rfc3339(&self) -> String {
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )
+    }
+
     /// `2000-10-10 13:55`, for listings.
     pub(crate) fn short(&self) -> String {
         format!(

@@ -16,6 +16,7 @@ mod with_file;
 
 pub use with_file::CliError;
 
+use crate::access_log::Format;
 use crate::app::auth::{check_realm, check_user_name, hash_line};
 use crate::app::{
     CacheLimits, DEFAULT_MAX_ENTRIES, Gate, Scope, StaticConfig, StatusConfig, Visibility,
@@ -127,10 +128,17 @@ pub struct Cli {
     #[arg(long, default_value_t = 128, value_name = "N")]
     pub cache_open_files: usize,
 
-    /// Write a Combined Log Format line per response to PATH ('-' for stdout).
-    /// SIGHUP and SIGUSR1 reopen it (after logrotate renamed it).
+    /// Write a line per response to PATH ('-' for stdout), in
+    /// --access-log-format. SIGHUP and SIGUSR1 reopen it (after logrotate
+    /// renamed it).
     #[arg(long, value_name = "PATH")]
     pub access_log: Option<PathBuf>,
+
+    /// The access log's lines: combined (the Combined Log Format), vhost
+    /// (the same, the Host first) or json (an object per line). The text
+    /// formats end with the request's duration in microseconds.
+    #[arg(long, value_enum, default_value_t = Format::Combined, value_name = "FORMAT")]
+    pub access_log_format: Format,
 
     /// Write the process id to PATH once listening (removed at a graceful
     /// stop), for scripts and logrotate to signal this server alone. A file
@@ -435,6 +443,7 @@ impl Cli {
             jail: self.chroot.as_deref().map(Jail::new).transpose()?,
         };
         config.privileges.check()?;
+        config.access_log_format = self.access_log_format;
         config.pid_file = self.pid_file.map(|path| absolute(&path)).transpose()?;
         config.access_log = self.access_log.map(|path| {
             if path.as_os_str() == "-" {

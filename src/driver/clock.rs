@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::access_log::LogTime;
 use crate::http::Now;
 use crate::timefmt::Civil;
 
@@ -20,6 +21,7 @@ pub(crate) struct Clock {
     second: u64,
     date: String,
     log_time: String,
+    log_time_rfc3339: String,
 }
 
 impl Default for Clock {
@@ -30,6 +32,7 @@ impl Default for Clock {
             second: u64::MAX,
             date: String::new(),
             log_time: String::new(),
+            log_time_rfc3339: String::new(),
         };
         clock.format();
         clock
@@ -54,9 +57,13 @@ impl Clock {
         }
     }
 
-    /// The last reading as the access log writes it: `10/Oct/2000:13:55:36 +0000`.
-    pub(crate) fn log_time(&self) -> &str {
-        &self.log_time
+    /// The last reading as the access log writes it: `10/Oct/2000:13:55:36
+    /// +0000` in the text formats, `2000-10-10T13:55:36Z` in JSON.
+    pub(crate) fn log_time(&self) -> LogTime<'_> {
+        LogTime {
+            common: &self.log_time,
+            rfc3339: &self.log_time_rfc3339,
+        }
     }
 
     fn format(&mut self) {
@@ -69,7 +76,9 @@ impl Clock {
             self.second = second;
             let whole = UNIX_EPOCH + Duration::from_secs(second);
             self.date = httpdate::fmt_http_date(whole);
-            self.log_time = Civil::from_system_time(whole).common_log();
+            let civil = Civil::from_system_time(whole);
+            self.log_time = civil.common_log();
+            self.log_time_rfc3339 = civil.rfc3339();
         }
     }
 }
@@ -111,7 +120,8 @@ mod tests {
         clock.second = u64::MAX;
         clock.format();
         assert_eq!(clock.reading().date, "Sun, 06 Nov 1994 08:49:37 GMT");
-        assert_eq!(clock.log_time(), "06/Nov/1994:08:49:37 +0000");
+        assert_eq!(clock.log_time().common, "06/Nov/1994:08:49:37 +0000");
+        assert_eq!(clock.log_time().rfc3339, "1994-11-06T08:49:37Z");
         clock.wall += Duration::from_millis(400);
         clock.format();
         assert_eq!(

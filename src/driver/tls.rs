@@ -467,6 +467,16 @@ impl Tls {
         }
     }
 
+    /// The protocol version agreed, as access logs write it (nginx's
+    /// `$ssl_protocol`): `TLSv1.3` or `TLSv1.2`, the only two offered.
+    pub(crate) fn protocol(&self) -> &'static str {
+        match self.conn.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+            _ => "TLS",
+        }
+    }
+
     /// Once the handshake is done, and once only: the name the client asked
     /// for (SNI), if it named one.
     pub(crate) fn take_server_name(&mut self) -> Option<Option<String>> {

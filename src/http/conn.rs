@@ -124,7 +124,14 @@ pub(crate) enum State {
 pub(crate) enum Event<'a> {
     /// A new request, the `exchange`th on this connection (from 1). Answer
     /// it with `respond`, or ask for its body with `read_body`.
-    Request { exchange: u64, head: RequestHead },
+    /// `began` is when its head began to be read (the first byte, or for a
+    /// pipelined request the moment the one before it made way): where the
+    /// access log's duration starts, as the header timeout does.
+    Request {
+        exchange: u64,
+        head: RequestHead,
+        began: Instant,
+    },
     /// A piece of the body asked for.
     Body(&'a [u8]),
     /// The body asked for is complete: answer with `respond`.
@@ -146,6 +153,9 @@ pub(crate) struct Failure {
     /// The request line, or the start of what was received of it, when the
     /// application never saw the request's head.
     pub unseen_request: Option<String>,
+    /// When the head began to be read, for a request that failed while its
+    /// head was arriving (one in hand has its own, from `Event::Request`).
+    pub head_began: Option<Instant>,
 }
 
 /// The request being answered.
@@ -704,10 +714,13 @@ impl Connection {
             Ok(semantics) => {
                 let body = BodyDecoder::new(semantics.framing, limits.max_body_bytes);
                 let exchange = Exchange::new(number, semantics);
+                // Still ReadingHead's: since it began.
+                let began = self.since;
                 self.enter(Stage::AwaitingAnswer { exchange, body });
                 Event::Request {
                     exchange: number,
                     head,
+                    began,
                 }
             }
             Err(error) => {
@@ -908,6 +921,7 @@ impl Connection {
             ProtocolError::Bug(_) => log::error!("#{}: {error}", self.id),
             _ => log::debug!("#{}: {error}", self.id),
         }
+        let head_began = (self.state() == State::ReadingHead).then_some(self.since);
         let in_hand = self
             .busy_ref()
             .and_then(|busy| busy.stage.exchange())
@@ -935,6 +949,7 @@ impl Connection {
             error,
             answered_as,
             unseen_request,
+            head_began,
         });
         self.input.clear();
         self.close(error != ProtocolError::Truncated && error != ProtocolError::TimedOut);

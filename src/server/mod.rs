@@ -129,7 +129,9 @@ fn listen(config: &Config, tls: bool, loops: usize) -> io::Result<Listening> {
 
 /// Step 5: the access log, opened while the process may still be root.
 fn open_access_log(config: &Config) -> io::Result<Option<AccessLog>> {
-    config.access_log.as_ref().map(AccessLog::open).transpose()
+    let format = config.access_log_format;
+    let open = |target| AccessLog::open(target, format);
+    config.access_log.as_ref().map(open).transpose()
 }
 
 /// Step 6: everything that needed root is open, so root goes. The names the

@@ -148,11 +148,17 @@ impl Wire {
         drained
     }
 
-    /// Whatever the client sent, each access-log line is one line of
-    /// printable ASCII, with the unquoted user field free of spaces.
+    /// Whatever the client sent, each access-log line is one line: of
+    /// printable ASCII, with the unquoted user field free of spaces, in the
+    /// text formats; with no control character in JSON (which the black-box
+    /// tests read with a real parser).
     fn check_log_lines(&mut self) {
+        let time = access_log::LogTime {
+            common: "10/Oct/2000:13:55:36 +0000",
+            rfc3339: "2000-10-10T13:55:36Z",
+        };
         for entry in self.session.take_log_entries() {
-            let line = access_log::line(CLIENT, &entry, "10/Oct/2000:13:55:36 +0000");
+            let line = access_log::line(access_log::Format::Combined, CLIENT, &entry, time);
             let (text, end) = line.split_at(line.len() - 1);
             assert_eq!(end, "\n", "{line:?}");
             assert!(
@@ -164,6 +170,14 @@ impl Wire {
                 text.starts_with(&format!("{CLIENT} - {user} [")),
                 "{line:?}"
             );
+            let vhost = access_log::line(access_log::Format::Vhost, CLIENT, &entry, time);
+            let host = vhost.split(' ').next().unwrap_or_default();
+            assert_eq!(vhost, format!("{host} {line}"), "the host, then the line");
+            let json = access_log::line(access_log::Format::Json, CLIENT, &entry, time);
+            let (object, end) = json.split_at(json.len() - 1);
+            assert_eq!(end, "\n", "{json:?}");
+            assert!(object.starts_with('{') && object.ends_with('}'), "{json:?}");
+            assert!(!object.chars().any(char::is_control), "{json:?}");
         }
     }
 

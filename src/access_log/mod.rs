@@ -11,16 +11,24 @@
 //!   [`Entry`] when the core reports the response delivered, so the byte count
 //!   is what was really sent, a response cut short included. The protocol
 //!   core knows nothing of any of this.
-//! - An [`AccessLog`] writes entries in the Combined Log Format. Lines are
+//! - An [`AccessLog`] writes entries in the format asked for
+//!   (`format.rs`: combined, vhost or JSON, each with the request's
+//!   duration). Lines are
 //!   gathered in memory and written once per loop turn, so the log never costs
 //!   the loop a system call per request. Times are UTC. A failing log (full
 //!   disk, closed pipe) is reported once and never stops the serving. SIGHUP
 //!   and SIGUSR1 reopen a log file ([`AccessLog::reopen`]), for logrotate.
 
+mod format;
+
+pub(crate) use format::Format;
+pub(crate) use format::line;
+
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use crate::app::auth::claimed_user;
 use crate::config::LogTarget;
@@ -34,10 +42,28 @@ const FLUSH_AT: usize = 64 * 1024;
 /// worker loop has its own).
 static FAILURE_REPORTED: AtomicBool = AtomicBool::new(false);
 
+/// The time of a line, in the text each format writes it in (formatted by
+/// the driver's clock once a second).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LogTime<'a> {
+    /// `10/Oct/2000:13:55:36 +0000`
+    pub common: &'a str,
+    /// `2000-10-10T13:55:36Z`
+    pub rfc3339: &'a str,
+}
+
 /// One line of the access log, but for the client's address and the time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Entry {
+    /// The request line as received, or what arrived of one that never
+    /// parsed (`"-"` for a connection refused before it sent any).
     pub request_line: String,
+    /// Its parts, when it parsed.
+    pub request: Option<RequestParts>,
+    /// The `Host` it named, in lower case, with its port if it gave one.
+    pub host: Option<String>,
+    /// The TLS version of the connection (`TLSv1.3`), `None` over plain HTTP.
+    pub tls: Option<&'static str>,
     /// The user named by Basic credentials, right or wrong (a 401 beside it
     /// says which): who uploaded, and who was guessed at.
     pub user: Option<String>,
@@ -46,6 +72,21 @@ pub(crate) struct Entry {
     pub status: StatusCode,
     /// Body bytes that left (fewer than the body's length if it was cut short).
     pub body_bytes: u64,
+    /// When its head began to be read.
+    pub began: Instant,
+    /// From `began` to the delivery of its response's last byte (see
+    /// `format.rs`), once delivered.
+    pub duration_us: u64,
+}
+
+/// A parsed request line, in parts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RequestParts {
+    pub method: String,
+    /// Still percent-encoded, as sent.
+    pub path: String,
+    pub query: Option<String>,
+    pub protocol: &'static str,
 }
 
 /// The entries of one connection's exchanges, from their answer to their
@@ -56,18 +97,27 @@ pub(crate) struct Ledger {
     /// order they are delivered in.
     answered: VecDeque<(u64, Entry)>,
     delivered: Vec<Entry>,
+    /// The connection's TLS version, once its handshake is done.
+    tls: Option<&'static str>,
 }
 
 impl Ledger {
-    /// Notes that `exchange` was answered with `status`. The request is quoted
-    /// from its head, or, for a request the application never saw, from the
-    /// text the core kept of it.
+    /// The connection speaks TLS `version` from now on.
+    pub(crate) fn secured(&mut self, version: &'static str) {
+        self.tls = Some(version);
+    }
+
+    /// Notes that `exchange`, whose head began to be read at `began`, was
+    /// answered with `status`. The request is quoted from its head, or, for
+    /// a request the application never saw, from the text the core kept of
+    /// it.
     pub(crate) fn answered(
         &mut self,
         exchange: u64,
         head: Option<&RequestHead>,
         unseen_request: Option<String>,
         status: StatusCode,
+        began: Instant,
     ) {
         let field = |name| {
             head.and_then(|h| h.header(name))
@@ -76,8 +126,17 @@ impl Ledger {
         let request_line = unseen_request
             .or_else(|| head.map(RequestHead::request_line))
             .unwrap_or_default();
+        let request = head.map(|head| RequestParts {
+            method: head.method_str().to_owned(),
+            path: head.path().to_owned(),
+            query: head.query().map(str::to_owned),
+            protocol: head.version().as_str(),
+        });
         let entry = Entry {
             request_line,
+            request,
+            host: field("host").map(|host| host.to_ascii_lowercase()),
+            tls: self.tls,
             user: head
                 .and_then(|h| h.header("authorization"))
                 .and_then(claimed_user),
@@ -85,18 +144,25 @@ impl Ledger {
             user_agent: field("user-agent"),
             status,
             body_bytes: 0,
+            began,
+            duration_us: 0,
         };
         self.answered.push_back((exchange, entry));
     }
 
-    /// The core reports a response gone (or cut short).
-    pub(crate) fn delivered(&mut self, delivery: Delivered) {
+    /// The core reports a response gone (or cut short), `at` now. (The
+    /// session reads the clock for it, once per response and only with an
+    /// access log: a loop's turn has one reading for all it does, so its
+    /// time would make every request answered within a turn take no time.)
+    pub(crate) fn delivered(&mut self, delivery: Delivered, at: Instant) {
         let position = self
             .answered
             .iter()
             .position(|(exchange, _)| *exchange == delivery.exchange);
         if let Some((_, mut entry)) = position.and_then(|at| self.answered.remove(at)) {
             entry.body_bytes = delivery.body_bytes;
+            let duration = at.saturating_duration_since(entry.began);
+            entry.duration_us = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
             self.delivered.push(entry);
         }
     }
@@ -121,11 +187,12 @@ enum Sink {
 
 pub(crate) struct AccessLog {
     sink: Sink,
+    format: Format,
     pending: Vec<u8>,
 }
 
 impl AccessLog {
-    pub(crate) fn open(target: &LogTarget) -> io::Result<AccessLog> {
+    pub(crate) fn open(target: &LogTarget, format: Format) -> io::Result<AccessLog> {
         let sink = match target {
             LogTarget::Stdout => Sink::Stdout,
             LogTarget::File(path) => Sink::File(
@@ -133,12 +200,13 @@ impl AccessLog {
                     .map_err(|e| io::Error::new(e.kind(), format!("access log {e}")))?,
             ),
         };
-        Ok(AccessLog::over(sink))
+        Ok(AccessLog::over(sink, format))
     }
 
-    fn over(sink: Sink) -> AccessLog {
+    fn over(sink: Sink, format: Format) -> AccessLog {
         AccessLog {
             sink,
+            format,
             pending: Vec::with_capacity(4096),
         }
     }
@@ -158,7 +226,7 @@ impl AccessLog {
             Sink::Stdout => Sink::Stdout,
             Sink::File(file) => Sink::File(file.try_clone()?),
         };
-        Ok(AccessLog::over(sink))
+        Ok(AccessLog::over(sink, self.format))
     }
 
     /// After a rotation: what is gathered goes to the old file, and what
@@ -174,12 +242,12 @@ impl AccessLog {
         }
     }
 
-    /// Adds a line for each entry of `client`, at `time` (the Common Log
-    /// Format's `10/Oct/2000:13:55:36 +0000`, from the driver's clock).
-    pub(crate) fn record(&mut self, client: IpAddr, entries: Vec<Entry>, time: &str) {
+    /// Adds a line for each entry of `client`, at `time` (from the
+    /// driver's clock).
+    pub(crate) fn record(&mut self, client: IpAddr, entries: Vec<Entry>, time: LogTime<'_>) {
         for entry in &entries {
-            self.pending
-                .extend_from_slice(line(client, entry, time).as_bytes());
+            let line = line(self.format, client, entry, time);
+            self.pending.extend_from_slice(line.as_bytes());
         }
         if self.pending.len() >= FLUSH_AT {
             self.flush();
@@ -213,88 +281,113 @@ impl Drop for AccessLog {
     }
 }
 
-/// Makes a value safe inside a quoted log field: quotes and backslashes are
-/// escaped, control bytes and non-ASCII become `\xHH` (as nginx does), so a
-/// client cannot forge a log line.
-/// The Combined Log Format line for `entry`, newline included: one line of
-/// printable ASCII, whatever the client sent.
-pub(crate) fn line(client: IpAddr, entry: &Entry, time: &str) -> String {
-    let bytes = match entry.body_bytes {
-        0 => "-".to_string(),
-        n => n.to_string(),
-    };
-    format!(
-        "{client} - {} [{time}] \"{}\" {} {bytes} \"{}\" \"{}\"\n",
-        // The one unquoted field a client can write: a space in it would
-        // shift every field after it for a log reader.
-        escape(entry.user.as_deref().unwrap_or("-")).replace(' ', "\\x20"),
-        escape(&entry.request_line),
-        entry.status.as_u16(),
-        escape(entry.referer.as_deref().unwrap_or("-")),
-        escape(entry.user_agent.as_deref().unwrap_or("-")),
-    )
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            0x20..=0x7e => out.push(byte as char),
-            _ => out.push_str(&format!("\\x{byte:02X}")),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::http::test_head as head;
 
-    #[test]
-    fn writes_combined_log_format() {
+    const TIME: LogTime<'static> = LogTime {
+        common: "10/Oct/2000:13:55:36 +0000",
+        rfc3339: "2000-10-10T13:55:36Z",
+    };
+
+    fn entry(request_line: &str) -> Entry {
+        Entry {
+            request_line: request_line.into(),
+            request: None,
+            host: None,
+            tls: None,
+            user: None,
+            referer: None,
+            user_agent: None,
+            status: StatusCode::OK,
+            body_bytes: 1,
+            began: Instant::now(),
+            duration_us: 0,
+        }
+    }
+
+    fn written(format: Format, entry: Entry) -> String {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("access.log");
-        let mut log = AccessLog::open(&LogTarget::File(path.clone())).unwrap();
-        let entry = Entry {
-            request_line: "GET /a\"b HTTP/1.1".into(),
-            user: Some("z\u{e9} d".into()),
-            referer: None,
-            user_agent: Some("evil\nagent".into()),
-            status: StatusCode::OK,
-            body_bytes: 2326,
-        };
-        log.record(
-            "127.0.0.1".parse().unwrap(),
-            vec![entry],
-            "10/Oct/2000:13:55:36 +0000",
-        );
+        let mut log = AccessLog::open(&LogTarget::File(path.clone()), format).unwrap();
+        log.record("127.0.0.1".parse().unwrap(), vec![entry], TIME);
         log.flush();
-        let text = std::fs::read_to_string(path).unwrap();
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    fn hostile() -> Entry {
+        Entry {
+            request: Some(RequestParts {
+                method: "GET".into(),
+                path: "/a\"b".into(),
+                query: Some("q=\\".into()),
+                protocol: "HTTP/1.1",
+            }),
+            host: Some("example.org:8080".into()),
+            user: Some("z\u{e9} d".into()),
+            user_agent: Some("evil\nagent\u{fffd}".into()),
+            body_bytes: 2326,
+            duration_us: 1500,
+            ..entry("GET /a\"b?q=\\ HTTP/1.1")
+        }
+    }
+
+    #[test]
+    fn writes_combined_log_format_and_the_duration() {
         assert_eq!(
-            text,
-            "127.0.0.1 - z\\xC3\\xA9\\x20d [10/Oct/2000:13:55:36 +0000] \"GET /a\\\"b HTTP/1.1\" 200 2326 \"-\" \"evil\\x0Aagent\"\n"
+            written(Format::Combined, hostile()),
+            "127.0.0.1 - z\\xC3\\xA9\\x20d [10/Oct/2000:13:55:36 +0000] \"GET /a\\\"b?q=\\\\ HTTP/1.1\" \
+             200 2326 \"-\" \"evil\\x0Aagent\\xEF\\xBF\\xBD\" 1500\n"
         );
+    }
+
+    #[test]
+    fn vhost_puts_the_host_first() {
+        let line = written(Format::Vhost, hostile());
+        assert!(
+            line.starts_with("example.org:8080 127.0.0.1 - z\\xC3\\xA9\\x20d [10/Oct/2000"),
+            "{line}"
+        );
+        let line = written(Format::Vhost, entry("-"));
+        assert!(line.starts_with("- 127.0.0.1 - - ["), "no host: {line}");
+    }
+
+    #[test]
+    fn json_has_every_field() {
+        let line = written(
+            Format::Json,
+            Entry {
+                tls: Some("TLSv1.3"),
+                ..hostile()
+            },
+        );
+        assert_eq!(
+            line,
+            "{\"time\":\"2000-10-10T13:55:36Z\",\"host\":\"example.org:8080\",\"scheme\":\"https\",\
+             \"method\":\"GET\",\"path\":\"/a\\\"b\",\"query\":\"q=\\\\\",\"protocol\":\"HTTP/1.1\",\
+             \"request\":\"GET /a\\\"b?q=\\\\ HTTP/1.1\",\"status\":200,\"bytes\":2326,\
+             \"duration_us\":1500,\"client\":\"127.0.0.1\",\"user\":\"z\u{e9} d\",\"referer\":null,\
+             \"user_agent\":\"evil\\nagent\u{fffd}\",\"tls\":\"TLSv1.3\"}\n"
+        );
+        let line = written(Format::Json, entry("BREW"));
+        assert!(
+            line.contains("\"scheme\":\"http\",\"method\":null"),
+            "{line}"
+        );
+        assert!(line.contains("\"tls\":null}"), "{line}");
     }
 
     #[test]
     fn gathered_lines_are_written_before_they_pass_their_bound() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("access.log");
-        let mut log = AccessLog::open(&LogTarget::File(path.clone())).unwrap();
-        let entry = Entry {
-            request_line: format!("GET /{} HTTP/1.1", "x".repeat(8000)),
-            user: None,
-            referer: None,
-            user_agent: None,
-            status: StatusCode::OK,
-            body_bytes: 1,
-        };
+        let format = Format::Combined;
+        let mut log = AccessLog::open(&LogTarget::File(path.clone()), format).unwrap();
+        let entry = entry(&format!("GET /{} HTTP/1.1", "x".repeat(8000)));
         let client = "127.0.0.1".parse().unwrap();
         for _ in 0..100 {
-            log.record(client, vec![entry.clone()], "10/Oct/2000:13:55:36 +0000");
+            log.record(client, vec![entry.clone()], TIME);
             assert!(log.pending.len() < FLUSH_AT + 8200, "{}", log.pending.len());
         }
         assert!(
@@ -304,37 +397,46 @@ mod tests {
     }
 
     #[test]
-    fn escaping_keeps_one_line_per_request() {
-        assert_eq!(
-            escape("a\"b\\c\r\nd\u{e9}"),
-            "a\\\"b\\\\c\\x0D\\x0Ad\\xC3\\xA9"
-        );
-    }
-
-    #[test]
     fn entries_are_made_when_their_response_has_gone() {
         let mut ledger = Ledger::default();
         let request = head(
-            "GET /x HTTP/1.1\r\nHost: a\r\nReferer: http://r/\r\nUser-Agent: t\r\n\
+            "GET /x?y=1 HTTP/1.1\r\nHost: A.example:81\r\nReferer: http://r/\r\nUser-Agent: t\r\n\
              Authorization: Basic YWxpY2U6c2VjcmV0\r\n\r\n",
         );
-        ledger.answered(1, Some(&request), None, StatusCode::OK);
-        ledger.answered(2, None, Some("BREW /pot".into()), StatusCode::BAD_REQUEST);
+        let began = Instant::now();
+        ledger.secured("TLSv1.2");
+        ledger.answered(1, Some(&request), None, StatusCode::OK, began);
+        let unseen = Some("BREW /pot".into());
+        ledger.answered(2, None, unseen, StatusCode::BAD_REQUEST, began);
         assert!(ledger.take().is_empty(), "nothing has left yet");
         let delivered = |exchange, body_bytes, complete| Delivered {
             exchange,
             body_bytes,
             complete,
         };
-        ledger.delivered(delivered(1, 10, true));
-        ledger.delivered(delivered(2, 3, false));
+        let at = began + std::time::Duration::from_micros(2500);
+        ledger.delivered(delivered(1, 10, true), at);
+        ledger.delivered(delivered(2, 3, false), at);
         let entries = ledger.take();
         assert_eq!(entries.len(), 2);
-        assert_eq!(entries[0].request_line, "GET /x HTTP/1.1");
+        assert_eq!(entries[0].request_line, "GET /x?y=1 HTTP/1.1");
+        let parts = entries[0].request.as_ref().unwrap();
+        assert_eq!(
+            (
+                parts.method.as_str(),
+                parts.path.as_str(),
+                parts.query.as_deref()
+            ),
+            ("GET", "/x", Some("y=1"))
+        );
+        assert_eq!(entries[0].host.as_deref(), Some("a.example:81"));
+        assert_eq!(entries[0].tls, Some("TLSv1.2"));
+        assert_eq!(entries[0].duration_us, 2500);
         assert_eq!(entries[0].referer.as_deref(), Some("http://r/"));
         assert_eq!(entries[0].user_agent.as_deref(), Some("t"));
         assert_eq!(entries[0].user.as_deref(), Some("alice"), "alice:secret");
         assert_eq!(entries[1].user, None);
+        assert_eq!(entries[1].request, None);
         assert_eq!(entries[0].body_bytes, 10);
         assert_eq!(entries[1].request_line, "BREW /pot");
         assert_eq!(entries[1].status, StatusCode::BAD_REQUEST);
