@@ -476,6 +476,7 @@ impl Session {
         status: StatusCode,
         began: Instant,
     ) {
+        self.service.stats.answered(status.as_u16());
         if let Some(ledger) = self.ledger.as_deref_mut() {
             ledger.answered(exchange, head, unseen_request, status, began);
         }

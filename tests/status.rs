@@ -9,7 +9,11 @@ use std::time::Duration;
 
 use common::{Model, Server, eventually, read_response};
 
-every_model!(it_counts_what_happened, connections_show_by_phase);
+every_model!(
+    it_counts_what_happened,
+    connections_show_by_phase,
+    responses_are_counted_by_status_and_rejections_by_reason
+);
 
 const STATUS: &str = "/.status";
 
@@ -106,6 +110,66 @@ fn it_counts_what_happened(model: Model) {
         text.contains(&format!("oneloop_cache_hits_total {hits}\n")),
         "{text}"
     );
+}
+
+fn responses_are_counted_by_status_and_rejections_by_reason(model: Model) {
+    let root = site();
+    let server = Server::start_model(
+        model,
+        &[
+            "--status",
+            STATUS,
+            "--max-request-line",
+            "1K",
+            "--max-body-bytes",
+            "100",
+            root.path().to_str().unwrap(),
+        ],
+    );
+    for _ in 0..3 {
+        assert_eq!(server.get("/index.html").status, 200);
+    }
+    for path in ["/nope", "/nope/either"] {
+        assert_eq!(server.get(path).status, 404);
+    }
+    let long = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(2000));
+    assert_eq!(server.request(&long).status, 414);
+    assert_eq!(
+        server
+            .request("GET / HTTP/1.1\r\nHost: x\r\nBad Field: x\r\n\r\n")
+            .status,
+        400
+    );
+    let large = "POST /index.html HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n";
+    assert_eq!(server.request(large).status, 413);
+    // Counted as they are answered, so before their clients read them: the
+    // counts are exact at once, in every model. (The scrape itself is
+    // counted once it is answered, after it reads them.)
+    let text = server.get("/.status/metrics").text();
+    for expected in [
+        "oneloop_responses_total{code=\"200\"} 3\n",
+        "oneloop_responses_total{code=\"404\"} 2\n",
+        "oneloop_responses_total{code=\"414\"} 1\n",
+        "oneloop_responses_total{code=\"400\"} 1\n",
+        "oneloop_responses_total{code=\"413\"} 1\n",
+        "oneloop_rejected_total{reason=\"request_line_too_long\",code=\"414\"} 1\n",
+        "oneloop_rejected_total{reason=\"bad_request\",code=\"400\"} 1\n",
+        "oneloop_rejected_total{reason=\"body_too_large\",code=\"413\"} 1\n",
+        "oneloop_rejected_total{reason=\"head_too_large\",code=\"431\"} 0\n",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in\n{text}");
+    }
+    assert_eq!(
+        text.matches("oneloop_responses_total{").count(),
+        5,
+        "{text}"
+    );
+    let json = status_json(&server);
+    assert!(
+        json.contains("\"responses\":{\"200\":4,\"400\":1,\"404\":2,\"413\":1,\"414\":1}"),
+        "the scrape is a 200 now: {json}"
+    );
+    assert_eq!(number(&json, "request_line_too_long"), 1, "{json}");
 }
 
 fn connections_show_by_phase(model: Model) {

@@ -56,6 +56,7 @@ impl Registry {
     pub(crate) fn snapshot(&self, now: Instant) -> Snapshot {
         let mut snapshot = Snapshot {
             uptime: now.saturating_duration_since(self.started),
+            responses: vec![0; RESPONSE_SLOTS],
             ..Snapshot::default()
         };
         for driver in lock(&self.drivers).iter() {
@@ -144,6 +145,44 @@ pub(crate) fn bucket_bound(index: usize) -> Option<u64> {
     }
 }
 
+/// The statuses counted one by one: every one oneloop answers with. Any
+/// other is counted in its class (`1xx` ... `5xx`), after these.
+pub(crate) const CODES: [u16; 31] = [
+    200, 201, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 406, 408, 411, 412,
+    413, 414, 416, 417, 421, 429, 431, 500, 501, 503, 505, 507,
+];
+
+/// Counters of responses: one per code of [`CODES`], then one per class.
+pub(crate) const RESPONSE_SLOTS: usize = CODES.len() + 5;
+
+/// The slot `code` is counted in: a binary search of 31 sorted codes (five
+/// comparisons), no allocation, no lock.
+fn response_slot(code: u16) -> usize {
+    match CODES.binary_search(&code) {
+        Ok(index) => index,
+        Err(_) => CODES.len() + usize::from(code / 100).clamp(1, 5) - 1,
+    }
+}
+
+/// What slot `index` counts: a code, or a class (`4xx`).
+pub(crate) fn response_label(index: usize) -> String {
+    match CODES.get(index) {
+        Some(code) => code.to_string(),
+        None => format!("{}xx", index - CODES.len() + 1),
+    }
+}
+
+/// Why a request was refused, by the status it was answered with: the
+/// protocol's limits, its malformed requests, the password gate.
+pub(crate) const REJECTIONS: [(u16, &str); 6] = [
+    (400, "bad_request"),
+    (401, "unauthorized"),
+    (408, "timeout"),
+    (413, "body_too_large"),
+    (414, "request_line_too_long"),
+    (431, "head_too_large"),
+];
+
 /// One driver's counters.
 #[derive(Debug)]
 pub(crate) struct DriverStats {
@@ -153,6 +192,8 @@ pub(crate) struct DriverStats {
     accepted: AtomicU64,
     requests: AtomicU64,
     body_bytes: AtomicU64,
+    /// Responses answered, by status ([`response_slot`]).
+    responses: [AtomicU64; RESPONSE_SLOTS],
     turns: AtomicU64,
     events: AtomicU64,
     events_per_turn: [AtomicU64; EVENT_BUCKETS],
@@ -172,6 +213,7 @@ impl DriverStats {
             accepted: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             body_bytes: AtomicU64::new(0),
+            responses: std::array::from_fn(|_| AtomicU64::new(0)),
             turns: AtomicU64::new(0),
             events: AtomicU64::new(0),
             events_per_turn: Default::default(),
@@ -219,6 +261,12 @@ impl DriverStats {
         self.body_bytes.fetch_add(body_bytes, Relaxed);
     }
 
+    /// A request was answered with `code` (counted as it is queued, whether
+    /// or not the client reads it).
+    pub(crate) fn answered(&self, code: u16) {
+        self.responses[response_slot(code)].fetch_add(1, Relaxed);
+    }
+
     /// A loop turn that handled `events` readiness events.
     pub(crate) fn turn(&self, events: usize) {
         self.turns.fetch_add(1, Relaxed);
@@ -245,6 +293,9 @@ impl DriverStats {
         snapshot.accepted += self.accepted.load(Relaxed);
         snapshot.requests += self.requests.load(Relaxed);
         snapshot.body_bytes += self.body_bytes.load(Relaxed);
+        for (total, count) in snapshot.responses.iter_mut().zip(&self.responses) {
+            *total += count.load(Relaxed);
+        }
         snapshot.accept_pauses += self.accept_pauses.load(Relaxed);
         if let Some(view) = lock(&self.live).as_ref() {
             snapshot.live.push(view.clone());
@@ -343,6 +394,10 @@ pub(crate) struct Snapshot {
     pub accepted: u64,
     pub requests: u64,
     pub body_bytes: u64,
+    /// Responses by status, in [`response_label`]'s slots.
+    /// (A vector: arrays this long have no `Default`; a snapshot is made
+    /// per scrape, never per request.)
+    pub responses: Vec<u64>,
     pub accept_pauses: u64,
     /// Event loops (none in the threaded models).
     pub loops: u64,
@@ -366,6 +421,22 @@ pub(crate) struct RefusedSnapshot {
 impl Snapshot {
     pub(crate) fn open_connections(&self) -> u64 {
         self.connections.iter().sum()
+    }
+
+    /// The responses answered with `code`.
+    pub(crate) fn responses_with(&self, code: u16) -> u64 {
+        self.responses
+            .get(response_slot(code))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The statuses answered at least once, and how many times.
+    pub(crate) fn responses_by_status(&self) -> impl Iterator<Item = (String, u64)> + '_ {
+        let counted = self.responses.iter().enumerate();
+        counted
+            .filter(|(_, count)| **count > 0)
+            .map(|(index, count)| (response_label(index), *count))
     }
 }
 
@@ -405,6 +476,32 @@ mod tests {
         assert_eq!(bucket_bound(2), Some(3));
         assert_eq!(bucket_bound(9), Some(511));
         assert_eq!(bucket_bound(10), None);
+    }
+
+    #[test]
+    fn responses_count_by_code_and_else_by_class() {
+        assert!(
+            CODES.windows(2).all(|w| w[0] < w[1]),
+            "sorted, for the search"
+        );
+        let registry = Registry::new();
+        let (one, two) = (
+            registry.driver(DriverKind::Loop),
+            registry.driver(DriverKind::Loop),
+        );
+        for code in [200, 200, 404, 418, 599, 102] {
+            one.answered(code);
+        }
+        two.answered(404);
+        let snapshot = registry.snapshot(Instant::now());
+        assert_eq!(snapshot.responses_with(200), 2);
+        assert_eq!(snapshot.responses_with(404), 2, "summed over the drivers");
+        let all: Vec<(String, u64)> = snapshot.responses_by_status().collect();
+        let all: Vec<(&str, u64)> = all.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+        assert_eq!(
+            all,
+            [("200", 2), ("404", 2), ("1xx", 1), ("4xx", 1), ("5xx", 1)]
+        );
     }
 
     #[test]

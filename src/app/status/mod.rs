@@ -29,7 +29,7 @@ use super::methods::{self, READ};
 use crate::cidr::Cidr;
 use crate::http::{Now, RequestHead, Response, StatusCode, list_elements, weighted};
 use crate::stats::live;
-use crate::stats::{EVENT_BUCKETS, Phase, Registry, Snapshot, bucket_bound};
+use crate::stats::{EVENT_BUCKETS, Phase, REJECTIONS, Registry, Snapshot, bucket_bound};
 
 /// Where the page is and who may see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,6 +138,16 @@ fn json(s: &Snapshot, now: Instant) -> String {
         "\"accepted\":{},\"requests\":{},\"body_bytes\":{},\"accept_pauses\":{},",
         s.accepted, s.requests, s.body_bytes, s.accept_pauses
     );
+    let responses: Vec<String> = s
+        .responses_by_status()
+        .map(|(status, count)| format!("\"{status}\":{count}"))
+        .collect();
+    let _ = write!(out, "\"responses\":{{{}}},", responses.join(","));
+    let rejected: Vec<String> = REJECTIONS
+        .iter()
+        .map(|(code, reason)| format!("\"{reason}\":{}", s.responses_with(*code)))
+        .collect();
+    let _ = write!(out, "\"rejected\":{{{}}},", rejected.join(","));
     let _ = write!(
         out,
         "\"loops\":{},\"turns\":{},\"events\":{},\"timers\":{},\"events_per_turn\":{{",
@@ -267,6 +277,32 @@ fn prometheus(s: &Snapshot) -> String {
         "counter",
         "Response body bytes sent.",
         &one(s.body_bytes),
+    );
+    let responses: Vec<_> = s
+        .responses_by_status()
+        .map(|(status, count)| (format!("{{code=\"{status}\"}}"), count.to_string()))
+        .collect();
+    metric(
+        "responses_total",
+        "counter",
+        "Responses answered, by status (a status oneloop never sends by its class, 4xx).",
+        &responses,
+    );
+    let rejected: Vec<_> = REJECTIONS
+        .iter()
+        .map(|(code, reason)| {
+            let count = s.responses_with(*code);
+            (
+                format!("{{reason=\"{reason}\",code=\"{code}\"}}"),
+                count.to_string(),
+            )
+        })
+        .collect();
+    metric(
+        "rejected_total",
+        "counter",
+        "Requests refused by the protocol's limits, as malformed, or by the password gate.",
+        &rejected,
     );
     metric(
         "accept_pauses_total",

@@ -54,6 +54,10 @@
       ["Accepted", s.accepted],
       ["Requests served", s.requests],
       ["Body bytes sent", s.body_bytes],
+      ["Responses by status", Object.entries(s.responses)
+        .map(([status, count]) => `${status}: ${count}`).join(", ") || "none yet"],
+      ["Requests refused", Object.entries(s.rejected)
+        .map(([reason, count]) => `${reason.replaceAll("_", " ")}: ${count}`).join(", ")],
       ["Accepting held back", `${s.accept_pauses} times`],
       ["Clients refused", `${r.denied} denied, ${r.too_many_connections} over the ` +
         `connection cap (503), ${r.rate_limited} over the rate (429)`],
