@@ -938,9 +938,11 @@ fn a_100_mib_file_goes_out_exactly_without_growing_memory(model: Model) {
     }
     let expected = std::fs::read(site.path("huge.bin")).unwrap();
     assert!(received == expected, "byte-exact");
+    // Growth, not a total: under an emulator (ONELOOP_RUNNER) the process
+    // measured is qemu's, some 30 MiB before the server serves anything.
     let after = server.peak_rss_kib();
     assert!(
-        after < 32 * 1024,
+        after.saturating_sub(before) < 16 * 1024,
         "peak RSS {after} KiB (was {before} KiB before the transfer)"
     );
 }
