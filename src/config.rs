@@ -82,6 +82,8 @@ pub struct Config {
     /// With `--config`: the command line as given, which SIGHUP reads again
     /// with the file.
     pub reload_from: Option<Vec<OsString>>,
+    /// The configuration file that command line names.
+    pub config_file: Option<PathBuf>,
     /// Where the process id is written once the listeners are bound, and
     /// removed at a graceful exit (`--pid-file`).
     pub pid_file: Option<PathBuf>,
@@ -114,6 +116,7 @@ impl Default for Config {
             },
             site_certs: Vec::new(),
             reload_from: None,
+            config_file: None,
             pid_file: None,
         }
     }

@@ -113,7 +113,9 @@ impl ConfigFile {
         path: &Path,
         flag: impl Fn(&str) -> Option<Takes>,
     ) -> Result<ConfigFile, Vec<String>> {
-        let text = std::fs::read_to_string(path)
+        // Through the keeper on a reload after root is given up: the file
+        // may be root's alone, like the keys it names.
+        let text = crate::system::keeper::read_to_string(path)
             .map_err(|e| vec![format!("--config {}: {e}", path.display())])?;
         let place = |span: Option<Range<usize>>| place(path, &text, span);
         let table: BTreeMap<Spanned<String>, Spanned<toml::Value>> = toml::from_str(&text)

@@ -377,3 +377,184 @@ fn root_without_user_is_warned_when_it_serves_the_network() {
     let local = Server::start(&[]);
     assert!(!local.log().contains("running as root"), "{}", local.log());
 }
+
+// ----- certificates renewed after root is given up ---------------------------
+
+/// A folder as certbot leaves `/etc/letsencrypt/live/NAME`: root's, 0700.
+fn roots_only_folder(parent: &Path, name: &str) -> std::path::PathBuf {
+    let dir = parent.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
+/// Puts `identity` at `cert` and `key` as certbot renews: new files renamed
+/// into place, the key 0600.
+fn renew(identity: &common::tls::Identity, cert: &Path, key: &Path) {
+    for (from, to, mode) in [(&identity.cert, cert, 0o644), (&identity.key, key, 0o600)] {
+        let fresh = to.with_extension("new");
+        std::fs::copy(from, &fresh).unwrap();
+        std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(mode)).unwrap();
+        std::fs::rename(&fresh, to).unwrap();
+    }
+}
+
+/// The status of one request on a new TLS connection that trusts only
+/// `identity`'s certificate; an error if the handshake fails.
+fn served_with(server: &Server, identity: &common::tls::Identity) -> std::io::Result<u16> {
+    let tcp = std::net::TcpStream::connect(server.addr)?;
+    tcp.set_read_timeout(Some(common::IO_TIMEOUT))?;
+    let config = common::tls::client_config(&[&identity.cert]);
+    let mut client = common::Client::with_config(tcp, config);
+    client.write_all(b"GET /echo/x HTTP/1.1\r\nHost: localhost\r\n\r\n")?;
+    Ok(common::read_response(&mut client, false).status)
+}
+
+/// An open connection that trusts `identity`, one request already answered.
+fn keep_open(server: &Server, identity: &common::tls::Identity) -> common::Client {
+    let tcp = std::net::TcpStream::connect(server.addr).unwrap();
+    tcp.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();
+    let mut client =
+        common::Client::with_config(tcp, common::tls::client_config(&[&identity.cert]));
+    client
+        .write_all(b"GET /echo/before HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    assert_eq!(common::read_response(&mut client, false).body, b"before");
+    client
+}
+
+fn still_served(client: &mut common::Client) {
+    client
+        .write_all(b"GET /echo/after HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    assert_eq!(
+        common::read_response(client, false).body,
+        b"after",
+        "the connection open across the reload is served still"
+    );
+}
+
+#[test]
+fn a_renewed_root_only_key_is_served_after_sighup_as_nobody() {
+    if !can_switch_users() {
+        return;
+    }
+    let (first, second) = (
+        common::tls::make_identity("renewal-first"),
+        common::tls::make_identity("renewal-second"),
+    );
+    let base = tempfile::tempdir().unwrap();
+    let live = roots_only_folder(base.path(), "live");
+    let (cert, key) = (live.join("fullchain.pem"), live.join("privkey.pem"));
+    renew(&first, &cert, &key);
+    let server = Server::start(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--user",
+        "nobody",
+    ]);
+    assert_eq!(
+        ids(&server).0,
+        "65534 65534 65534 65534",
+        "serves as nobody"
+    );
+    assert!(server.log().contains("keeper"), "{}", server.log());
+    assert_eq!(served_with(&server, &first).ok(), Some(200));
+    let mut open = keep_open(&server, &first);
+
+    renew(&second, &cert, &key);
+    server.signal(libc::SIGHUP);
+    assert!(
+        eventually(Duration::from_secs(10), || server
+            .log()
+            .contains("TLS certificate reloaded")),
+        "{}",
+        server.log()
+    );
+    assert_eq!(
+        served_with(&server, &second).ok(),
+        Some(200),
+        "new connections get the renewed certificate"
+    );
+    assert!(served_with(&server, &first).is_err(), "the old one is gone");
+    still_served(&mut open);
+    assert!(
+        !server.log().contains("Permission denied"),
+        "{}",
+        server.log()
+    );
+
+    // The keeper leaves with the server: nothing of root's outlives it.
+    let log = server.log();
+    let keeper: i32 = log
+        .split("keeper process that stays root for that alone (pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("the keeper's pid in {log}"));
+    // SAFETY: kill(2) with signal 0 only asks whether the process exists.
+    assert_eq!(unsafe { libc::kill(keeper, 0) }, 0, "the keeper runs");
+    let mut server = server;
+    drop(open);
+    server.signal_and_wait(libc::SIGTERM);
+    assert!(
+        eventually(Duration::from_secs(5), || unsafe { libc::kill(keeper, 0) }
+            != 0),
+        "the keeper is gone once the server is"
+    );
+}
+
+#[test]
+fn a_root_only_configuration_and_the_new_keys_it_names_reload_as_nobody() {
+    if !can_switch_users() {
+        return;
+    }
+    let (first, second) = (
+        common::tls::make_identity("config-first"),
+        common::tls::make_identity("config-second"),
+    );
+    let base = tempfile::tempdir().unwrap();
+    let site = base.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    open_to_all(base.path());
+    open_to_all(&site);
+    let secret = roots_only_folder(base.path(), "etc");
+    let (cert1, key1) = (secret.join("one.crt"), secret.join("one.key"));
+    let (cert2, key2) = (secret.join("two.crt"), secret.join("two.key"));
+    renew(&first, &cert1, &key1);
+    renew(&second, &cert2, &key2);
+    let config = secret.join("oneloop.toml");
+    let write_config = |cert: &Path, key: &Path| {
+        let text = format!(
+            "tls-cert = \"{}\"\ntls-key = \"{}\"\nuser = \"nobody\"\n\n[[site]]\n\
+             hosts = [\"localhost\", \"127.0.0.1\"]\nroot = \"{}\"\n",
+            cert.display(),
+            key.display(),
+            site.display()
+        );
+        std::fs::write(&config, text).unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    write_config(&cert1, &key1);
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    assert_eq!(ids(&server).0, "65534 65534 65534 65534");
+    assert_eq!(served_with(&server, &first).ok(), Some(200));
+    let mut open = keep_open(&server, &first);
+
+    // The configuration now names other files, which the keeper may read
+    // only because the configuration, read again as root, names them.
+    write_config(&cert2, &key2);
+    server.signal(libc::SIGHUP);
+    assert!(
+        eventually(Duration::from_secs(10), || server
+            .log()
+            .contains("configuration reloaded")),
+        "{}",
+        server.log()
+    );
+    assert_eq!(served_with(&server, &second).ok(), Some(200));
+    assert!(served_with(&server, &first).is_err());
+    still_served(&mut open);
+}

@@ -390,6 +390,7 @@ impl Cli {
             config.app.sites = Some(loaded);
             config.site_certs = certs;
             config.reload_from = Some(file.command_line.clone());
+            config.config_file = Some(file.path.clone());
         }
         config.app.builtins = !self.no_builtins;
         if let Some(path) = &self.auth_file {

@@ -40,6 +40,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use crate::app::{FileIdentity, LoadedSites};
 use crate::config::TlsFiles;
 use crate::http::Front;
+use crate::system::keeper;
 
 /// Most plaintext encrypted at once: one TLS record's worth.
 pub(crate) const SLICE: usize = 16 * 1024;
@@ -250,8 +251,13 @@ fn certified(
     provider: &CryptoProvider,
 ) -> Result<CertifiedKey, String> {
     let (cert, key) = (&files.cert, &files.key);
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("{cert_key} {}: {e}", cert.display()))?
+    // Through the keeper once root is given up: a key is often root's alone.
+    let read = |path: &Path, flag: &str| {
+        keeper::read(path).map_err(|e| format!("{flag} {}: {e}", path.display()))
+    };
+    let chain_pem = read(cert, cert_key)?;
+    let key_pem = read(key, key_key)?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&chain_pem)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{cert_key} {}: {e}", cert.display()))?;
     if chain.is_empty() {
@@ -260,7 +266,7 @@ fn certified(
             cert.display()
         ));
     }
-    let private_key = PrivateKeyDer::from_pem_file(key)
+    let private_key = PrivateKeyDer::from_pem_slice(&key_pem)
         .map_err(|e| format!("{key_key} {}: {e}", key.display()))?;
     CertifiedKey::from_der(chain, private_key, provider).map_err(|e| match e {
         rustls::Error::InconsistentKeys(_) => format!(

@@ -11,8 +11,9 @@
 //!    then `--pid-file` is written (removed again when `run` returns);
 //! 4. tell systemd's socket we exist (`connect_notify`), before any drop;
 //! 5. [`open_access_log`];
-//! 6. [`give_up_root`]: rename what will be reopened into the chroot, hand
-//!    root's log files to the user, chroot, setgid, setuid;
+//! 6. [`give_up_root`]: fork the keeper of root's files if a reload will
+//!    need them ([`start_keeper`]), rename what will be reopened into the
+//!    chroot, hand root's log files to the user, chroot, setgid, setuid;
 //! 7. [`Services`]: the application, its caches and counters, the per-client
 //!    limits, for each driver;
 //! 8. say what the password gate costs, then hand the listeners, the
@@ -145,6 +146,7 @@ fn give_up_root(
     public: bool,
 ) -> io::Result<()> {
     let mut access_log = access_log;
+    start_keeper(config, tls.as_deref());
     if let Some(jail) = config.privileges.jail.clone() {
         rename_inside(&jail, config, tls, access_log.as_deref_mut());
     }
@@ -152,6 +154,53 @@ fn give_up_root(
         hand_logs_to(account.uid, access_log);
     }
     config.privileges.give_up(public).map_err(io::Error::other)
+}
+
+/// Before root goes, if what a reload reads may be root's alone (a key, the
+/// configuration file, the password file): the keeper, a child that stays
+/// root to read those files again on a SIGHUP (`system::keeper`).
+fn start_keeper(config: &Config, tls: Option<&TlsConfig>) {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let giving_up = config.privileges.account.is_some() || config.privileges.jail.is_some();
+    let files = reloaded_files(config, tls);
+    if !root || !giving_up || (files.is_empty() && config.config_file.is_none()) {
+        return;
+    }
+    let command_line = config.reload_from.clone();
+    let named_by_config = Box::new(move || {
+        let cli = crate::cli::Cli::from_command_line(command_line.clone()?).ok()?;
+        let fresh = cli.into_config().ok()?;
+        Some(reloaded_files(&fresh, None))
+    });
+    let allowed = system::keeper::Allowed {
+        files,
+        config: config.config_file.clone(),
+        named_by_config,
+    };
+    match system::keeper::start(allowed) {
+        Ok(pid) => log::info!(
+            "root's files (certificates, keys, configuration, passwords) are read again on              SIGHUP by a keeper process that stays root for that alone (pid {pid})"
+        ),
+        Err(e) => log::warn!(
+            "cannot start the keeper of root's files ({e}): once root is given up, a SIGHUP              cannot read a key or file that only root may read; a restart will"
+        ),
+    }
+}
+
+/// The files a reload reads: the certificates and keys (those `tls` loaded,
+/// or the configuration's), and the password file.
+fn reloaded_files(config: &Config, tls: Option<&TlsConfig>) -> Vec<std::path::PathBuf> {
+    let default = tls.and_then(TlsConfig::paths).or_else(|| {
+        let files = config.tls.as_ref()?;
+        Some((files.cert.clone(), files.key.clone()))
+    });
+    let mut files: Vec<_> = default.into_iter().flat_map(|(c, k)| [c, k]).collect();
+    for site in &config.site_certs {
+        files.extend([site.cert.clone(), site.key.clone()]);
+    }
+    files.extend(config.app.auth.as_ref().map(|gate| gate.path()));
+    files
 }
 
 /// Inside a chroot, the server's files go by the names they have there:
@@ -171,8 +220,12 @@ fn rename_inside(
     if let Some(dir) = config.app.files_dir.as_mut() {
         *dir = inside(dir);
     }
+    // With a keeper, root's files are read by it, outside the chroot, by
+    // the names they had at start.
+    let kept = system::keeper::running();
     if let Some(tls) = tls
         && let Some((cert, key)) = tls.paths()
+        && !kept
     {
         tls.rename(inside(&cert), inside(&key));
     }
@@ -183,7 +236,9 @@ fn rename_inside(
     if let Some(path) = logging::file_path() {
         logging::rename_file(inside(&path));
     }
-    if let Some(gate) = &config.app.auth {
+    if let Some(gate) = &config.app.auth
+        && !kept
+    {
         gate.rename(inside(&gate.path()));
     }
 }

@@ -1,0 +1,355 @@
+//! The keeper: what only root can read, read again after root is given up.
+//!
+//! certbot writes keys that only root may read (`privkey.pem` is 0600 in a
+//! 0700 folder), and a renewal ends with a `SIGHUP` to a server that gave
+//! root up long before. So, when a server started as root gives it up
+//! (`--user`, `--chroot`) and has files to read again on a reload (a
+//! certificate and key, `--config`, `--auth-file`), it first forks a keeper:
+//! a child that stays root, outside any chroot, and does nothing but read
+//! those files for the server, over a socketpair, on request. OpenSSH's
+//! privilege separation and nginx's master process keep root the same way;
+//! here the roles are the other way round, so that the server stays the
+//! process that systemd, the pid file and `kill` know: the keeper is its
+//! child, and leaves as soon as the server's end of the pair closes (the
+//! server exits, or is killed: the kernel closes the descriptor).
+//!
+//! The keeper is no general file reader for the server: it reads only the
+//! files it was told at start, and those that the configuration file names
+//! when the keeper itself, as root, reads it again. A server taken over by
+//! an attacker can make it read a certificate again, not `/etc/shadow`.
+//!
+//! The protocol, one request at a time: the server sends a path (u32 length,
+//! big-endian, then its bytes); the keeper answers with one byte, 0 for the
+//! file's contents or an `io::ErrorKind` code for an error, then a u32
+//! length and the contents or the error's words.
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// The most a file read through the keeper may be: a certificate chain, a
+/// key, a configuration file or a password file is far smaller.
+const MAX_FILE: u32 = 8 << 20;
+
+/// The longest path a request may name.
+const MAX_PATH: u32 = 4096;
+
+/// How long the server waits for an answer before it gives up on a reload.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// The server's end of the pair, once a keeper runs.
+static KEEPER: OnceLock<Mutex<UnixStream>> = OnceLock::new();
+
+/// What the keeper may read: the files known at start, and a way to learn
+/// those a configuration file names now.
+pub(crate) struct Allowed {
+    /// Every file a reload reads, as the start-up configuration names them.
+    pub files: Vec<PathBuf>,
+    /// The configuration file, if any: reading it makes the keeper ask
+    /// `named_by_config` (as root) which files it names now.
+    pub config: Option<PathBuf>,
+    /// The files the configuration file names when read again; `None` if
+    /// it does not read (the keeper then allows what it allowed before).
+    pub named_by_config: Box<dyn Fn() -> Option<Vec<PathBuf>> + Send>,
+}
+
+/// Forks the keeper. In the server, returns the keeper's process id; the
+/// child never returns from here. Call it while the process is still root
+/// and has one thread, before privileges are given up.
+pub(crate) fn start(allowed: Allowed) -> io::Result<u32> {
+    let (server_end, keeper_end) = UnixStream::pair()?;
+    // SAFETY: the process has one thread (no driver has started), so the
+    // child can run ordinary code: no lock is held by a thread it lacks.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => {
+            drop(server_end);
+            become_keeper(&keeper_end);
+            let code = match serve(keeper_end, allowed) {
+                Ok(()) => 0,
+                Err(e) => {
+                    log::error!("the keeper of root's files stops: {e}");
+                    1
+                }
+            };
+            // SAFETY: leaves without running the server's exit path (its
+            // pid file, its destructors): they are the server's, not ours.
+            unsafe { libc::_exit(code) }
+        }
+        child => {
+            drop(keeper_end);
+            server_end.set_read_timeout(Some(PATIENCE))?;
+            server_end.set_write_timeout(Some(PATIENCE))?;
+            let _ = KEEPER.set(Mutex::new(server_end));
+            Ok(child as u32)
+        }
+    }
+}
+
+/// Whether a keeper reads root's files for this process.
+pub(crate) fn running() -> bool {
+    KEEPER.get().is_some()
+}
+
+/// Reads the file at `path`: through the keeper when one runs (it reads as
+/// root, outside any chroot), else directly.
+pub(crate) fn read(path: &Path) -> io::Result<Vec<u8>> {
+    match KEEPER.get() {
+        Some(keeper) => {
+            let mut stream = keeper.lock().unwrap_or_else(|p| p.into_inner());
+            ask(&mut *stream, path)
+        }
+        None => std::fs::read(path),
+    }
+}
+
+/// [`read`], as text.
+pub(crate) fn read_to_string(path: &Path) -> io::Result<String> {
+    String::from_utf8(read(path)?)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
+/// One request and its answer.
+fn ask(stream: &mut (impl Read + Write), path: &Path) -> io::Result<Vec<u8>> {
+    let gone = |e: io::Error| {
+        io::Error::new(
+            e.kind(),
+            format!("the keeper of root's files does not answer ({e}); a restart reads them"),
+        )
+    };
+    let bytes = path.as_os_str().as_bytes();
+    let length = u32::try_from(bytes.len())
+        .ok()
+        .filter(|&n| n <= MAX_PATH)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path too long"))?;
+    stream.write_all(&length.to_be_bytes()).map_err(gone)?;
+    stream.write_all(bytes).map_err(gone)?;
+    let mut kind = [0u8; 1];
+    stream.read_exact(&mut kind).map_err(gone)?;
+    let body = read_framed(stream, MAX_FILE).map_err(gone)?;
+    match kind[0] {
+        0 => Ok(body),
+        code => Err(io::Error::new(
+            kind_of(code),
+            String::from_utf8_lossy(&body).into_owned(),
+        )),
+    }
+}
+
+/// A u32 length, then that many bytes, at most `max`.
+fn read_framed(stream: &mut impl Read, max: u32) -> io::Result<Vec<u8>> {
+    let mut length = [0u8; 4];
+    stream.read_exact(&mut length)?;
+    let length = u32::from_be_bytes(length);
+    if length > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "answer too long",
+        ));
+    }
+    let mut body = vec![0; length as usize];
+    stream.read_exact(&mut body)?;
+    Ok(body)
+}
+
+/// The child's first steps: nothing of the server's stays open but the
+/// pair (not its listeners, not its logs), and the signals a terminal or an
+/// operator aims at the server's process group do not stop it. It stays in
+/// the folder it was started in: relative paths mean what they meant at start.
+fn become_keeper(keep: &UnixStream) {
+    close_all_but(keep.as_raw_fd());
+    // The server logs what a reload does; the keeper, reading the same
+    // configuration, would only say it twice. Its own failures still show.
+    log::set_max_level(log::LevelFilter::Error);
+    // SAFETY: setting dispositions to SIG_IGN runs none of our code.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGUSR1, libc::SIG_IGN);
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+/// Closes every descriptor above standard error but `keep`, as listed in
+/// /dev/fd (Linux, macOS; FreeBSD lists only 0 to 2 there without
+/// fdescfs, and then up to the first 1024 are closed one by one).
+fn close_all_but(keep: i32) {
+    let listed: Vec<i32> = std::fs::read_dir("/dev/fd")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let open = if listed.len() > 3 {
+        listed
+    } else {
+        (3..1024).collect()
+    };
+    for fd in open.into_iter().filter(|&fd| fd > 2 && fd != keep) {
+        // SAFETY: closing a descriptor we do not use again; one that is not
+        // open (the listing's own) fails with EBADF, harmlessly.
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// Answers requests until the server's end closes.
+fn serve(mut stream: UnixStream, allowed: Allowed) -> io::Result<()> {
+    let mut may_read: HashSet<PathBuf> = allowed.files.iter().cloned().collect();
+    may_read.extend(allowed.config.clone());
+    loop {
+        let path = match read_framed(&mut stream, MAX_PATH) {
+            Ok(bytes) => PathBuf::from(OsStr::from_bytes(&bytes)),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let answer = if !may_read.contains(&path) {
+            Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "not a file this server reloads (the keeper reads only those)",
+            ))
+        } else {
+            read_limited(&path)
+        };
+        if answer.is_ok() && allowed.config.as_deref() == Some(path.as_path()) {
+            // What the file names now may be read next.
+            if let Some(named) = (allowed.named_by_config)() {
+                may_read = named.into_iter().chain(allowed.config.clone()).collect();
+            }
+        }
+        match answer {
+            Ok(contents) => send(&mut stream, 0, &contents)?,
+            Err(e) => send(&mut stream, code_of(e.kind()), e.to_string().as_bytes())?,
+        }
+    }
+}
+
+fn read_limited(path: &Path) -> io::Result<Vec<u8>> {
+    let file = std::fs::File::open(path)?;
+    let mut contents = Vec::new();
+    file.take(u64::from(MAX_FILE) + 1)
+        .read_to_end(&mut contents)?;
+    if contents.len() > MAX_FILE as usize {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "larger than the 8 MiB a reloaded file may be",
+        ));
+    }
+    Ok(contents)
+}
+
+fn send(stream: &mut impl Write, kind: u8, body: &[u8]) -> io::Result<()> {
+    let length = u32::try_from(body.len()).unwrap_or(u32::MAX);
+    stream.write_all(&[kind])?;
+    stream.write_all(&length.to_be_bytes())?;
+    stream.write_all(body)
+}
+
+/// The error kinds an answer may carry; anything else is `Other`.
+const KINDS: [io::ErrorKind; 4] = [
+    io::ErrorKind::NotFound,
+    io::ErrorKind::PermissionDenied,
+    io::ErrorKind::InvalidData,
+    io::ErrorKind::Other,
+];
+
+fn code_of(kind: io::ErrorKind) -> u8 {
+    let index = KINDS
+        .iter()
+        .position(|&k| k == kind)
+        .unwrap_or(KINDS.len() - 1);
+    index as u8 + 1
+}
+
+fn kind_of(code: u8) -> io::ErrorKind {
+    KINDS
+        .get(usize::from(code).wrapping_sub(1))
+        .copied()
+        .unwrap_or(io::ErrorKind::Other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowing(files: Vec<PathBuf>) -> Allowed {
+        Allowed {
+            files,
+            config: None,
+            named_by_config: Box::new(|| None),
+        }
+    }
+
+    #[test]
+    fn reads_what_it_was_told_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let allowed_file = dir.path().join("key.pem");
+        let other = dir.path().join("shadow");
+        std::fs::write(&allowed_file, "KEY").unwrap();
+        std::fs::write(&other, "SECRET").unwrap();
+        let (mut server, keeper) = UnixStream::pair().unwrap();
+        let rules = allowing(vec![allowed_file.clone(), dir.path().join("missing")]);
+        let serving = std::thread::spawn(move || serve(keeper, rules));
+        assert_eq!(ask(&mut server, &allowed_file).unwrap(), b"KEY");
+        let refused = ask(&mut server, &other).unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::PermissionDenied);
+        assert!(refused.to_string().contains("reloads"), "{refused}");
+        let missing = ask(&mut server, &dir.path().join("missing")).unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+        drop(server);
+        assert!(
+            serving.join().unwrap().is_ok(),
+            "stops when the server goes"
+        );
+    }
+
+    #[test]
+    fn a_configuration_read_again_decides_what_may_be_read_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("oneloop.toml");
+        let (old, new) = (dir.path().join("old.pem"), dir.path().join("new.pem"));
+        for (path, text) in [(&config, "c"), (&old, "old"), (&new, "new")] {
+            std::fs::write(path, text).unwrap();
+        }
+        let named = new.clone();
+        let rules = Allowed {
+            files: vec![old.clone()],
+            config: Some(config.clone()),
+            named_by_config: Box::new(move || Some(vec![named.clone()])),
+        };
+        let (mut server, keeper) = UnixStream::pair().unwrap();
+        let serving = std::thread::spawn(move || serve(keeper, rules));
+        assert_eq!(ask(&mut server, &old).unwrap(), b"old");
+        assert!(ask(&mut server, &new).is_err(), "not named yet");
+        assert_eq!(ask(&mut server, &config).unwrap(), b"c");
+        assert_eq!(ask(&mut server, &new).unwrap(), b"new");
+        assert!(ask(&mut server, &old).is_err(), "no longer named");
+        drop(server);
+        serving.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn error_kinds_survive_the_trip() {
+        for kind in KINDS {
+            assert_eq!(kind_of(code_of(kind)), kind);
+        }
+        assert_eq!(
+            code_of(io::ErrorKind::TimedOut),
+            code_of(io::ErrorKind::Other)
+        );
+        assert_eq!(kind_of(0xff), io::ErrorKind::Other);
+    }
+
+    #[test]
+    fn an_answer_longer_than_allowed_is_refused_not_allocated() {
+        let mut answer = Vec::new();
+        answer.extend_from_slice(&(MAX_FILE + 1).to_be_bytes());
+        let error = read_framed(&mut answer.as_slice(), MAX_FILE).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+    }
+}
