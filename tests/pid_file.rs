@@ -35,7 +35,7 @@ fn a_second_server_with_the_same_pid_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("oneloop.pid");
     let first = Server::start(&["--pid-file", path.to_str().unwrap()]);
-    let second = Command::new(env!("CARGO_BIN_EXE_oneloop"))
+    let second = common::oneloop()
         .args(["--port", "0", "--pid-file", path.to_str().unwrap()])
         .output()
         .expect("run a second oneloop");
