@@ -380,6 +380,16 @@ fn root_without_user_is_warned_when_it_serves_the_network() {
 
 // ----- certificates renewed after root is given up ---------------------------
 
+/// The keeper's process id, as the server's log says it at start.
+fn keeper_pid(server: &Server) -> i32 {
+    let log = server.log();
+    log.split("keeper process that stays root for that alone (pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("the keeper's pid in {log}"))
+}
+
 /// A folder as certbot leaves `/etc/letsencrypt/live/NAME`: root's, 0700.
 fn roots_only_folder(parent: &Path, name: &str) -> std::path::PathBuf {
     let dir = parent.join(name);
@@ -487,13 +497,7 @@ fn a_renewed_root_only_key_is_served_after_sighup_as_nobody() {
     );
 
     // The keeper leaves with the server: nothing of root's outlives it.
-    let log = server.log();
-    let keeper: i32 = log
-        .split("keeper process that stays root for that alone (pid ")
-        .nth(1)
-        .and_then(|rest| rest.split(')').next())
-        .and_then(|pid| pid.parse().ok())
-        .unwrap_or_else(|| panic!("the keeper's pid in {log}"));
+    let keeper = keeper_pid(&server);
     // SAFETY: kill(2) with signal 0 only asks whether the process exists.
     assert_eq!(unsafe { libc::kill(keeper, 0) }, 0, "the keeper runs");
     let mut server = server;
@@ -557,4 +561,45 @@ fn a_root_only_configuration_and_the_new_keys_it_names_reload_as_nobody() {
     assert_eq!(served_with(&server, &second).ok(), Some(200));
     assert!(served_with(&server, &first).is_err());
     still_served(&mut open);
+}
+
+#[test]
+fn a_keeper_that_died_costs_the_reload_not_the_server() {
+    if !can_switch_users() {
+        return;
+    }
+    let (first, second) = (
+        common::tls::make_identity("orphan-first"),
+        common::tls::make_identity("orphan-second"),
+    );
+    let base = tempfile::tempdir().unwrap();
+    let live = roots_only_folder(base.path(), "live");
+    let (cert, key) = (live.join("fullchain.pem"), live.join("privkey.pem"));
+    renew(&first, &cert, &key);
+    let server = Server::start(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--user",
+        "nobody",
+    ]);
+    let keeper = keeper_pid(&server);
+    // SAFETY: kill(2) on the server's child, which this test started.
+    unsafe { libc::kill(keeper, libc::SIGKILL) };
+    renew(&second, &cert, &key);
+    server.signal(libc::SIGHUP);
+    assert!(
+        eventually(Duration::from_secs(10), || server
+            .log()
+            .contains("does not answer")),
+        "{}",
+        server.log()
+    );
+    assert!(server.log().contains("keeping the old one"), "{}", server.log());
+    assert_eq!(
+        served_with(&server, &first).ok(),
+        Some(200),
+        "the certificate it had is served on"
+    );
 }

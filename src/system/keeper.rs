@@ -43,8 +43,8 @@ const MAX_PATH: u32 = 4096;
 /// How long the server waits for an answer before it gives up on a reload.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-/// The server's end of the pair, once a keeper runs.
-static KEEPER: OnceLock<Mutex<UnixStream>> = OnceLock::new();
+/// The server's end of the pair, once a keeper runs, and the keeper's pid.
+static KEEPER: OnceLock<(Mutex<UnixStream>, libc::pid_t)> = OnceLock::new();
 
 /// What the keeper may read: the files known at start, and a way to learn
 /// those a configuration file names now.
@@ -86,7 +86,7 @@ pub(crate) fn start(allowed: Allowed) -> io::Result<u32> {
             drop(keeper_end);
             server_end.set_read_timeout(Some(PATIENCE))?;
             server_end.set_write_timeout(Some(PATIENCE))?;
-            let _ = KEEPER.set(Mutex::new(server_end));
+            let _ = KEEPER.set((Mutex::new(server_end), child));
             Ok(child as u32)
         }
     }
@@ -101,9 +101,18 @@ pub(crate) fn running() -> bool {
 /// root, outside any chroot), else directly.
 pub(crate) fn read(path: &Path) -> io::Result<Vec<u8>> {
     match KEEPER.get() {
-        Some(keeper) => {
+        Some((keeper, pid)) => {
             let mut stream = keeper.lock().unwrap_or_else(|p| p.into_inner());
-            ask(&mut *stream, path)
+            let answer = ask(&mut *stream, path);
+            if answer
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains(NO_ANSWER))
+            {
+                // A keeper that died (killed, say) is reaped, not left a zombie.
+                // SAFETY: waitpid on our own child, without blocking.
+                unsafe { libc::waitpid(*pid, std::ptr::null_mut(), libc::WNOHANG) };
+            }
+            answer
         }
         None => std::fs::read(path),
     }
@@ -115,14 +124,13 @@ pub(crate) fn read_to_string(path: &Path) -> io::Result<String> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
+/// What an error says when the keeper did not answer at all.
+const NO_ANSWER: &str = "the keeper of root's files does not answer";
+
 /// One request and its answer.
 fn ask(stream: &mut (impl Read + Write), path: &Path) -> io::Result<Vec<u8>> {
-    let gone = |e: io::Error| {
-        io::Error::new(
-            e.kind(),
-            format!("the keeper of root's files does not answer ({e}); a restart reads them"),
-        )
-    };
+    let gone =
+        |e: io::Error| io::Error::new(e.kind(), format!("{NO_ANSWER} ({e}); a restart reads them"));
     let bytes = path.as_os_str().as_bytes();
     let length = u32::try_from(bytes.len())
         .ok()
