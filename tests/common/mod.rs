@@ -33,8 +33,9 @@ pub fn oneloop() -> Command {
 
 /// How many times slower than on this machine's own CPU the server may run:
 /// `ONELOOP_SLOWDOWN`, which the emulated runs set (`.ci/platforms`), or 1.
-/// Only tests that wait for the server to *finish* a long piece of work
-/// stretch by it; no test of a timeout does (those run natively only).
+/// Only waits for the server to *finish* a long piece of work (starting, a
+/// client that never reads) stretch by it; no test of a timeout does (those
+/// run natively only).
 pub fn slowdown() -> u32 {
     std::env::var("ONELOOP_SLOWDOWN")
         .ok()
@@ -221,7 +222,8 @@ impl Server {
             let sink = Arc::clone(&log);
             std::thread::spawn(move || collect_lines(BufReader::new(tail), &sink, addr_tx));
         }
-        let addr = match addr_rx.recv_timeout(IO_TIMEOUT) {
+        // Starting is a long job under an emulator on a busy machine.
+        let addr = match addr_rx.recv_timeout(IO_TIMEOUT * slowdown()) {
             Ok(addr) => addr.parse().expect("a socket address in the log"),
             Err(_) => {
                 let _ = child.kill();
