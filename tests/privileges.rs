@@ -453,7 +453,8 @@ fn a_renewed_root_only_key_is_served_after_sighup_as_nobody() {
         common::tls::make_identity("renewal-first"),
         common::tls::make_identity("renewal-second"),
     );
-    let base = tempfile::tempdir().unwrap();
+    // Not under /tmp: the keeper reads only what no one but root may write.
+    let base = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let live = roots_only_folder(base.path(), "live");
     let (cert, key) = (live.join("fullchain.pem"), live.join("privkey.pem"));
     renew(&first, &cert, &key);
@@ -519,7 +520,8 @@ fn a_root_only_configuration_and_the_new_keys_it_names_reload_as_nobody() {
         common::tls::make_identity("config-first"),
         common::tls::make_identity("config-second"),
     );
-    let base = tempfile::tempdir().unwrap();
+    // Not under /tmp: the keeper reads only what no one but root may write.
+    let base = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let site = base.path().join("site");
     std::fs::create_dir_all(&site).unwrap();
     open_to_all(base.path());
@@ -572,7 +574,8 @@ fn a_keeper_that_died_costs_the_reload_not_the_server() {
         common::tls::make_identity("orphan-first"),
         common::tls::make_identity("orphan-second"),
     );
-    let base = tempfile::tempdir().unwrap();
+    // Not under /tmp: the keeper reads only what no one but root may write.
+    let base = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let live = roots_only_folder(base.path(), "live");
     let (cert, key) = (live.join("fullchain.pem"), live.join("privkey.pem"));
     renew(&first, &cert, &key);
@@ -596,7 +599,11 @@ fn a_keeper_that_died_costs_the_reload_not_the_server() {
         "{}",
         server.log()
     );
-    assert!(server.log().contains("keeping the old one"), "{}", server.log());
+    assert!(
+        server.log().contains("keeping the old one"),
+        "{}",
+        server.log()
+    );
     assert_eq!(
         served_with(&server, &first).ok(),
         Some(200),

@@ -180,10 +180,12 @@ fn start_keeper(config: &Config, tls: Option<&TlsConfig>) {
     };
     match system::keeper::start(allowed) {
         Ok(pid) => log::info!(
-            "root's files (certificates, keys, configuration, passwords) are read again on              SIGHUP by a keeper process that stays root for that alone (pid {pid})"
+            "root's files (certificates, keys, configuration, passwords) are read again on \
+             SIGHUP by a keeper process that stays root for that alone (pid {pid})"
         ),
         Err(e) => log::warn!(
-            "cannot start the keeper of root's files ({e}): once root is given up, a SIGHUP              cannot read a key or file that only root may read; a restart will"
+            "cannot start the keeper of root's files ({e}): once root is given up, a SIGHUP \
+             cannot read a key or file that only root may read; a restart will"
         ),
     }
 }

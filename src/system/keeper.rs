@@ -71,12 +71,18 @@ pub(crate) fn start(allowed: Allowed) -> io::Result<u32> {
         0 => {
             drop(server_end);
             become_keeper(&keeper_end);
-            let code = match serve(keeper_end, allowed) {
-                Ok(()) => 0,
-                Err(e) => {
+            // A panic must not unwind into the server's code (its pid file's
+            // and logs' destructors) in this process: it ends the keeper.
+            let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                serve(keeper_end, allowed)
+            }));
+            let code = match served {
+                Ok(Ok(())) => 0,
+                Ok(Err(e)) => {
                     log::error!("the keeper of root's files stops: {e}");
                     1
                 }
+                Err(_) => 101,
             };
             // SAFETY: leaves without running the server's exit path (its
             // pid file, its destructors): they are the server's, not ours.
@@ -97,11 +103,15 @@ pub(crate) fn running() -> bool {
     KEEPER.get().is_some()
 }
 
-/// Reads the file at `path`: through the keeper when one runs (it reads as
-/// root, outside any chroot), else directly.
+/// Reads the file at `path`: directly, and through the keeper (as root,
+/// outside any chroot) when that fails and a keeper runs.
 pub(crate) fn read(path: &Path) -> io::Result<Vec<u8>> {
+    let direct = std::fs::read(path);
+    // Any error: for want of permission, or, inside a chroot, because the
+    // file is outside it.
+    let refused = direct.is_err();
     match KEEPER.get() {
-        Some((keeper, pid)) => {
+        Some((keeper, pid)) if refused => {
             let mut stream = keeper.lock().unwrap_or_else(|p| p.into_inner());
             let answer = ask(&mut *stream, path);
             if answer
@@ -114,7 +124,7 @@ pub(crate) fn read(path: &Path) -> io::Result<Vec<u8>> {
             }
             answer
         }
-        None => std::fs::read(path),
+        _ => direct,
     }
 }
 
@@ -238,6 +248,7 @@ fn serve(mut stream: UnixStream, allowed: Allowed) -> io::Result<()> {
 }
 
 fn read_limited(path: &Path) -> io::Result<Vec<u8>> {
+    root_alone(path)?;
     let file = std::fs::File::open(path)?;
     let mut contents = Vec::new();
     file.take(u64::from(MAX_FILE) + 1)
@@ -249,6 +260,36 @@ fn read_limited(path: &Path) -> io::Result<Vec<u8>> {
         ));
     }
     Ok(contents)
+}
+
+/// Whether only root could have put the file at `path` there: the file, and
+/// every folder on its real path (symlinks resolved), belong to root and are
+/// writable by no one else, as sshd's StrictModes asks of its keys. Without
+/// this, a server taken over could swap a symlink to /etc/shadow in for a
+/// file of a folder it may write (a password file in the site, say), under
+/// a name the keeper allows. A file the server may write is one it can read
+/// itself: [`read`] tries that first.
+fn root_alone(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    // The keeper's own uid: root's, but for the unit tests'.
+    // SAFETY: geteuid has no preconditions.
+    let keeper = unsafe { libc::geteuid() };
+    let real = std::fs::canonicalize(path)?;
+    for step in real.ancestors() {
+        let meta = std::fs::symlink_metadata(step)?;
+        if meta.uid() != keeper || meta.mode() & 0o022 != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} is not root's alone (owner uid {}, mode {:o}): the keeper reads only those",
+                    step.display(),
+                    meta.uid(),
+                    meta.mode() & 0o7777
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn send(stream: &mut impl Write, kind: u8, body: &[u8]) -> io::Result<()> {
@@ -285,6 +326,32 @@ fn kind_of(code: u8) -> io::ErrorKind {
 mod tests {
     use super::*;
 
+    /// A folder on a path only this user may write (not /tmp, which anyone
+    /// may, and which the keeper would refuse).
+    fn scratch() -> tempfile::TempDir {
+        tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap()
+    }
+
+    #[test]
+    fn a_symlink_to_a_file_in_a_folder_others_may_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch();
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::write(open.join("secret"), "SECRET").unwrap();
+        let allowed_name = dir.path().join("key.pem");
+        std::os::unix::fs::symlink(open.join("secret"), &allowed_name).unwrap();
+        let (mut server, keeper) = UnixStream::pair().unwrap();
+        let rules = allowing(vec![allowed_name.clone()]);
+        let serving = std::thread::spawn(move || serve(keeper, rules));
+        let refused = ask(&mut server, &allowed_name).unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::PermissionDenied);
+        assert!(refused.to_string().contains("not root's alone"), "{refused}");
+        drop(server);
+        serving.join().unwrap().unwrap();
+    }
+
     fn allowing(files: Vec<PathBuf>) -> Allowed {
         Allowed {
             files,
@@ -295,7 +362,7 @@ mod tests {
 
     #[test]
     fn reads_what_it_was_told_and_nothing_else() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = scratch();
         let allowed_file = dir.path().join("key.pem");
         let other = dir.path().join("shadow");
         std::fs::write(&allowed_file, "KEY").unwrap();
@@ -318,7 +385,7 @@ mod tests {
 
     #[test]
     fn a_configuration_read_again_decides_what_may_be_read_next() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = scratch();
         let config = dir.path().join("oneloop.toml");
         let (old, new) = (dir.path().join("old.pem"), dir.path().join("new.pem"));
         for (path, text) in [(&config, "c"), (&old, "old"), (&new, "new")] {
