@@ -608,5 +608,43 @@ fn a_keeper_that_died_costs_the_reload_not_the_server() {
         served_with(&server, &first).ok(),
         Some(200),
         "the certificate it had is served on"
+
+/// A file the server may not read (0600, root's) answers 403, one in a
+/// folder it may not enter (0700, root's) 404: either way the operator is
+/// told once per path, with the path and the system's words, however often
+/// it is asked for.
+#[test]
+fn permission_errors_are_logged_once_per_path() {
+    if !can_switch_users() {
+        return;
+    }
+    let site = tempfile::tempdir().unwrap();
+    open_to_all(site.path());
+    std::fs::write(site.path().join("index.html"), "hello").unwrap();
+    let secret = site.path().join("secret.txt");
+    std::fs::write(&secret, "root's").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let private = site.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(private.join("inside.txt"), "root's").unwrap();
+    let server = Server::start(&["--user", "nobody", site.path().to_str().unwrap()]);
+    for _ in 0..2 {
+        assert_eq!(server.get("/secret.txt").status, 403);
+        assert_eq!(server.get("/private/inside.txt").status, 404);
+        assert_eq!(server.get("/missing.txt").status, 404);
+        assert_eq!(server.get("/").status, 200);
+    }
+    let log = server.log();
+    let warnings = |name: &str| {
+        log.lines()
+            .filter(|l| l.contains(name) && l.contains("Permission denied"))
+            .count()
+    };
+    assert_eq!(warnings("secret.txt"), 1, "{log}");
+    assert_eq!(warnings("private/inside.txt"), 1, "{log}");
+    assert!(
+        !log.contains("missing.txt"),
+        "a missing file is no warning: {log}"
     );
 }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::methods::{self, READ_WRITE};
-use super::open::{open_error_status, open_regular};
+use super::open::{open_regular, refused};
 use super::{BodySink, Reply, url};
 use crate::http::{Chunk, Method, RequestHead, Response, StatusCode};
 
@@ -51,7 +51,8 @@ impl FileStore {
     }
 
     fn download(&self, name: OsString) -> Response {
-        match open_regular(&self.dir.join(name)) {
+        let path = self.dir.join(name);
+        match open_regular(&path) {
             Ok((file, metadata)) => Response::new(StatusCode::OK)
                 .with_header("Content-Type", "application/octet-stream")
                 .with_body(Chunk::File {
@@ -59,14 +60,17 @@ impl FileStore {
                     offset: 0,
                     len: metadata.len(),
                 }),
-            Err(error) => Response::error(open_error_status(&error)),
+            Err(error) => Response::error(refused(&path, &error)),
         }
     }
 
     fn upload(&self, name: OsString) -> Reply {
         match Upload::begin(&self.dir, name) {
             Ok(upload) => Reply::ReadBody(Box::new(upload)),
-            Err(error) => Reply::Respond(storage_error(&error)),
+            Err(error) => {
+                super::denied::note(&self.dir, &error);
+                Reply::Respond(storage_error(&error))
+            }
         }
     }
 }

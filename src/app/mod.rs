@@ -19,6 +19,7 @@
 
 pub(crate) mod auth;
 mod builtins;
+mod denied;
 mod encoding;
 #[cfg(feature = "fault-injection")]
 mod fault;

@@ -54,6 +54,13 @@ impl FileIdentity {
     }
 }
 
+/// The status for failing to open `path` with `error` ([`open_error_status`]),
+/// with a permission error logged the first time for that path.
+pub(super) fn refused(path: &Path, error: &io::Error) -> StatusCode {
+    super::denied::note(path, error);
+    open_error_status(error)
+}
+
 /// 404 for what is not a regular file we may open (missing, a directory, a
 /// symlink, a device), 403 when the system refuses us, 503 when we are out of
 /// descriptors (a passing condition the client may retry).

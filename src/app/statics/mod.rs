@@ -43,7 +43,7 @@ use std::time::Instant;
 
 use super::encoding::{Coding, Codings};
 use super::methods::{self, READ};
-use super::open::{FileIdentity, open_error_status, open_regular};
+use super::open::{FileIdentity, open_regular, refused};
 use super::url;
 use crate::http::{Chunk, Fields, Method, Now, RequestHead, Response, StatusCode};
 use crate::stats::CacheStats;
@@ -421,7 +421,7 @@ impl StaticSite {
         }
         let (handle, metadata) = match open_regular(&negotiated.path) {
             Ok(opened) => opened,
-            Err(error) => return Response::error(open_error_status(&error)),
+            Err(error) => return Response::error(refused(&negotiated.path, &error)),
         };
         let identity = FileIdentity::of(&metadata);
         let content_type = content_type(file);
@@ -545,7 +545,7 @@ impl StaticSite {
                     range: 0..html.len(),
                     data: html,
                 }),
-            Err(error) => Response::error(open_error_status(&error)),
+            Err(error) => Response::error(refused(dir, &error)),
         }
     }
 }

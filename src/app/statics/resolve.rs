@@ -23,7 +23,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use crate::app::url;
+use crate::app::{denied, url};
 
 /// The path `url_path` names under `root` before any symlink is followed (for
 /// the cache, which watches every directory on the way), if it names one.
@@ -138,14 +138,25 @@ pub(super) fn resolve(root: &Path, url_path: &str, visibility: Visibility) -> Re
         Err(refusal) => return refusal,
     };
 
-    let Ok(real) = root.join(&relative).canonicalize() else {
-        return Resolved::NotFound;
+    // A folder on the way that the server may not search is a 404 to the
+    // client, like anything missing, and a warning to the operator.
+    let literal = root.join(&relative);
+    let real = match literal.canonicalize() {
+        Ok(real) => real,
+        Err(error) => {
+            denied::note(&literal, &error);
+            return Resolved::NotFound;
+        }
     };
     if !visible(root, &real, visibility) {
         return Resolved::NotFound;
     }
-    let Ok(metadata) = std::fs::metadata(&real) else {
-        return Resolved::NotFound;
+    let metadata = match std::fs::metadata(&real) {
+        Ok(metadata) => metadata,
+        Err(error) => {
+            denied::note(&real, &error);
+            return Resolved::NotFound;
+        }
     };
     let asked_for_directory = url_path.ends_with('/') || encoded_segments.is_empty();
     if metadata.is_dir() {
