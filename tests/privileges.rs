@@ -648,3 +648,76 @@ fn permission_errors_are_logged_once_per_path() {
         "a missing file is no warning: {log}"
     );
 }
+
+/// What `--user` will not be able to use is said at start, flag, path, user
+/// and consequence: a ROOT only root may enter, an upload folder, a log's
+/// and the pid file's folder it may not write. A setup it can use is not
+/// warned about.
+#[test]
+fn folders_the_user_cannot_use_are_warned_about_at_start() {
+    if !can_switch_users() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    open_to_all(store.path()); // 0755, root's: nobody cannot write it
+    let logs = tempfile::tempdir().unwrap();
+    open_to_all(logs.path());
+    let access = logs.path().join("access.log");
+    let pid = logs.path().join("oneloop.pid");
+    let args = |root: &Path| {
+        vec![
+            "--user".to_owned(),
+            "nobody".to_owned(),
+            "--directory".to_owned(),
+            store.path().to_str().unwrap().to_owned(),
+            "--access-log".to_owned(),
+            access.to_str().unwrap().to_owned(),
+            "--pid-file".to_owned(),
+            pid.to_str().unwrap().to_owned(),
+            root.to_str().unwrap().to_owned(),
+        ]
+    };
+    let start =
+        |args: &[String]| Server::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let server = start(&args(root.path()));
+    let log = server.log();
+    let said = |text: &str| log.lines().any(|l| l.contains("WARN") && l.contains(text));
+    let root_text = format!(
+        "ROOT {} is not readable by nobody: Permission denied; every request",
+        root.path().display()
+    );
+    assert!(said(&root_text), "{log}");
+    let store_text = format!(
+        "--directory {} is not writable by nobody: Permission denied; uploads",
+        store.path().display()
+    );
+    assert!(said(&store_text), "{log}");
+    let folder = logs.path().display().to_string();
+    assert!(
+        said(&format!("--access-log's folder {folder} is not writable")),
+        "{log}"
+    );
+    assert!(
+        said(&format!("--pid-file's folder {folder} is not writable")),
+        "{log}"
+    );
+    drop(server);
+
+    open_to_all(root.path());
+    chown_to_nobody(store.path());
+    chown_to_nobody(logs.path());
+    let _ = std::fs::remove_file(&pid);
+    let server = start(&args(root.path()));
+    assert!(
+        !server.log().contains("is not readable"),
+        "{}",
+        server.log()
+    );
+    assert!(
+        !server.log().contains("is not writable"),
+        "{}",
+        server.log()
+    );
+}

@@ -118,6 +118,11 @@ impl LoadedSites {
         self.0.load().len()
     }
 
+    /// Each site's name and folder, for those that serve files.
+    pub(crate) fn roots(&self) -> Vec<(String, PathBuf)> {
+        self.0.load().roots()
+    }
+
     /// The certificate a TLS handshake for `server_name` presents: an
     /// index into the configuration's certificates, or `None` for the
     /// default one.

@@ -14,6 +14,7 @@
 //! 6. [`give_up_root`]: fork the keeper of root's files if a reload will
 //!    need them ([`start_keeper`]), rename what will be reopened into the
 //!    chroot, hand root's log files to the user, chroot, setgid, setuid;
+//!    then warn of each folder the user cannot use (`system::warn_unusable`);
 //! 7. [`Services`]: the application, its caches and counters, the per-client
 //!    limits, for each driver;
 //! 8. say what the password gate costs, then hand the listeners, the
@@ -61,12 +62,14 @@ pub fn run(mut config: Config) -> io::Result<()> {
     }
     system::connect_notify();
     let mut access_log = open_access_log(&config)?;
+    let folders = system::folders_needed(&config);
     give_up_root(
         &mut config,
         tls.as_mut(),
         access_log.as_mut(),
         listening.is_public(),
     )?;
+    system::warn_unusable(&folders, &system::who(&config));
     let tls = tls.map(Arc::new);
     if let Some(gate) = &config.app.auth {
         gate.describe(tls.is_some(), listening.is_public());

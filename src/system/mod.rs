@@ -10,8 +10,10 @@ pub(crate) mod keeper;
 mod privileges;
 mod systemd;
 mod terminal;
+mod usable;
 
 pub(crate) use descriptors::{Needs, raise_limit};
 pub(crate) use privileges::{Account, Jail, Privileges};
 pub(crate) use systemd::{PassedSocket, connect_notify, notify, passed_sockets};
 pub(crate) use terminal::read_password;
+pub(crate) use usable::{needs as folders_needed, warn_unusable, who};

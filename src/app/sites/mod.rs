@@ -212,6 +212,17 @@ impl SiteSet {
         out
     }
 
+    /// Each site's name and folder, for those that serve files.
+    pub(crate) fn roots(&self) -> Vec<(String, std::path::PathBuf)> {
+        let with_files = self
+            .sites
+            .iter()
+            .filter_map(|s| Some((s, s.statics.as_ref()?)));
+        with_files
+            .map(|(site, statics)| (site.name.clone(), statics.root.clone()))
+            .collect()
+    }
+
     /// How many sites it has.
     pub(crate) fn len(&self) -> usize {
         self.sites.len()
