@@ -41,6 +41,7 @@ pub(crate) struct SiteFile {
     pub(crate) compress: Option<bool>,
     pub(crate) hidden: Option<bool>,
     pub(crate) follow_symlinks: Option<bool>,
+    pub(crate) access_log: Option<PathBuf>,
 }
 
 /// A rule as the file writes it.

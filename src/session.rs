@@ -22,19 +22,20 @@
 //! its boundary and calls [`recover_from_panic`](Session::recover_from_panic):
 //! that connection answers `500` (when it still can) and closes.
 
+use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::access_log::{Entry, Ledger};
-use crate::app::{App, BodySink, Peer, Reply};
+use crate::app::{App, BodySink, Peer, Reply, SiteTag};
 use crate::clients::{Admission, Clients, Hold};
 use crate::http::{
     Connection, Delivered, Event, Failure, Front, Now, RequestHead, Response, Settings, State,
     StatusCode,
 };
-use crate::stats::{DriverStats, Phase};
+use crate::stats::{DriverStats, Phase, SiteSlot};
 
 /// What every session of a driver shares: the application, the protocol's
 /// settings, whether anyone keeps an access log, the driver's counters, and
@@ -117,6 +118,12 @@ pub(crate) struct Session {
     /// Over TLS, once the handshake is done: what it agreed. Boxed: a
     /// plaintext connection holds a null pointer.
     tls: Option<Box<Secured>>,
+    /// The site of each response answered and not yet delivered, in the
+    /// order the core delivers them: for the bytes each site sent. As
+    /// bounded as the core's queue of responses; made at the first answer
+    /// and kept for the connection's life (boxed: a pointer in the session,
+    /// one allocation per connection, none per request).
+    in_flight: Option<Box<InFlight>>,
 }
 
 /// The request being answered: its exchange, its head, and when its head
@@ -125,6 +132,8 @@ struct InHand {
     exchange: u64,
     head: RequestHead,
     began: Instant,
+    /// The site the application chose for it, once it has seen it.
+    site: Option<SiteTag>,
 }
 
 /// What a finished TLS handshake told the session.
@@ -146,6 +155,7 @@ impl Session {
             sink: None,
             hold: None,
             tls: None,
+            in_flight: None,
         }
     }
 
@@ -198,7 +208,8 @@ impl Session {
                 if let Some(exchange) = self.conn.refuse(refusal, now) {
                     // No request was read: logged as `"-"`, as nginx logs one.
                     let unseen = Some("-".to_owned());
-                    self.note_answer(exchange, None, unseen, status, now.instant);
+                    let site = self.service.app.default_site();
+                    self.note_answer(exchange, None, unseen, status, now.instant, site);
                 }
                 true
             }
@@ -266,8 +277,9 @@ impl Session {
     /// `n` bytes from the front were written.
     pub(crate) fn written(&mut self, n: usize, now: Now<'_>) {
         let (ledger, stats) = (&mut self.ledger, &self.service.stats);
+        let in_flight = &mut self.in_flight;
         self.conn.written(n, now.instant, &mut |delivery| {
-            record_delivery(ledger, stats, delivery);
+            record_delivery(ledger, stats, in_flight, delivery);
         });
         // Room in the queue may let pipelined requests in.
         self.advance(now);
@@ -369,7 +381,8 @@ impl Session {
                 .as_deref()
                 .map_or(now.instant, |in_hand| in_hand.began);
             let status = StatusCode::INTERNAL_SERVER_ERROR;
-            self.note_answer(exchange, head, None, status, began);
+            let site = self.site_of(current.as_deref());
+            self.note_answer(exchange, head, None, status, began, site);
         }
         self.account_for_the_close();
     }
@@ -392,20 +405,26 @@ impl Session {
                         exchange,
                         head,
                         began,
+                        site: None,
                     };
-                    let head = &self.current.insert(Box::new(in_hand)).head;
+                    let in_hand = self.current.insert(Box::new(in_hand));
+                    let head = &in_hand.head;
                     let rate = match (&self.service.clients, self.hold) {
                         (Some(clients), Some(hold)) => clients.take_request(hold, now.instant),
                         _ => Ok(()),
                     };
                     let reply = match rate {
+                        // Not shown to the application: filed under the
+                        // default site, as a request it could not read.
                         Err(wait) => Reply::Respond(too_many_requests(wait)),
                         Ok(()) => {
                             let peer = Peer {
                                 client: self.client,
                                 tls: self.tls.as_ref().map(|t| t.server_name.as_deref()),
                             };
-                            self.service.app.handle(head, peer, now)
+                            let (reply, site) = self.service.app.handle(head, peer, now);
+                            in_hand.site = Some(site);
+                            reply
                         }
                     };
                     match reply {
@@ -443,12 +462,14 @@ impl Session {
 
     fn respond(&mut self, response: Response, now: Now<'_>) {
         if let Some(in_hand) = self.current.take() {
+            let site = self.site_of(Some(&in_hand));
             let InHand {
                 exchange,
                 head,
                 began,
+                ..
             } = *in_hand;
-            self.note_answer(exchange, Some(&head), None, response.status(), began);
+            self.note_answer(exchange, Some(&head), None, response.status(), began, site);
         }
         self.conn.respond(response, now);
     }
@@ -464,7 +485,18 @@ impl Session {
                 .map(|in_hand| in_hand.began)
                 .or(failure.head_began)
                 .unwrap_or(now);
-            self.note_answer(exchange, head, failure.unseen_request, status, began);
+            let site = self.site_of(current.as_deref());
+            let unseen = failure.unseen_request;
+            self.note_answer(exchange, head, unseen, status, began, site);
+        }
+    }
+
+    /// The site a request is filed under: the one the application chose,
+    /// or, for one it never saw, the default site.
+    fn site_of(&self, in_hand: Option<&InHand>) -> SiteTag {
+        match in_hand.and_then(|in_hand| in_hand.site.clone()) {
+            Some(site) => site,
+            None => self.service.app.default_site(),
         }
     }
 
@@ -475,10 +507,13 @@ impl Session {
         unseen_request: Option<String>,
         status: StatusCode,
         began: Instant,
+        site: SiteTag,
     ) {
-        self.service.stats.answered(status.as_u16());
+        self.service.stats.answered(status.as_u16(), site.slot);
+        let in_flight = self.in_flight.get_or_insert_with(Box::default);
+        in_flight.0.push_back((exchange, site.slot));
         if let Some(ledger) = self.ledger.as_deref_mut() {
-            ledger.answered(exchange, head, unseen_request, status, began);
+            ledger.answered(exchange, head, unseen_request, status, began, site.name);
         }
     }
 
@@ -489,9 +524,15 @@ impl Session {
             self.sink = None;
             self.current = None;
             let (ledger, stats) = (&mut self.ledger, &self.service.stats);
+            let in_flight = &mut self.in_flight;
             self.conn.abandon_output(&mut |delivery| {
-                record_delivery(ledger, stats, delivery);
+                record_delivery(ledger, stats, in_flight, delivery);
             });
+            // Answers the core never queued (none is expected) have no
+            // delivery to wait for.
+            if let Some(in_flight) = self.in_flight.as_deref_mut() {
+                in_flight.0.clear();
+            }
         }
     }
 
@@ -528,11 +569,44 @@ fn too_many_requests(wait: u32) -> Response {
 }
 
 /// A response has gone (or was cut short): the access log and the counters
-/// hear of it.
-fn record_delivery(ledger: &mut Option<Box<Ledger>>, stats: &DriverStats, delivery: Delivered) {
-    stats.delivered(delivery.body_bytes);
+/// (its site's too) hear of it.
+fn record_delivery(
+    ledger: &mut Option<Box<Ledger>>,
+    stats: &DriverStats,
+    in_flight: &mut Option<Box<InFlight>>,
+    delivery: Delivered,
+) {
+    let site = in_flight
+        .as_deref_mut()
+        .map_or(SiteSlot::OTHER, |in_flight| {
+            in_flight.site_of(delivery.exchange)
+        });
+    stats.delivered(delivery.body_bytes, site);
     if let Some(ledger) = ledger.as_deref_mut() {
         ledger.delivered(delivery, Instant::now());
+    }
+}
+
+/// The sites of a connection's responses answered and not yet delivered,
+/// by exchange, in the order answered.
+#[derive(Debug, Default)]
+struct InFlight(VecDeque<(u64, SiteSlot)>);
+
+impl InFlight {
+    /// The site of `exchange`, delivered: taken from the front, since the
+    /// core delivers responses in the order they were answered (any before
+    /// it, never queued, are dropped).
+    fn site_of(&mut self, exchange: u64) -> SiteSlot {
+        while self.0.front().is_some_and(|(e, _)| *e < exchange) {
+            self.0.pop_front();
+        }
+        match self.0.front() {
+            Some(&(e, site)) if e == exchange => {
+                self.0.pop_front();
+                site
+            }
+            _ => SiteSlot::OTHER,
+        }
     }
 }
 

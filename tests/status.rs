@@ -12,7 +12,8 @@ use common::{Model, Server, eventually, read_response};
 every_model!(
     it_counts_what_happened,
     connections_show_by_phase,
-    responses_are_counted_by_status_and_rejections_by_reason
+    responses_are_counted_by_status_and_rejections_by_reason,
+    responses_and_bytes_are_counted_by_site
 );
 
 const STATUS: &str = "/.status";
@@ -147,11 +148,11 @@ fn responses_are_counted_by_status_and_rejections_by_reason(model: Model) {
     // counted once it is answered, after it reads them.)
     let text = server.get("/.status/metrics").text();
     for expected in [
-        "oneloop_responses_total{code=\"200\"} 3\n",
-        "oneloop_responses_total{code=\"404\"} 2\n",
-        "oneloop_responses_total{code=\"414\"} 1\n",
-        "oneloop_responses_total{code=\"400\"} 1\n",
-        "oneloop_responses_total{code=\"413\"} 1\n",
+        "oneloop_responses_total{code=\"200\",site=\"default\"} 3\n",
+        "oneloop_responses_total{code=\"404\",site=\"default\"} 2\n",
+        "oneloop_responses_total{code=\"414\",site=\"default\"} 1\n",
+        "oneloop_responses_total{code=\"400\",site=\"default\"} 1\n",
+        "oneloop_responses_total{code=\"413\",site=\"default\"} 1\n",
         "oneloop_rejected_total{reason=\"request_line_too_long\",code=\"414\"} 1\n",
         "oneloop_rejected_total{reason=\"bad_request\",code=\"400\"} 1\n",
         "oneloop_rejected_total{reason=\"body_too_large\",code=\"413\"} 1\n",
@@ -265,4 +266,108 @@ fn without_the_flag_there_is_no_page() {
     let server = Server::start(&[]);
     assert_eq!(server.get(STATUS).status, 404);
     assert_eq!(server.get("/.status/metrics").status, 404);
+}
+
+/// Two sites of a configuration file, chosen by `Host`: each one's
+/// responses by status and body bytes are its own, in Prometheus and JSON;
+/// a host no site names is `other`.
+fn responses_and_bytes_are_counted_by_site(model: Model) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in [("a", "<h1>home</h1>"), ("b", "bee")] {
+        std::fs::create_dir(dir.path().join(name)).unwrap();
+        std::fs::write(dir.path().join(name).join("index.html"), body).unwrap();
+    }
+    let config = dir.path().join("oneloop.toml");
+    let at = |name: &str| dir.path().join(name).display().to_string();
+    let text = format!(
+        "[[site]]\nhosts = [\"a.example\"]\nroot = \"{}\"\n\n\
+         [[site]]\nhosts = [\"b.example\"]\nroot = \"{}\"\n",
+        at("a"),
+        at("b")
+    );
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start_model(
+        model,
+        &["--config", config.to_str().unwrap(), "--status", STATUS],
+    );
+    let get = |host: &str, path: &str| {
+        server.request(&format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n"))
+    };
+    let mut a_bytes = 0;
+    for _ in 0..2 {
+        let response = get("a.example", "/index.html");
+        assert_eq!(response.status, 200);
+        a_bytes += response.body.len();
+    }
+    let missing = get("a.example", "/nope");
+    assert_eq!(missing.status, 404);
+    a_bytes += missing.body.len();
+    assert_eq!(get("b.example", "/index.html").status, 200);
+    let mut b_bytes = 3;
+    for _ in 0..2 {
+        let response = get("B.example:80", "/nope");
+        assert_eq!(response.status, 404);
+        b_bytes += response.body.len();
+    }
+    assert_eq!(
+        get("c.example", "/index.html").status,
+        404,
+        "no default site"
+    );
+
+    let metrics = || {
+        server
+            .request("GET /.status/metrics HTTP/1.1\r\nHost: a.example\r\n\r\n")
+            .text()
+    };
+    let sent =
+        |site: &str, bytes: usize| format!("oneloop_sent_bytes_total{{site=\"{site}\"}} {bytes}\n");
+    // Bytes count once their writer hears they have gone (perhaps after
+    // the client read them); responses as they are answered.
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let text = metrics();
+            text.contains(&sent("a.example", a_bytes)) && text.contains(&sent("b.example", b_bytes))
+        }),
+        "{}",
+        metrics()
+    );
+    let text = metrics();
+    let responses: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("oneloop_responses_total{"))
+        .collect();
+    // The scrapes are a.example's too: as many 200s as scrapes answered.
+    let scrapes = responses
+        .iter()
+        .find_map(|l| l.strip_prefix("oneloop_responses_total{code=\"200\",site=\"a.example\"} "))
+        .and_then(|n| n.parse::<u64>().ok())
+        .expect("a.example's 200s")
+        - 2;
+    assert!(scrapes >= 1, "{text}");
+    assert_eq!(
+        responses,
+        [
+            format!(
+                "oneloop_responses_total{{code=\"200\",site=\"a.example\"}} {}",
+                scrapes + 2
+            )
+            .as_str(),
+            "oneloop_responses_total{code=\"404\",site=\"a.example\"} 1",
+            "oneloop_responses_total{code=\"200\",site=\"b.example\"} 1",
+            "oneloop_responses_total{code=\"404\",site=\"b.example\"} 2",
+            "oneloop_responses_total{code=\"404\",site=\"other\"} 1",
+        ],
+        "{text}"
+    );
+    let json = server
+        .request("GET /.status HTTP/1.1\r\nHost: c.example\r\nAccept: application/json\r\n\r\n")
+        .text();
+    let b =
+        format!("\"b.example\":{{\"responses\":{{\"200\":1,\"404\":2}},\"sent_bytes\":{b_bytes}}}");
+    assert!(json.contains(&b), "{json}");
+    assert!(
+        json.contains("\"other\":{\"responses\":{\"404\":1}"),
+        "{json}"
+    );
 }

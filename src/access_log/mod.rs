@@ -27,6 +27,7 @@ pub(crate) use format::line;
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -77,6 +78,8 @@ pub(crate) struct Entry {
     /// From `began` to the delivery of its response's last byte (see
     /// `format.rs`), once delivered.
     pub duration_us: u64,
+    /// The site it was for (`None`: no site), which chooses its log.
+    pub site: Option<Arc<str>>,
 }
 
 /// A parsed request line, in parts.
@@ -118,6 +121,7 @@ impl Ledger {
         unseen_request: Option<String>,
         status: StatusCode,
         began: Instant,
+        site: Option<Arc<str>>,
     ) {
         let field = |name| {
             head.and_then(|h| h.header(name))
@@ -146,6 +150,7 @@ impl Ledger {
             body_bytes: 0,
             began,
             duration_us: 0,
+            site,
         };
         self.answered.push_back((exchange, entry));
     }
@@ -304,6 +309,7 @@ mod tests {
             body_bytes: 1,
             began: Instant::now(),
             duration_us: 0,
+            site: None,
         }
     }
 
@@ -405,9 +411,9 @@ mod tests {
         );
         let began = Instant::now();
         ledger.secured("TLSv1.2");
-        ledger.answered(1, Some(&request), None, StatusCode::OK, began);
+        ledger.answered(1, Some(&request), None, StatusCode::OK, began, None);
         let unseen = Some("BREW /pot".into());
-        ledger.answered(2, None, unseen, StatusCode::BAD_REQUEST, began);
+        ledger.answered(2, None, unseen, StatusCode::BAD_REQUEST, began, None);
         assert!(ledger.take().is_empty(), "nothing has left yet");
         let delivered = |exchange, body_bytes, complete| Delivered {
             exchange,

@@ -35,7 +35,7 @@ mod url;
 
 pub(crate) use auth::{Gate, Scope};
 pub(crate) use open::FileIdentity;
-pub(crate) use sites::Peer;
+pub(crate) use sites::{Peer, SiteTag};
 pub(crate) use sites::{RuleSpec, SiteConfig};
 pub(crate) use statics::{CacheLimits, DEFAULT_MAX_ENTRIES, StaticConfig, Visibility};
 pub(crate) use status::StatusConfig;
@@ -153,7 +153,7 @@ impl App {
                 .files_dir
                 .as_ref()
                 .map(|dir| file_store::FileStore::new(dir.clone())),
-            sites: Self::sites(config).map(|set| sites::Sites::new(set, stats.cache())),
+            sites: Self::sites(config).map(|set| sites::Sites::new(set, stats)),
             status: config
                 .status
                 .clone()
@@ -208,13 +208,45 @@ impl App {
         }
     }
 
-    /// Answers a request from `client`, or asks for its body. `now` is the
-    /// driver's clock: the application reads no clock of its own.
-    pub(crate) fn handle(&self, request: &RequestHead, peer: Peer<'_>, now: Now<'_>) -> Reply {
-        let client = peer.client;
+    /// Answers a request from `client`, or asks for its body; and says
+    /// which site it is for (the one its `Host` names, whatever part of the
+    /// application answers: the counters and the logs file it there). `now`
+    /// is the driver's clock: the application reads no clock of its own.
+    pub(crate) fn handle(
+        &self,
+        request: &RequestHead,
+        peer: Peer<'_>,
+        now: Now<'_>,
+    ) -> (Reply, SiteTag) {
         if let Some(port) = self.redirect_to_https {
-            return Reply::Respond(redirect::to_https(request, port));
+            return (
+                Reply::Respond(redirect::to_https(request, port)),
+                SiteTag::other(),
+            );
         }
+        let chosen = self.sites.as_ref().map(|sites| sites.choose(request));
+        let tag = chosen
+            .as_ref()
+            .map_or_else(SiteTag::other, sites::Chosen::tag);
+        (self.reply(request, peer, chosen.as_ref(), now), tag)
+    }
+
+    /// The site of what had no readable request (see
+    /// [`sites::Sites::default_tag`]).
+    pub(crate) fn default_site(&self) -> SiteTag {
+        self.sites
+            .as_ref()
+            .map_or_else(SiteTag::other, sites::Sites::default_tag)
+    }
+
+    fn reply(
+        &self,
+        request: &RequestHead,
+        peer: Peer<'_>,
+        chosen: Option<&sites::Chosen>,
+        now: Now<'_>,
+    ) -> Reply {
+        let client = peer.client;
         #[cfg(feature = "fault-injection")]
         if let Some(reply) = fault::inject(request) {
             return reply;
@@ -252,8 +284,8 @@ impl App {
                 return methods::only(request, methods::READ, || builtins::user_agent(request));
             }
         }
-        if let Some(sites) = &self.sites {
-            return Reply::Respond(sites.answer(request, peer, now));
+        if let (Some(sites), Some(chosen)) = (&self.sites, chosen) {
+            return Reply::Respond(sites.answer(chosen, request, peer, now));
         }
         if self.builtins && path == "/" {
             return methods::only(request, methods::READ, || {
@@ -331,7 +363,7 @@ pub(crate) mod tests {
             client: client(),
             tls: None,
         };
-        respond(app.handle(&head(text), peer, now()))
+        respond(app.handle(&head(text), peer, now()).0)
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::existing_dir;
 use super::with_file::FileSettings;
+use super::{absolute, existing_dir};
 use crate::app::{Gate, RuleSpec, Scope, SiteConfig, StaticConfig, Visibility};
 use crate::config::TlsFiles;
 use crate::config_file::{RuleFile, SiteFile};
@@ -108,6 +108,12 @@ fn site_config(
             Err(e) => errors.push(format!("rule (path \"{}\"): {e}", rule.path)),
         }
     }
+    // Made absolute now: what a signal reopens is what was opened at start.
+    let access_log = site.access_log.as_deref().and_then(|path| {
+        absolute(path)
+            .map_err(|e| errors.push(format!("access-log {e}")))
+            .ok()
+    });
     let config = SiteConfig {
         name: site
             .hosts
@@ -121,6 +127,7 @@ fn site_config(
         auth,
         cert,
         browser_pages: true,
+        access_log,
     };
     (config, errors)
 }

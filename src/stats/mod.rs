@@ -21,6 +21,8 @@ pub(crate) struct Registry {
     drivers: Mutex<Vec<Arc<DriverStats>>>,
     caches: Mutex<Vec<Arc<CacheStats>>>,
     refusals: Arc<Refusals>,
+    /// The name of each site slot given out so far, by slot.
+    sites: Mutex<Vec<String>>,
 }
 
 impl Registry {
@@ -30,7 +32,25 @@ impl Registry {
             drivers: Mutex::default(),
             caches: Mutex::default(),
             refusals: Arc::default(),
+            sites: Mutex::default(),
         })
+    }
+
+    /// The slot the site called `name` is counted in: the one it had
+    /// before if it had one (a reload keeps a site's counts by its name),
+    /// else a new one while there are fewer than [`MAX_SITES`], else
+    /// [`SiteSlot::OTHER`]. Called when a set of sites is put to work, never
+    /// per request.
+    pub(crate) fn site_slot(&self, name: &str) -> SiteSlot {
+        let mut names = lock(&self.sites);
+        if let Some(slot) = names.iter().position(|n| n == name) {
+            return SiteSlot::at(slot);
+        }
+        if names.len() >= MAX_SITES {
+            return SiteSlot::OTHER;
+        }
+        names.push(name.to_owned());
+        SiteSlot::at(names.len() - 1)
     }
 
     /// The process's counts of clients turned away by the limits.
@@ -59,14 +79,82 @@ impl Registry {
             responses: vec![0; RESPONSE_SLOTS],
             ..Snapshot::default()
         };
+        let empty = || SiteSnapshot {
+            name: String::new(),
+            responses: vec![0; RESPONSE_SLOTS],
+            sent_bytes: 0,
+        };
+        let mut sites: Vec<SiteSnapshot> = (0..SITE_SLOTS).map(|_| empty()).collect();
         for driver in lock(&self.drivers).iter() {
             driver.add_to(&mut snapshot);
+            driver.add_sites_to(&mut sites);
         }
         for cache in lock(&self.caches).iter() {
             cache.add_to(&mut snapshot.cache);
         }
         snapshot.refused = self.refusals.snapshot();
+        let names = lock(&self.sites);
+        let name = |slot: usize| match names.get(slot) {
+            Some(name) => Some(name.as_str()),
+            None => (slot == SiteSlot::OTHER.index()).then_some("other"),
+        };
+        snapshot.sites = sites
+            .into_iter()
+            .enumerate()
+            .filter(|(_, site)| site.sent_bytes > 0 || site.responses.iter().any(|&n| n > 0))
+            .filter_map(|(slot, site)| {
+                Some(SiteSnapshot {
+                    name: name(slot)?.to_owned(),
+                    ..site
+                })
+            })
+            .collect();
         snapshot
+    }
+}
+
+/// Sites counted one by one; any further one is counted as `other`.
+pub(crate) const MAX_SITES: usize = 64;
+
+/// Slots of per-site counters: one per site, then `other`.
+const SITE_SLOTS: usize = MAX_SITES + 1;
+
+/// Which site's counters a response counts in (see
+/// [`Registry::site_slot`]): an index into fixed arrays, so counting costs
+/// no lookup, no allocation and no lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SiteSlot(u8);
+
+impl SiteSlot {
+    /// What no site answered: no site named the request's host and there is
+    /// no default site, no sites at all, or more than [`MAX_SITES`].
+    pub(crate) const OTHER: SiteSlot = SiteSlot(MAX_SITES as u8);
+
+    fn at(index: usize) -> SiteSlot {
+        u8::try_from(index)
+            .ok()
+            .filter(|&i| usize::from(i) < MAX_SITES)
+            .map_or(SiteSlot::OTHER, SiteSlot)
+    }
+
+    fn index(self) -> usize {
+        usize::from(self.0).min(MAX_SITES)
+    }
+}
+
+/// One site's counters.
+#[derive(Debug)]
+struct SiteCounters {
+    responses: [AtomicU64; RESPONSE_SLOTS],
+    sent_bytes: AtomicU64,
+}
+
+impl Default for SiteCounters {
+    fn default() -> SiteCounters {
+        SiteCounters {
+            responses: std::array::from_fn(|_| AtomicU64::new(0)),
+            sent_bytes: AtomicU64::new(0),
+        }
     }
 }
 
@@ -194,6 +282,8 @@ pub(crate) struct DriverStats {
     body_bytes: AtomicU64,
     /// Responses answered, by status ([`response_slot`]).
     responses: [AtomicU64; RESPONSE_SLOTS],
+    /// Responses and bytes by site ([`SiteSlot`]), boxed: 18 KiB.
+    sites: Box<[SiteCounters]>,
     turns: AtomicU64,
     events: AtomicU64,
     events_per_turn: [AtomicU64; EVENT_BUCKETS],
@@ -214,6 +304,7 @@ impl DriverStats {
             requests: AtomicU64::new(0),
             body_bytes: AtomicU64::new(0),
             responses: std::array::from_fn(|_| AtomicU64::new(0)),
+            sites: (0..SITE_SLOTS).map(|_| SiteCounters::default()).collect(),
             turns: AtomicU64::new(0),
             events: AtomicU64::new(0),
             events_per_turn: Default::default(),
@@ -255,16 +346,31 @@ impl DriverStats {
         self.phases[phase.index()].fetch_sub(1, Relaxed);
     }
 
-    /// A response went out whole or cut short, with this much of its body.
-    pub(crate) fn delivered(&self, body_bytes: u64) {
+    /// A response of `site` went out whole or cut short, with this much of
+    /// its body.
+    pub(crate) fn delivered(&self, body_bytes: u64, site: SiteSlot) {
         self.requests.fetch_add(1, Relaxed);
         self.body_bytes.fetch_add(body_bytes, Relaxed);
+        self.sites[site.index()]
+            .sent_bytes
+            .fetch_add(body_bytes, Relaxed);
     }
 
-    /// A request was answered with `code` (counted as it is queued, whether
-    /// or not the client reads it).
-    pub(crate) fn answered(&self, code: u16) {
-        self.responses[response_slot(code)].fetch_add(1, Relaxed);
+    /// A request was answered with `code` by `site` (counted as it is
+    /// queued, whether or not the client reads it).
+    pub(crate) fn answered(&self, code: u16, site: SiteSlot) {
+        let slot = response_slot(code);
+        self.responses[slot].fetch_add(1, Relaxed);
+        self.sites[site.index()].responses[slot].fetch_add(1, Relaxed);
+    }
+
+    fn add_sites_to(&self, totals: &mut [SiteSnapshot]) {
+        for (total, site) in totals.iter_mut().zip(self.sites.iter()) {
+            total.sent_bytes += site.sent_bytes.load(Relaxed);
+            for (sum, count) in total.responses.iter_mut().zip(&site.responses) {
+                *sum += count.load(Relaxed);
+            }
+        }
     }
 
     /// A loop turn that handled `events` readiness events.
@@ -409,6 +515,29 @@ pub(crate) struct Snapshot {
     pub refused: RefusedSnapshot,
     /// Each event loop's view of itself, as it last published it.
     pub live: Vec<live::LoopView>,
+    /// The sites that answered or sent anything, in the order their slots
+    /// were given, `other` last.
+    pub sites: Vec<SiteSnapshot>,
+}
+
+/// One site's counters, summed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SiteSnapshot {
+    pub name: String,
+    /// By status, in [`response_label`]'s slots.
+    pub responses: Vec<u64>,
+    /// Response body bytes sent.
+    pub sent_bytes: u64,
+}
+
+impl SiteSnapshot {
+    /// The statuses it answered at least once, and how many times.
+    pub(crate) fn responses_by_status(&self) -> impl Iterator<Item = (String, u64)> + '_ {
+        let counted = self.responses.iter().enumerate();
+        counted
+            .filter(|(_, count)| **count > 0)
+            .map(|(index, count)| (response_label(index), *count))
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -490,9 +619,9 @@ mod tests {
             registry.driver(DriverKind::Loop),
         );
         for code in [200, 200, 404, 418, 599, 102] {
-            one.answered(code);
+            one.answered(code, SiteSlot::OTHER);
         }
-        two.answered(404);
+        two.answered(404, SiteSlot::OTHER);
         let snapshot = registry.snapshot(Instant::now());
         assert_eq!(snapshot.responses_with(200), 2);
         assert_eq!(snapshot.responses_with(404), 2, "summed over the drivers");
@@ -505,6 +634,37 @@ mod tests {
     }
 
     #[test]
+    fn sites_keep_their_slots_by_name_and_count_apart() {
+        let registry = Registry::new();
+        let a = registry.site_slot("a.example");
+        let b = registry.site_slot("b.example");
+        assert_eq!(registry.site_slot("a.example"), a, "a reload keeps it");
+        assert_ne!(a, b);
+        for n in 0..MAX_SITES {
+            registry.site_slot(&format!("s{n}.example"));
+        }
+        assert_eq!(registry.site_slot("late.example"), SiteSlot::OTHER);
+        let driver = registry.driver(DriverKind::Loop);
+        driver.answered(200, a);
+        driver.answered(404, a);
+        driver.answered(404, b);
+        driver.delivered(7, a);
+        driver.answered(200, SiteSlot::OTHER);
+        let snapshot = registry.snapshot(Instant::now());
+        let names: Vec<&str> = snapshot.sites.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["a.example", "b.example", "other"],
+            "only those counted"
+        );
+        let of = |i: usize| snapshot.sites[i].responses_by_status().collect::<Vec<_>>();
+        assert_eq!(of(0), [("200".to_owned(), 1), ("404".to_owned(), 1)]);
+        assert_eq!(of(1), [("404".to_owned(), 1)]);
+        assert_eq!(snapshot.sites[0].sent_bytes, 7);
+        assert_eq!(snapshot.responses_with(404), 2, "the totals still sum them");
+    }
+
+    #[test]
     fn a_snapshot_sums_every_driver_and_cache() {
         let registry = Registry::new();
         let first = registry.driver(DriverKind::Loop);
@@ -512,7 +672,7 @@ mod tests {
         let threads = registry.driver(DriverKind::Threads);
         first.opened(Phase::Reading);
         first.moved(Phase::Reading, Phase::Writing);
-        first.delivered(100);
+        first.delivered(100, SiteSlot::OTHER);
         first.moved(Phase::Writing, Phase::Waiting);
         second.opened(Phase::Handshake);
         threads.opened(Phase::Reading);

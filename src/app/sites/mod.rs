@@ -37,7 +37,7 @@ use arc_swap::ArcSwap;
 use super::statics::{self, FileCache, Options, StaticSite};
 use super::{Gate, StaticConfig};
 use crate::http::{Now, RequestHead, Response, StatusCode};
-use crate::stats::CacheStats;
+use crate::stats::{Registry, SiteSlot};
 use error_pages::ErrorPages;
 use rules::{Candidate, Effect, Rules};
 use template::Values;
@@ -63,6 +63,9 @@ pub(crate) struct SiteConfig {
     /// Answer a browser's errors with a small HTML page (the sites of a
     /// configuration file do; a bare ROOT keeps its plain answers).
     pub(crate) browser_pages: bool,
+    /// `access-log = "path"`: its requests are logged there, not in the
+    /// main access log.
+    pub(crate) access_log: Option<std::path::PathBuf>,
 }
 
 /// A site, checked and compiled.
@@ -75,6 +78,7 @@ struct SiteSpec {
     error_pages: ErrorPages,
     auth: Option<Arc<Gate>>,
     cert: Option<usize>,
+    access_log: Option<std::path::PathBuf>,
 }
 
 /// Every site of one load of the configuration.
@@ -121,6 +125,7 @@ impl SiteSet {
                     error_pages,
                     auth: config.auth,
                     cert: config.cert,
+                    access_log: config.access_log,
                 });
             }
         }
@@ -202,6 +207,9 @@ impl SiteSet {
             if site.auth.is_some() {
                 out.push_str("  auth-file: yes\n");
             }
+            if let Some(log) = &site.access_log {
+                out.push_str(&format!("  access-log: {}\n", log.display()));
+            }
             for page in site.error_pages.describe() {
                 out.push_str(&format!("  error page {page}\n"));
             }
@@ -244,16 +252,20 @@ pub(crate) struct Sites {
     /// threads sharing the application make them once.
     rebuilding: Mutex<()>,
     cache: Arc<FileCache>,
+    /// Where each site's counters are (its slot, by name).
+    registry: Arc<Registry>,
 }
 
-/// One application's file servers for one set of sites.
+/// One application's file servers for one set of sites, and what names
+/// each site to the counters and the logs.
 struct Built {
     set: Arc<SiteSet>,
     statics: Vec<Option<StaticSite>>,
+    tags: Vec<SiteTag>,
 }
 
 impl Built {
-    fn new(set: Arc<SiteSet>, cache: &Arc<FileCache>) -> Built {
+    fn new(set: Arc<SiteSet>, cache: &Arc<FileCache>, registry: &Registry) -> Built {
         let statics = set
             .sites
             .iter()
@@ -263,7 +275,54 @@ impl Built {
                     .map(|c| StaticSite::new(c, Arc::clone(cache)))
             })
             .collect();
-        Built { set, statics }
+        let tags = set
+            .sites
+            .iter()
+            .map(|s| SiteTag {
+                slot: registry.site_slot(&s.name),
+                name: Some(Arc::from(s.name.as_str())),
+            })
+            .collect();
+        Built { set, statics, tags }
+    }
+
+    fn tag(&self, index: Option<usize>) -> SiteTag {
+        index
+            .and_then(|i| self.tags.get(i))
+            .cloned()
+            .unwrap_or_else(SiteTag::other)
+    }
+}
+
+/// Which site answered a request: the slot of its counters, and its name
+/// for the logs (`None`: no site did). Cloning it costs an atomic increment,
+/// no allocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SiteTag {
+    pub(crate) slot: SiteSlot,
+    pub(crate) name: Option<Arc<str>>,
+}
+
+impl SiteTag {
+    /// No site: counted as `other`, logged in the main access log.
+    pub(crate) fn other() -> SiteTag {
+        SiteTag {
+            slot: SiteSlot::OTHER,
+            name: None,
+        }
+    }
+}
+
+/// The site a request is for, chosen once: what answers it, and what its
+/// counters and log lines are filed under.
+pub(crate) struct Chosen {
+    built: Arc<Built>,
+    index: Option<usize>,
+}
+
+impl Chosen {
+    pub(crate) fn tag(&self) -> SiteTag {
+        self.built.tag(self.index)
     }
 }
 
@@ -276,17 +335,18 @@ pub(crate) struct Peer<'a> {
 }
 
 impl Sites {
-    /// The sites of `current`, with a file cache of `limits` counting into
-    /// `stats`.
-    pub(crate) fn new(current: Arc<ArcSwap<SiteSet>>, stats: Arc<CacheStats>) -> Sites {
+    /// The sites of `current`, with a file cache counting into
+    /// `registry`, as each site's answers do.
+    pub(crate) fn new(current: Arc<ArcSwap<SiteSet>>, registry: &Arc<Registry>) -> Sites {
         let set = current.load_full();
         let limits = statics::file_cache_limits(set.statics()).unwrap_or_default();
-        let cache = statics::shared_cache(limits, stats);
+        let cache = statics::shared_cache(limits, registry.cache());
         Sites {
-            built: ArcSwap::from_pointee(Built::new(set, &cache)),
+            built: ArcSwap::from_pointee(Built::new(set, &cache, registry)),
             current,
             rebuilding: Mutex::new(()),
             cache,
+            registry: Arc::clone(registry),
         }
     }
 
@@ -313,19 +373,43 @@ impl Sites {
         if Arc::ptr_eq(&again.set, &self.current.load()) {
             return again; // another thread made them meanwhile
         }
-        let fresh = Arc::new(Built::new(self.current.load_full(), &self.cache));
+        let fresh = Arc::new(Built::new(
+            self.current.load_full(),
+            &self.cache,
+            &self.registry,
+        ));
         self.built.store(Arc::clone(&fresh));
         fresh
     }
 
-    /// Answers `request`: the site its `Host` names answers it, or 404 when
-    /// no site does, or 421 when the TLS handshake was for a site with
-    /// another certificate.
-    pub(crate) fn answer(&self, request: &RequestHead, peer: Peer<'_>, now: Now<'_>) -> Response {
+    /// The site `request`'s `Host` names (or the default site), chosen once
+    /// per request for everything that follows: answering, counting, logging.
+    pub(crate) fn choose(&self, request: &RequestHead) -> Chosen {
         let built = self.built();
+        let index = built.set.site_for(request.header_str("host"));
+        Chosen { built, index }
+    }
+
+    /// The site of what had no readable request (a 400, a 408): the default
+    /// site, as nginx logs such a request in its default server's log.
+    pub(crate) fn default_tag(&self) -> SiteTag {
+        let built = self.built();
+        built.tag(built.set.default)
+    }
+
+    /// Answers `request` with the site `chosen` for it, or 404 when no site
+    /// was, or 421 when the TLS handshake was for a site with another
+    /// certificate.
+    pub(crate) fn answer(
+        &self,
+        chosen: &Chosen,
+        request: &RequestHead,
+        peer: Peer<'_>,
+        now: Now<'_>,
+    ) -> Response {
+        let built = &chosen.built;
         let set = &built.set;
-        let host = request.header_str("host");
-        let Some(index) = set.site_for(host) else {
+        let Some(index) = chosen.index else {
             return Response::error(StatusCode::NOT_FOUND);
         };
         let site = &set.sites[index];

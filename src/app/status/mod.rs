@@ -143,6 +143,7 @@ fn json(s: &Snapshot, now: Instant) -> String {
         .map(|(status, count)| format!("\"{status}\":{count}"))
         .collect();
     let _ = write!(out, "\"responses\":{{{}}},", responses.join(","));
+    sites_json(&mut out, s);
     let rejected: Vec<String> = REJECTIONS
         .iter()
         .map(|(code, reason)| format!("\"{reason}\":{}", s.responses_with(*code)))
@@ -172,6 +173,51 @@ fn json(s: &Snapshot, now: Instant) -> String {
     live_json(&mut out, s, now);
     out.push('}');
     out
+}
+
+/// Each site's responses by status and body bytes sent:
+/// `"sites":{"example.org":{"responses":{"200":3},"sent_bytes":12}}`.
+fn sites_json(out: &mut String, s: &Snapshot) {
+    out.push_str("\"sites\":{");
+    for (i, site) in s.sites.iter().enumerate() {
+        let comma = if i > 0 { "," } else { "" };
+        let responses: Vec<String> = site
+            .responses_by_status()
+            .map(|(status, count)| format!("\"{status}\":{count}"))
+            .collect();
+        let _ = write!(
+            out,
+            "{comma}\"{}\":{{\"responses\":{{{}}},\"sent_bytes\":{}}}",
+            json_text(&site.name),
+            responses.join(","),
+            site.sent_bytes
+        );
+    }
+    out.push_str("},");
+}
+
+/// `text` escaped for a JSON string (a site's name is the operator's, but
+/// it is checked nowhere for quotes).
+fn json_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `text` escaped for a Prometheus label value.
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Each event loop as it last published itself: its last turns, its
@@ -278,15 +324,41 @@ fn prometheus(s: &Snapshot) -> String {
         "Response body bytes sent.",
         &one(s.body_bytes),
     );
+    // By status and site only: a series without the site beside them would
+    // be counted twice by every `sum()` (`sum by (code)` gives the totals).
     let responses: Vec<_> = s
-        .responses_by_status()
-        .map(|(status, count)| (format!("{{code=\"{status}\"}}"), count.to_string()))
+        .sites
+        .iter()
+        .flat_map(|site| {
+            let name = label_value(&site.name);
+            site.responses_by_status().map(move |(status, count)| {
+                (
+                    format!("{{code=\"{status}\",site=\"{name}\"}}"),
+                    count.to_string(),
+                )
+            })
+        })
         .collect();
     metric(
         "responses_total",
         "counter",
-        "Responses answered, by status (a status oneloop never sends by its class, 4xx).",
+        "Responses answered, by status (a status oneloop never sends by its class, 4xx) \
+         and site (other: no site's).",
         &responses,
+    );
+    let sent: Vec<_> = s
+        .sites
+        .iter()
+        .map(|site| {
+            let name = label_value(&site.name);
+            (format!("{{site=\"{name}\"}}"), site.sent_bytes.to_string())
+        })
+        .collect();
+    metric(
+        "sent_bytes_total",
+        "counter",
+        "Response body bytes sent, by site.",
+        &sent,
     );
     let rejected: Vec<_> = REJECTIONS
         .iter()
@@ -454,7 +526,7 @@ mod tests {
         let (page, registry) = page(&[]);
         let driver = registry.driver(DriverKind::Loop);
         driver.opened(Phase::Reading);
-        driver.delivered(12);
+        driver.delivered(12, crate::stats::SiteSlot::OTHER);
         driver.turn(3);
         registry.cache().hit();
 

@@ -56,6 +56,10 @@
       ["Body bytes sent", s.body_bytes],
       ["Responses by status", Object.entries(s.responses)
         .map(([status, count]) => `${status}: ${count}`).join(", ") || "none yet"],
+      ["By site", Object.entries(s.sites)
+        .map(([name, site]) => `${name}: ${site.sent_bytes} bytes, ` +
+          (Object.entries(site.responses).map(([status, count]) => `${status}: ${count}`)
+            .join(", ") || "no responses")).join("; ") || "none yet"],
       ["Requests refused", Object.entries(s.rejected)
         .map(([reason, count]) => `${reason.replaceAll("_", " ")}: ${count}`).join(", ")],
       ["Accepting held back", `${s.accept_pauses} times`],
