@@ -128,6 +128,22 @@ impl Config {
     pub fn describe_sites(&self) -> Option<String> {
         self.app.sites.as_ref().map(|sites| sites.describe())
     }
+
+    /// Each site's name and its own access log (`access-log` in its
+    /// `[[site]]` table), as the configuration was loaded at start.
+    pub(crate) fn site_access_logs(&self) -> Vec<(String, PathBuf)> {
+        self.app
+            .sites
+            .as_ref()
+            .map(|sites| sites.access_logs())
+            .unwrap_or_default()
+    }
+
+    /// Whether any access log is kept (the main one, or a site's): the
+    /// sessions then keep what their lines need.
+    pub(crate) fn keeps_access_log(&self) -> bool {
+        self.access_log.is_some() || !self.site_access_logs().is_empty()
+    }
 }
 
 /// Who may send a PROXY header.

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use common::{Model, Server, eventually, read_response};
 
+every_model!(each_site_logs_to_its_own_file);
+
 /// What the tests send, and how many lines each makes.
 const REQUESTS: usize = 7;
 
@@ -408,5 +410,105 @@ fn the_duration_counts_a_slow_request() {
     assert!(
         (300_000..5_000_000).contains(&us),
         "from the head's first byte: {us}"
+    );
+}
+
+/// `access-log` in a `[[site]]` table: that site's requests go to its own
+/// file, in the same format, instead of the main log, where every other
+/// site's (and what no site answered) still go; SIGUSR1 after a rename
+/// reopens the site's file too.
+fn each_site_logs_to_its_own_file(model: Model) {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["a", "b"] {
+        std::fs::create_dir(dir.path().join(name)).unwrap();
+        std::fs::write(dir.path().join(name).join("index.html"), name).unwrap();
+    }
+    let (main, own) = (dir.path().join("main.log"), dir.path().join("a.log"));
+    let at = |name: &str| dir.path().join(name).display().to_string();
+    let config = dir.path().join("oneloop.toml");
+    let text = format!(
+        "[[site]]\nhosts = [\"a.example\"]\nroot = \"{}\"\naccess-log = \"{}\"\n\n\
+         [[site]]\nhosts = [\"b.example\"]\nroot = \"{}\"\n",
+        at("a"),
+        own.display(),
+        at("b")
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut args = model.args();
+    args.extend(
+        [
+            "--config",
+            config.to_str().unwrap(),
+            "--access-log",
+            main.to_str().unwrap(),
+            "--access-log-format",
+            "vhost",
+        ]
+        .map(String::from),
+    );
+    let server = Server::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let get = |host: &str, path: &str| {
+        server.request(&format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n"))
+    };
+    assert_eq!(get("a.example", "/index.html").status, 200);
+    assert_eq!(get("a.example", "/missing").status, 404);
+    assert_eq!(get("b.example", "/index.html").status, 200);
+    assert_eq!(get("c.example", "/index.html").status, 404);
+    let lines = |path: &Path| -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert!(eventually(Duration::from_secs(5), || {
+        lines(&own).len() == 2 && lines(&main).len() == 2
+    }));
+    // In the threaded models each connection writes in its own thread:
+    // the order of the lines is not the order of the requests.
+    let (own_lines, main_lines) = (lines(&own), lines(&main));
+    let has = |lines: &[String], start: &str, part: &str| {
+        lines
+            .iter()
+            .any(|l| l.starts_with(start) && l.contains(part))
+    };
+    let index = "\"GET /index.html HTTP/1.1\" 200 1 ";
+    assert!(
+        has(&own_lines, "a.example 127.0.0.1 - - [", index),
+        "{own_lines:?}"
+    );
+    let missing = "\"GET /missing HTTP/1.1\" 404 ";
+    assert!(
+        has(&own_lines, "a.example 127.0.0.1 - - [", missing),
+        "{own_lines:?}"
+    );
+    assert!(has(&main_lines, "b.example ", index), "{main_lines:?}");
+    assert!(has(&main_lines, "c.example ", "\" 404 "), "{main_lines:?}");
+
+    // logrotate: rename, signal; the next line is in a new file.
+    let rotated = dir.path().join("a.log.1");
+    std::fs::rename(&own, &rotated).unwrap();
+    server.signal(libc::SIGUSR1);
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            assert_eq!(get("a.example", "/index.html").status, 200);
+            !lines(&own).is_empty()
+        }),
+        "no new a.log after SIGUSR1: {}",
+        server.log()
+    );
+    assert!(
+        lines(&own)[0].starts_with("a.example "),
+        "{:?}",
+        lines(&own)
+    );
+    assert!(
+        lines(&rotated).len() >= 2,
+        "the rotated file keeps its lines"
+    );
+    assert!(
+        lines(&main).iter().all(|l| !l.starts_with("a.example ")),
+        "none of a's lines in the main log: {:?}",
+        lines(&main)
     );
 }

@@ -11,6 +11,10 @@
 //!   [`Entry`] when the core reports the response delivered, so the byte count
 //!   is what was really sent, a response cut short included. The protocol
 //!   core knows nothing of any of this.
+//! - An entry carries the name of the site that answered it; an
+//!   [`AccessLog`] holds the main log (`--access-log`) and the sites' own
+//!   (`access-log` in a `[[site]]` table), and a site's entries go to its
+//!   own instead of the main one.
 //! - An [`AccessLog`] writes entries in the format asked for
 //!   (`format.rs`: combined, vhost or JSON, each with the request's
 //!   duration). Lines are
@@ -190,56 +194,33 @@ enum Sink {
     File(LogFile),
 }
 
-pub(crate) struct AccessLog {
-    sink: Sink,
-    format: Format,
-    pending: Vec<u8>,
-}
-
-impl AccessLog {
-    pub(crate) fn open(target: &LogTarget, format: Format) -> io::Result<AccessLog> {
-        let sink = match target {
+impl Sink {
+    fn open(target: &LogTarget) -> io::Result<Sink> {
+        Ok(match target {
             LogTarget::Stdout => Sink::Stdout,
             LogTarget::File(path) => Sink::File(
                 LogFile::open(path)
                     .map_err(|e| io::Error::new(e.kind(), format!("access log {e}")))?,
             ),
-        };
-        Ok(AccessLog::over(sink, format))
+        })
     }
 
-    fn over(sink: Sink, format: Format) -> AccessLog {
-        AccessLog {
-            sink,
-            format,
-            pending: Vec::with_capacity(4096),
-        }
+    fn try_clone(&self) -> io::Result<Sink> {
+        Ok(match self {
+            Sink::Stdout => Sink::Stdout,
+            Sink::File(file) => Sink::File(file.try_clone()?),
+        })
     }
 
-    /// The file it writes to, if not stdout.
-    pub(crate) fn file_mut(&mut self) -> Option<&mut LogFile> {
-        match &mut self.sink {
+    fn file_mut(&mut self) -> Option<&mut LogFile> {
+        match self {
             Sink::Stdout => None,
             Sink::File(file) => Some(file),
         }
     }
 
-    /// Another access log into the same file (for another worker loop), opened
-    /// before the server gives up its privileges.
-    pub(crate) fn try_clone(&self) -> io::Result<AccessLog> {
-        let sink = match &self.sink {
-            Sink::Stdout => Sink::Stdout,
-            Sink::File(file) => Sink::File(file.try_clone()?),
-        };
-        Ok(AccessLog::over(sink, self.format))
-    }
-
-    /// After a rotation: what is gathered goes to the old file, and what
-    /// follows to a new one under the same name. On failure the old file
-    /// stays, and the error says why.
-    pub(crate) fn reopen(&mut self) -> io::Result<()> {
-        self.flush();
-        match &mut self.sink {
+    fn reopen(&mut self) -> io::Result<()> {
+        match self {
             Sink::Stdout => Ok(()),
             Sink::File(file) => file
                 .reopen()
@@ -247,35 +228,161 @@ impl AccessLog {
         }
     }
 
-    /// Adds a line for each entry of `client`, at `time` (from the
-    /// driver's clock).
-    pub(crate) fn record(&mut self, client: IpAddr, entries: Vec<Entry>, time: LogTime<'_>) {
-        for entry in &entries {
-            let line = line(self.format, client, entry, time);
-            self.pending.extend_from_slice(line.as_bytes());
+    fn write_all(&mut self, lines: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Stdout => {
+                let mut out = io::stdout().lock();
+                out.write_all(lines).and_then(|()| out.flush())
+            }
+            Sink::File(file) => file.write_all(lines),
         }
-        if self.pending.len() >= FLUSH_AT {
-            self.flush();
+    }
+}
+
+/// One place lines go, and the lines gathered for it.
+struct Output {
+    sink: Sink,
+    pending: Vec<u8>,
+}
+
+impl Output {
+    fn new(sink: Sink) -> Output {
+        Output {
+            sink,
+            pending: Vec::with_capacity(4096),
         }
     }
 
-    /// Writes the gathered lines.
-    pub(crate) fn flush(&mut self) {
+    fn flush(&mut self) {
         if self.pending.is_empty() {
             return;
         }
-        let result = match &mut self.sink {
-            Sink::Stdout => {
-                let mut out = io::stdout().lock();
-                out.write_all(&self.pending).and_then(|()| out.flush())
-            }
-            Sink::File(file) => file.write_all(&self.pending),
-        };
+        let result = self.sink.write_all(&self.pending);
         self.pending.clear();
         if let Err(error) = result
             && !FAILURE_REPORTED.swap(true, Ordering::Relaxed)
         {
             log::error!("access log: {error}; lines are being lost (reported once)");
+        }
+    }
+}
+
+/// The access log: the main one (`--access-log`), and the sites' own
+/// (`access-log` in a `[[site]]` table). A site's requests go to its own
+/// log instead of the main one, as with nginx's `access_log` in a
+/// `server` block; everything else to the main log, if there is one.
+pub(crate) struct AccessLog {
+    format: Format,
+    main: Option<Output>,
+    /// By site name; a handful at most, so a scan costs less than a hash.
+    sites: Vec<(Arc<str>, Output)>,
+}
+
+impl AccessLog {
+    /// The main log alone (the unit tests').
+    #[cfg(test)]
+    pub(crate) fn open(target: &LogTarget, format: Format) -> io::Result<AccessLog> {
+        Ok(AccessLog {
+            format,
+            main: Some(Output::new(Sink::open(target)?)),
+            sites: Vec::new(),
+        })
+    }
+
+    /// The logs `config` asks for (none: `None`), opened now, while the
+    /// process may still be root.
+    pub(crate) fn for_config(config: &crate::config::Config) -> io::Result<Option<AccessLog>> {
+        let sites = config.site_access_logs();
+        if config.access_log.is_none() && sites.is_empty() {
+            return Ok(None);
+        }
+        let main = config
+            .access_log
+            .as_ref()
+            .map(|target| Sink::open(target).map(Output::new))
+            .transpose()?;
+        let mut opened = Vec::with_capacity(sites.len());
+        for (name, path) in sites {
+            let sink = Sink::open(&LogTarget::File(path))
+                .map_err(|e| io::Error::new(e.kind(), format!("site {name}: {e}")))?;
+            opened.push((Arc::from(name), Output::new(sink)));
+        }
+        Ok(Some(AccessLog {
+            format: config.access_log_format,
+            main,
+            sites: opened,
+        }))
+    }
+
+    /// The files it writes to (not stdout): the main log's, then the sites'.
+    pub(crate) fn files_mut(&mut self) -> impl Iterator<Item = &mut LogFile> {
+        let main = self.main.iter_mut().map(|output| &mut output.sink);
+        let sites = self.sites.iter_mut().map(|(_, output)| &mut output.sink);
+        main.chain(sites).filter_map(Sink::file_mut)
+    }
+
+    /// Another access log into the same files (for another worker loop),
+    /// opened before the server gives up its privileges.
+    pub(crate) fn try_clone(&self) -> io::Result<AccessLog> {
+        let main = self
+            .main
+            .as_ref()
+            .map(|output| output.sink.try_clone().map(Output::new))
+            .transpose()?;
+        let mut sites = Vec::with_capacity(self.sites.len());
+        for (name, output) in &self.sites {
+            sites.push((Arc::clone(name), Output::new(output.sink.try_clone()?)));
+        }
+        Ok(AccessLog {
+            format: self.format,
+            main,
+            sites,
+        })
+    }
+
+    /// After a rotation: what is gathered goes to the old files, and what
+    /// follows to new ones under the same names. A file that cannot be
+    /// opened again keeps the old one, and the first error says why.
+    pub(crate) fn reopen(&mut self) -> io::Result<()> {
+        self.flush();
+        let mut result = Ok(());
+        let main = self.main.iter_mut();
+        for output in main.chain(self.sites.iter_mut().map(|(_, output)| output)) {
+            if let Err(error) = output.sink.reopen()
+                && result.is_ok()
+            {
+                result = Err(error);
+            }
+        }
+        result
+    }
+
+    /// Adds a line for each entry of `client`, at `time` (from the
+    /// driver's clock), to its site's log or the main one.
+    pub(crate) fn record(&mut self, client: IpAddr, entries: Vec<Entry>, time: LogTime<'_>) {
+        for entry in &entries {
+            let own = entry.site.as_deref().and_then(|site| {
+                let mut sites = self.sites.iter_mut();
+                sites
+                    .find(|(name, _)| **name == *site)
+                    .map(|(_, output)| output)
+            });
+            let Some(output) = own.or(self.main.as_mut()) else {
+                continue; // a site without a log of its own, and no main log
+            };
+            let line = line(self.format, client, entry, time);
+            output.pending.extend_from_slice(line.as_bytes());
+            if output.pending.len() >= FLUSH_AT {
+                output.flush();
+            }
+        }
+    }
+
+    /// Writes the gathered lines.
+    pub(crate) fn flush(&mut self) {
+        let main = self.main.iter_mut();
+        for output in main.chain(self.sites.iter_mut().map(|(_, output)| output)) {
+            output.flush();
         }
     }
 }
@@ -290,6 +397,7 @@ impl Drop for AccessLog {
 mod tests {
     use super::*;
     use crate::http::test_head as head;
+    use std::path::Path;
 
     const TIME: LogTime<'static> = LogTime {
         common: "10/Oct/2000:13:55:36 +0000",
@@ -394,12 +502,45 @@ mod tests {
         let client = "127.0.0.1".parse().unwrap();
         for _ in 0..100 {
             log.record(client, vec![entry.clone()], TIME);
-            assert!(log.pending.len() < FLUSH_AT + 8200, "{}", log.pending.len());
+            let pending = log.main.as_ref().map_or(0, |output| output.pending.len());
+            assert!(pending < FLUSH_AT + 8200, "{pending}");
         }
         assert!(
             std::fs::metadata(&path).unwrap().len() > 700_000,
             "written as it went"
         );
+    }
+
+    #[test]
+    fn a_sites_entries_go_to_its_own_log_and_the_rest_to_the_main_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (main, own) = (dir.path().join("main.log"), dir.path().join("a.log"));
+        let open = |path: &Path| Output::new(Sink::File(LogFile::open(path).unwrap()));
+        let mut log = AccessLog {
+            format: Format::Combined,
+            main: Some(open(&main)),
+            sites: vec![(Arc::from("a.example"), open(&own))],
+        };
+        let of = |site: Option<&str>, line: &str| Entry {
+            site: site.map(Arc::from),
+            ..entry(line)
+        };
+        let entries = vec![
+            of(Some("a.example"), "GET /a"),
+            of(Some("b.example"), "GET /b"),
+            of(None, "GET /none"),
+        ];
+        log.record("127.0.0.1".parse().unwrap(), entries, TIME);
+        log.flush();
+        let read = |path: &Path| std::fs::read_to_string(path).unwrap();
+        assert_eq!(read(&own).lines().count(), 1);
+        assert!(read(&own).contains("\"GET /a\""));
+        let main_text = read(&main);
+        assert_eq!(main_text.lines().count(), 2, "{main_text}");
+        assert!(!main_text.contains("GET /a"), "{main_text}");
+        log.main = None;
+        log.record("127.0.0.1".parse().unwrap(), vec![of(None, "GET /x")], TIME);
+        assert!(log.sites[0].1.pending.is_empty(), "no main log: dropped");
     }
 
     #[test]

@@ -118,6 +118,11 @@ impl LoadedSites {
         self.0.load().len()
     }
 
+    /// Each site's name and its own access log, for those that have one.
+    pub(crate) fn access_logs(&self) -> Vec<(String, PathBuf)> {
+        self.0.load().access_logs()
+    }
+
     /// Each site's name and folder, for those that serve files.
     pub(crate) fn roots(&self) -> Vec<(String, PathBuf)> {
         self.0.load().roots()

@@ -133,9 +133,7 @@ fn listen(config: &Config, tls: bool, loops: usize) -> io::Result<Listening> {
 
 /// Step 5: the access log, opened while the process may still be root.
 fn open_access_log(config: &Config) -> io::Result<Option<AccessLog>> {
-    let format = config.access_log_format;
-    let open = |target| AccessLog::open(target, format);
-    config.access_log.as_ref().map(open).transpose()
+    AccessLog::for_config(config)
 }
 
 /// Step 6: everything that needed root is open, so root goes. The names the
@@ -234,7 +232,7 @@ fn rename_inside(
     {
         tls.rename(inside(&cert), inside(&key));
     }
-    if let Some(file) = access_log.and_then(AccessLog::file_mut) {
+    for file in access_log.into_iter().flat_map(AccessLog::files_mut) {
         let renamed = inside(file.path());
         file.rename(renamed);
     }
@@ -257,10 +255,9 @@ fn hand_logs_to(uid: u32, access_log: Option<&mut AccessLog>) {
     if unsafe { libc::geteuid() } != 0 {
         return; // already the user: the files are the user's own
     }
-    let access = access_log
-        .and_then(AccessLog::file_mut)
-        .map_or(Ok(()), |file| file.hand_to(uid));
-    for handed in [access, logging::hand_file_to(uid)] {
+    let files = access_log.into_iter().flat_map(AccessLog::files_mut);
+    let access: Vec<_> = files.map(|file| file.hand_to(uid)).collect();
+    for handed in access.into_iter().chain([logging::hand_file_to(uid)]) {
         if let Err(e) = handed {
             log::warn!("cannot give the log to --user, so it cannot be reopened: {e}");
         }
@@ -332,7 +329,7 @@ impl<'a> Services<'a> {
         Service::limited(
             crate::app::App::new(&config.app, &self.stats),
             config.http,
-            config.access_log.is_some(),
+            config.keeps_access_log(),
             Arc::clone(driver),
             self.clients.clone(),
         )
@@ -347,7 +344,7 @@ impl<'a> Services<'a> {
         Service::limited(
             crate::app::App::redirect_to_https(self.https_port),
             settings,
-            self.config.access_log.is_some(),
+            self.config.keeps_access_log(),
             Arc::clone(driver),
             self.clients.clone(),
         )

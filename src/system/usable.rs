@@ -109,6 +109,14 @@ pub(crate) fn needs(config: &Config) -> Vec<Need> {
             reopen,
         );
     }
+    for (name, path) in config.site_access_logs() {
+        need(
+            format!("site {name}'s access-log folder"),
+            folder_of(&path),
+            Access::Write,
+            reopen,
+        );
+    }
     if let Some(path) = crate::logging::file_path() {
         need(
             "--log-file's folder".into(),

@@ -220,6 +220,14 @@ impl SiteSet {
         out
     }
 
+    /// Each site's name and its own access log, for those that have one.
+    pub(crate) fn access_logs(&self) -> Vec<(String, std::path::PathBuf)> {
+        let sites = self.sites.iter();
+        sites
+            .filter_map(|s| Some((s.name.clone(), s.access_log.clone()?)))
+            .collect()
+    }
+
     /// Each site's name and folder, for those that serve files.
     pub(crate) fn roots(&self) -> Vec<(String, std::path::PathBuf)> {
         let with_files = self
