@@ -608,6 +608,8 @@ fn a_keeper_that_died_costs_the_reload_not_the_server() {
         served_with(&server, &first).ok(),
         Some(200),
         "the certificate it had is served on"
+    );
+}
 
 /// A file the server may not read (0600, root's) answers 403, one in a
 /// folder it may not enter (0700, root's) 404: either way the operator is

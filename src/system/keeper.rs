@@ -347,7 +347,10 @@ mod tests {
         let serving = std::thread::spawn(move || serve(keeper, rules));
         let refused = ask(&mut server, &allowed_name).unwrap_err();
         assert_eq!(refused.kind(), io::ErrorKind::PermissionDenied);
-        assert!(refused.to_string().contains("not root's alone"), "{refused}");
+        assert!(
+            refused.to_string().contains("not root's alone"),
+            "{refused}"
+        );
         drop(server);
         serving.join().unwrap().unwrap();
     }
