@@ -409,6 +409,45 @@ fn renew(identity: &common::tls::Identity, cert: &Path, key: &Path) {
     }
 }
 
+/// A server as certbot's users run it: a certificate and a 0600 key in a
+/// 0700 root folder, `--user nobody`; and the certificate a renewal brings.
+struct Renewal {
+    first: common::tls::Identity,
+    second: common::tls::Identity,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    server: Server,
+    _base: tempfile::TempDir,
+}
+
+impl Renewal {
+    fn start(name: &str) -> Renewal {
+        let first = common::tls::make_identity(&format!("{name}-first"));
+        let second = common::tls::make_identity(&format!("{name}-second"));
+        // Not under /tmp: the keeper reads only what no one but root may write.
+        let base = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let live = roots_only_folder(base.path(), "live");
+        let (cert, key) = (live.join("fullchain.pem"), live.join("privkey.pem"));
+        renew(&first, &cert, &key);
+        let server = Server::start(&[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--user",
+            "nobody",
+        ]);
+        Renewal {
+            first,
+            second,
+            cert,
+            key,
+            server,
+            _base: base,
+        }
+    }
+}
+
 /// The status of one request on a new TLS connection that trusts only
 /// `identity`'s certificate; an error if the handshake fails.
 fn served_with(server: &Server, identity: &common::tls::Identity) -> std::io::Result<u16> {
@@ -449,33 +488,15 @@ fn a_renewed_root_only_key_is_served_after_sighup_as_nobody() {
     if !can_switch_users() {
         return;
     }
-    let (first, second) = (
-        common::tls::make_identity("renewal-first"),
-        common::tls::make_identity("renewal-second"),
-    );
-    // Not under /tmp: the keeper reads only what no one but root may write.
-    let base = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let live = roots_only_folder(base.path(), "live");
-    let (cert, key) = (live.join("fullchain.pem"), live.join("privkey.pem"));
-    renew(&first, &cert, &key);
-    let server = Server::start(&[
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-        "--user",
-        "nobody",
-    ]);
-    assert_eq!(
-        ids(&server).0,
-        "65534 65534 65534 65534",
-        "serves as nobody"
-    );
+    let renewal = Renewal::start("renewal");
+    let (first, second, server) = (&renewal.first, &renewal.second, &renewal.server);
+    let (cert, key) = (&renewal.cert, &renewal.key);
+    assert_eq!(ids(server).0, "65534 65534 65534 65534", "serves as nobody");
     assert!(server.log().contains("keeper"), "{}", server.log());
-    assert_eq!(served_with(&server, &first).ok(), Some(200));
-    let mut open = keep_open(&server, &first);
+    assert_eq!(served_with(server, first).ok(), Some(200));
+    let mut open = keep_open(server, first);
 
-    renew(&second, &cert, &key);
+    renew(second, cert, key);
     server.signal(libc::SIGHUP);
     assert!(
         eventually(Duration::from_secs(10), || server
@@ -485,11 +506,11 @@ fn a_renewed_root_only_key_is_served_after_sighup_as_nobody() {
         server.log()
     );
     assert_eq!(
-        served_with(&server, &second).ok(),
+        served_with(server, second).ok(),
         Some(200),
         "new connections get the renewed certificate"
     );
-    assert!(served_with(&server, &first).is_err(), "the old one is gone");
+    assert!(served_with(server, first).is_err(), "the old one is gone");
     still_served(&mut open);
     assert!(
         !server.log().contains("Permission denied"),
@@ -498,12 +519,12 @@ fn a_renewed_root_only_key_is_served_after_sighup_as_nobody() {
     );
 
     // The keeper leaves with the server: nothing of root's outlives it.
-    let keeper = keeper_pid(&server);
+    let keeper = keeper_pid(server);
     // SAFETY: kill(2) with signal 0 only asks whether the process exists.
     assert_eq!(unsafe { libc::kill(keeper, 0) }, 0, "the keeper runs");
-    let mut server = server;
     drop(open);
-    server.signal_and_wait(libc::SIGTERM);
+    let mut renewal = renewal;
+    renewal.server.signal_and_wait(libc::SIGTERM);
     assert!(
         eventually(Duration::from_secs(5), || unsafe { libc::kill(keeper, 0) }
             != 0),
@@ -570,27 +591,13 @@ fn a_keeper_that_died_costs_the_reload_not_the_server() {
     if !can_switch_users() {
         return;
     }
-    let (first, second) = (
-        common::tls::make_identity("orphan-first"),
-        common::tls::make_identity("orphan-second"),
-    );
-    // Not under /tmp: the keeper reads only what no one but root may write.
-    let base = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let live = roots_only_folder(base.path(), "live");
-    let (cert, key) = (live.join("fullchain.pem"), live.join("privkey.pem"));
-    renew(&first, &cert, &key);
-    let server = Server::start(&[
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-        "--user",
-        "nobody",
-    ]);
-    let keeper = keeper_pid(&server);
+    let renewal = Renewal::start("orphan");
+    let (first, second, server) = (&renewal.first, &renewal.second, &renewal.server);
+    let (cert, key) = (&renewal.cert, &renewal.key);
+    let keeper = keeper_pid(server);
     // SAFETY: kill(2) on the server's child, which this test started.
     unsafe { libc::kill(keeper, libc::SIGKILL) };
-    renew(&second, &cert, &key);
+    renew(second, cert, key);
     server.signal(libc::SIGHUP);
     assert!(
         eventually(Duration::from_secs(10), || server
@@ -605,7 +612,7 @@ fn a_keeper_that_died_costs_the_reload_not_the_server() {
         server.log()
     );
     assert_eq!(
-        served_with(&server, &first).ok(),
+        served_with(server, first).ok(),
         Some(200),
         "the certificate it had is served on"
     );

@@ -180,6 +180,24 @@ fn build(workspace: &Path) -> Result<PathBuf, String> {
     Ok(subjects::release_dir(workspace))
 }
 
+/// Writes a bench's own report to its run folder and, with `--docs`, into
+/// its section of the docs (the rest of the file left as it is).
+fn write_section(
+    run_dir: &Path,
+    docs: Option<&Path>,
+    section: &str,
+    report: &str,
+) -> Result<(), String> {
+    std::fs::write(run_dir.join("report.md"), report).map_err(|e| e.to_string())?;
+    if let Some(docs) = docs {
+        let text = std::fs::read_to_string(docs).unwrap_or_default();
+        let updated = abuse::replace_section(&text, section, report);
+        std::fs::write(docs, updated).map_err(|e| e.to_string())?;
+    }
+    println!("{report}\nresults in {}", run_dir.display());
+    Ok(())
+}
+
 /// `--abuse`: every subject under every attack (src/abuse.rs).
 fn run_abuse(args: &Args, workspace: &Path, scratch: &Path) -> Result<(), String> {
     raise_descriptor_limit();
@@ -320,14 +338,7 @@ fn run(args: Args) -> Result<(), String> {
             servers_dir: &servers_dir,
             binaries: &binaries,
         })?;
-        std::fs::write(run_dir.join("report.md"), &report).map_err(|e| e.to_string())?;
-        if let Some(docs) = &args.docs {
-            let text = std::fs::read_to_string(docs).unwrap_or_default();
-            let updated = abuse::replace_section(&text, rules::SECTION, &report);
-            std::fs::write(docs, updated).map_err(|e| e.to_string())?;
-        }
-        println!("{report}\nresults in {}", run_dir.display());
-        return Ok(());
+        return write_section(&run_dir, args.docs.as_deref(), rules::SECTION, &report);
     }
     if args.profiles {
         let report = profiles::run(&profiles::Setup {
@@ -339,14 +350,7 @@ fn run(args: Args) -> Result<(), String> {
             servers_dir: &servers_dir,
             workspace: &workspace,
         })?;
-        std::fs::write(run_dir.join("report.md"), &report).map_err(|e| e.to_string())?;
-        if let Some(docs) = &args.docs {
-            let text = std::fs::read_to_string(docs).unwrap_or_default();
-            let updated = abuse::replace_section(&text, profiles::SECTION, &report);
-            std::fs::write(docs, updated).map_err(|e| e.to_string())?;
-        }
-        println!("{report}\nresults in {}", run_dir.display());
-        return Ok(());
+        return write_section(&run_dir, args.docs.as_deref(), profiles::SECTION, &report);
     }
     if args.scaling {
         let report = scaling::run(&scaling::Setup {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 pub use tls::Client;
 
 /// A command that runs the oneloop binary under test. With `ONELOOP_RUNNER`
-/// set (`make cross-test` sets it to `qemu-arm-static -L /usr/arm-linux-gnueabihf`,
+/// set (`make platforms-run` sets it to `qemu-arm-static -L /usr/arm-linux-gnueabihf`,
 /// say), the binary is another architecture's and runs under that emulator:
 /// these machines do not register qemu with binfmt, so it is called by name.
 pub fn oneloop() -> Command {
