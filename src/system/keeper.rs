@@ -43,8 +43,8 @@ const MAX_PATH: u32 = 4096;
 /// How long the server waits for an answer before it gives up on a reload.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-/// The server's end of the pair, once a keeper runs, and the keeper's pid.
-static KEEPER: OnceLock<(Mutex<UnixStream>, libc::pid_t)> = OnceLock::new();
+/// The server's end of the pair, once a keeper runs.
+static KEEPER: OnceLock<Mutex<Link>> = OnceLock::new();
 
 /// What the keeper may read: the files known at start, and a way to learn
 /// those a configuration file names now.
@@ -92,7 +92,10 @@ pub(crate) fn start(allowed: Allowed) -> io::Result<u32> {
             drop(keeper_end);
             server_end.set_read_timeout(Some(PATIENCE))?;
             server_end.set_write_timeout(Some(PATIENCE))?;
-            let _ = KEEPER.set((Mutex::new(server_end), child));
+            let _ = KEEPER.set(Mutex::new(Link {
+                stream: Some(server_end),
+                pid: child,
+            }));
             Ok(child as u32)
         }
     }
@@ -109,21 +112,8 @@ pub(crate) fn read(path: &Path) -> io::Result<Vec<u8>> {
     let direct = std::fs::read(path);
     // Any error: for want of permission, or, inside a chroot, because the
     // file is outside it.
-    let refused = direct.is_err();
     match KEEPER.get() {
-        Some((keeper, pid)) if refused => {
-            let mut stream = keeper.lock().unwrap_or_else(|p| p.into_inner());
-            let answer = ask(&mut *stream, path);
-            if answer
-                .as_ref()
-                .is_err_and(|e| e.to_string().contains(NO_ANSWER))
-            {
-                // A keeper that died (killed, say) is reaped, not left a zombie.
-                // SAFETY: waitpid on our own child, without blocking.
-                unsafe { libc::waitpid(*pid, std::ptr::null_mut(), libc::WNOHANG) };
-            }
-            answer
-        }
+        Some(link) if direct.is_err() => link.lock().unwrap_or_else(|p| p.into_inner()).ask(path),
         _ => direct,
     }
 }
@@ -137,27 +127,67 @@ pub(crate) fn read_to_string(path: &Path) -> io::Result<String> {
 /// What an error says when the keeper did not answer at all.
 const NO_ANSWER: &str = "the keeper of root's files does not answer";
 
-/// One request and its answer.
-fn ask(stream: &mut (impl Read + Write), path: &Path) -> io::Result<Vec<u8>> {
-    let gone =
-        |e: io::Error| io::Error::new(e.kind(), format!("{NO_ANSWER} ({e}); a restart reads them"));
+/// The server's side of the pair.
+struct Link {
+    /// `None` once an exchange failed half-way (the keeper died, or took
+    /// longer than [`PATIENCE`]): a late answer must never be taken for the
+    /// answer to the next request, so the pair is closed instead, which
+    /// also tells a keeper that still lives to leave.
+    stream: Option<UnixStream>,
+    pid: libc::pid_t,
+}
+
+impl Link {
+    /// One request and its answer, or the reason there is none.
+    fn ask(&mut self, path: &Path) -> io::Result<Vec<u8>> {
+        let answered = match self.stream.as_mut() {
+            Some(stream) => exchange(stream, path),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "it stopped after an earlier failure",
+            )),
+        };
+        answered.unwrap_or_else(|e| {
+            self.stream = None;
+            self.reap();
+            Err(io::Error::new(
+                e.kind(),
+                format!("{NO_ANSWER} ({e}); a restart reads them"),
+            ))
+        })
+    }
+
+    /// Collects a keeper that has left, so it is not left a zombie. It is
+    /// root's and cannot be killed from here: one still busy leaves when
+    /// it finds the pair closed, and a later call collects it.
+    fn reap(&self) {
+        // SAFETY: waitpid on our own child, without blocking.
+        unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), libc::WNOHANG) };
+    }
+}
+
+/// Sends one request and reads its answer. The outer error is the pair's
+/// (nothing or only part came back); the inner one is the keeper's answer.
+fn exchange(stream: &mut (impl Read + Write), path: &Path) -> io::Result<io::Result<Vec<u8>>> {
     let bytes = path.as_os_str().as_bytes();
-    let length = u32::try_from(bytes.len())
-        .ok()
-        .filter(|&n| n <= MAX_PATH)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path too long"))?;
-    stream.write_all(&length.to_be_bytes()).map_err(gone)?;
-    stream.write_all(bytes).map_err(gone)?;
+    let Some(length) = u32::try_from(bytes.len()).ok().filter(|&n| n <= MAX_PATH) else {
+        return Ok(Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "path too long",
+        )));
+    };
+    stream.write_all(&length.to_be_bytes())?;
+    stream.write_all(bytes)?;
     let mut kind = [0u8; 1];
-    stream.read_exact(&mut kind).map_err(gone)?;
-    let body = read_framed(stream, MAX_FILE).map_err(gone)?;
-    match kind[0] {
+    stream.read_exact(&mut kind)?;
+    let body = read_framed(stream, MAX_FILE)?;
+    Ok(match kind[0] {
         0 => Ok(body),
         code => Err(io::Error::new(
             kind_of(code),
             String::from_utf8_lossy(&body).into_owned(),
         )),
-    }
+    })
 }
 
 /// A u32 length, then that many bytes, at most `max`.
@@ -325,6 +355,52 @@ fn kind_of(code: u8) -> io::ErrorKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One request and the keeper's answer, over a pair that works.
+    fn ask(stream: &mut (impl Read + Write), path: &Path) -> io::Result<Vec<u8>> {
+        exchange(stream, path)?
+    }
+
+    #[test]
+    fn a_late_answer_is_never_taken_for_the_next_one() {
+        let (server, mut keeper) = UnixStream::pair().unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        // A stand-in for the keeper's process: a child of ours to collect.
+        let child = std::process::Command::new("sleep")
+            .arg("0")
+            .spawn()
+            .unwrap();
+        let mut link = Link {
+            stream: Some(server),
+            pid: child.id() as libc::pid_t,
+        };
+        // A keeper slower than the server's patience.
+        let slow = std::thread::spawn(move || {
+            let request = read_framed(&mut keeper, MAX_PATH).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = send(&mut keeper, 0, b"the first file");
+            let closed = read_framed(&mut keeper, MAX_PATH);
+            (request, closed.map(|_| ()))
+        });
+        let first = link.ask(Path::new("/first")).unwrap_err();
+        assert!(first.to_string().contains(NO_ANSWER), "{first}");
+        let second = link.ask(Path::new("/second")).unwrap_err();
+        assert!(second.to_string().contains("earlier failure"), "{second}");
+        let (request, closed) = slow.join().unwrap();
+        assert_eq!(request, b"/first");
+        assert_eq!(
+            closed.unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof,
+            "the keeper is told to leave, and never sees the second request"
+        );
+        // The child was collected: no zombie stays behind.
+        std::thread::sleep(Duration::from_millis(50));
+        link.reap();
+        // SAFETY: kill with signal 0 only asks whether the pid exists.
+        assert_ne!(unsafe { libc::kill(link.pid, 0) }, 0);
+    }
 
     /// A folder on a path only this user may write (not /tmp, which anyone
     /// may, and which the keeper would refuse).
