@@ -125,7 +125,7 @@ fn bind_all(
     loops: usize,
 ) -> io::Result<Vec<Vec<(TcpListener, usize)>>> {
     let options = BindOptions {
-        reuse_port: loops > 1,
+        reuse_port: loops > 1 && KERNEL_SPREADS_CONNECTIONS,
         // `::` alone takes IPv4 too; beside other addresses it must not.
         v6_only: addresses.len() > 1,
     };
@@ -156,6 +156,12 @@ fn bind_all(
     Ok(all)
 }
 
+/// Whether the kernel spreads the connections of one address across several
+/// sockets bound to it with `SO_REUSEPORT` (or FreeBSD's `SO_REUSEPORT_LB`).
+/// Where it does not, the loops share one socket instead, and none is bound
+/// with the option, which would only let another server in beside them.
+const KERNEL_SPREADS_CONNECTIONS: bool = cfg!(any(target_os = "linux", target_os = "freebsd"));
+
 /// The listener of one more loop on the address `first` listens on: a socket
 /// of its own where the kernel spreads connections across the sockets of one
 /// address (Linux's `SO_REUSEPORT`, FreeBSD's `SO_REUSEPORT_LB`); elsewhere
@@ -163,7 +169,7 @@ fn bind_all(
 /// duplicate of `first`, so every loop is woken for a newcomer and one of
 /// them accepts it, as with systemd's sockets.
 fn another_listener(first: &TcpListener, options: BindOptions) -> io::Result<TcpListener> {
-    if cfg!(any(target_os = "linux", target_os = "freebsd")) {
+    if KERNEL_SPREADS_CONNECTIONS {
         bind(first.local_addr()?, options)
     } else {
         first.try_clone()

@@ -162,13 +162,26 @@ fn enter(jail: &Jail) -> io::Result<()> {
     Ok(())
 }
 
+/// The part of a group list `setgroups` accepts. macOS refuses (EINVAL) more
+/// than its NGROUPS_MAX of 16, though getgrouplist lists an account's every
+/// group; the primary group comes first there, so it is kept. Elsewhere the
+/// limit is far above any list.
+fn settable_groups(groups: &[libc::gid_t]) -> &[libc::gid_t] {
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    const SETTABLE: usize = 16;
+    #[cfg(not(any(target_os = "macos", target_os = "ios")))]
+    const SETTABLE: usize = MOST_GROUPS_LISTED;
+    &groups[..groups.len().min(SETTABLE)]
+}
+
 fn become_account(account: &Account) -> Result<(), String> {
     let fail = |what: &str| format!("{what}: {}", io::Error::last_os_error());
+    let groups = settable_groups(&account.groups);
     // The count is a size_t on Linux and an int on the BSDs and macOS; a
     // group list is far shorter than either holds (NGROUPS_MAX).
-    let count = account.groups.len() as _;
+    let count = groups.len() as _;
     // SAFETY: setgroups reads `count` ids from the vector we own.
-    if unsafe { libc::setgroups(count, account.groups.as_ptr()) } != 0 {
+    if unsafe { libc::setgroups(count, groups.as_ptr()) } != 0 {
         return Err(fail("setgroups"));
     }
     // SAFETY: plain system calls on ids.
@@ -266,6 +279,10 @@ type ListedGroup = libc::c_int;
 #[cfg(not(any(target_os = "macos", target_os = "ios")))]
 type ListedGroup = libc::gid_t;
 
+/// The longest group list believed: no system allows more (Linux's
+/// NGROUPS_MAX is 65536).
+const MOST_GROUPS_LISTED: usize = 65536;
+
 /// The groups `user` belongs to, `gid` among them.
 fn supplementary_groups(user: &str, gid: libc::gid_t) -> Result<Vec<libc::gid_t>, String> {
     let c_user = c_name(user, "--user")?;
@@ -284,10 +301,14 @@ fn supplementary_groups(user: &str, gid: libc::gid_t) -> Result<Vec<libc::gid_t>
             // macOS stores them as the ints it listed.
             return Ok(groups.into_iter().map(|g| g as libc::gid_t).collect());
         }
-        if count <= groups.len() || count > 65536 {
+        // Too small a buffer: glibc says how many there are, the BSDs and
+        // macOS say only how many they stored, so grow to the larger of
+        // that count and twice the buffer.
+        let wanted = count.max(groups.len() * 2);
+        if wanted > MOST_GROUPS_LISTED {
             return Err(format!("--user {user}: cannot list its groups"));
         }
-        groups.resize(count, 0);
+        groups.resize(wanted, 0);
     }
 }
 

@@ -74,9 +74,4 @@ impl<K> Watch<K> {
     pub(in crate::app::statics) fn retain(&mut self, _keep: impl Fn(&K) -> bool) {
         match self.never {}
     }
-
-    #[cfg(test)]
-    pub(in crate::app::statics) fn registrations(&self) -> usize {
-        match self.never {}
-    }
 }
