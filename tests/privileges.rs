@@ -422,6 +422,11 @@ struct Renewal {
 
 impl Renewal {
     fn start(name: &str) -> Renewal {
+        Renewal::start_with(name, &[])
+    }
+
+    /// As [`Renewal::start`], with `more` flags.
+    fn start_with(name: &str, more: &[&str]) -> Renewal {
         let first = common::tls::make_identity(&format!("{name}-first"));
         let second = common::tls::make_identity(&format!("{name}-second"));
         // Not under /tmp: the keeper reads only what no one but root may write.
@@ -429,14 +434,15 @@ impl Renewal {
         let live = roots_only_folder(base.path(), "live");
         let (cert, key) = (live.join("fullchain.pem"), live.join("privkey.pem"));
         renew(&first, &cert, &key);
-        let server = Server::start(&[
+        let flags = [
             "--tls-cert",
             cert.to_str().unwrap(),
             "--tls-key",
             key.to_str().unwrap(),
             "--user",
             "nobody",
-        ]);
+        ];
+        let server = Server::start(&[&flags[..], more].concat());
         Renewal {
             first,
             second,
@@ -529,6 +535,49 @@ fn a_renewed_root_only_key_is_served_after_sighup_as_nobody() {
         eventually(Duration::from_secs(5), || unsafe { libc::kill(keeper, 0) }
             != 0),
         "the keeper is gone once the server is"
+    );
+}
+
+#[test]
+fn a_chrooted_server_reloads_a_certificate_from_outside_its_jail() {
+    if !can_switch_users() {
+        return;
+    }
+    let jail = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(jail.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let renewal = Renewal::start_with("jailed", &["--chroot", jail.path().to_str().unwrap()]);
+    let (second, server) = (&renewal.second, &renewal.server);
+    // A decoy inside the jail at the path the certificate had outside it,
+    // readable by nobody: the path now leads there, and must not be taken.
+    for (from, to) in [
+        (&renewal.first.cert, &renewal.cert),
+        (&renewal.first.key, &renewal.key),
+    ] {
+        let decoy = jail.path().join(to.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(decoy.parent().unwrap()).unwrap();
+        std::fs::copy(from, &decoy).unwrap();
+        std::fs::set_permissions(&decoy, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    assert_eq!(served_with(server, &renewal.first).ok(), Some(200));
+    assert!(
+        !server.log().contains("cannot be reloaded"),
+        "no warning that proves untrue: {}",
+        server.log()
+    );
+    renew(second, &renewal.cert, &renewal.key);
+    server.signal(libc::SIGHUP);
+    assert!(
+        eventually(Duration::from_secs(10), || server
+            .log()
+            .contains("TLS certificate reloaded")),
+        "{}",
+        server.log()
+    );
+    assert_eq!(
+        served_with(server, second).ok(),
+        Some(200),
+        "the renewed certificate, read from outside the jail, not the decoy inside: {}",
+        server.log()
     );
 }
 

@@ -294,8 +294,8 @@ pub struct Cli {
     pub group: Option<String>,
 
     /// Before giving up root, confine the server to DIR (chroot): ROOT and
-    /// --directory must be inside it, and log files and certificates outside
-    /// it cannot be reopened or reloaded.
+    /// --directory must be inside it, and log files outside it cannot be
+    /// reopened (certificates are read again from anywhere, as root).
     #[arg(long, value_name = "DIR", requires = "user")]
     pub chroot: Option<PathBuf>,
 
@@ -505,8 +505,11 @@ impl Cli {
     }
 }
 
-/// What the server serves must be inside the `--chroot`; files it only reopens
-/// or reloads may be outside it, with a warning, since they then cannot be.
+/// What the server serves must be inside the `--chroot`; the logs it reopens
+/// may be outside it, with a warning, since they then cannot be reopened.
+/// Certificates, keys and password files may be anywhere: a chroot needs
+/// root, and a server started as root that has them to reload keeps a root
+/// keeper outside the jail to read them again (`system::keeper`).
 fn check_jail(jail: &Jail, config: &Config, log_file: Option<&Path>) -> Result<(), String> {
     let served = [
         (config.app.site.as_ref().map(|site| &site.root), "ROOT"),
@@ -527,21 +530,13 @@ fn check_jail(jail: &Jail, config: &Config, log_file: Option<&Path>) -> Result<(
         Some(LogTarget::File(path)) => Some(path.as_path()),
         _ => None,
     };
-    let tls = config.tls.as_ref();
-    let auth_file = config.app.auth.as_ref().map(|gate| gate.path());
-    let reopened = [
-        (access_log, "--access-log", "reopened"),
-        (log_file, "--log-file", "reopened"),
-        (tls.map(|t| t.cert.as_path()), "--tls-cert", "reloaded"),
-        (tls.map(|t| t.key.as_path()), "--tls-key", "reloaded"),
-        (auth_file.as_deref(), "--auth-file", "reloaded"),
-    ];
-    for (path, what, done) in reopened {
+    let reopened = [(access_log, "--access-log"), (log_file, "--log-file")];
+    for (path, what) in reopened {
         if let Some(path) = path
             && jail.inside(path).is_none()
         {
             log::warn!(
-                "{what} {} is outside --chroot {}: it cannot be {done} after a signal",
+                "{what} {} is outside --chroot {}: it cannot be reopened after a signal",
                 path.display(),
                 jail.dir().display()
             );

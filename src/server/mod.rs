@@ -178,6 +178,7 @@ fn start_keeper(config: &Config, tls: Option<&TlsConfig>) {
         files,
         config: config.config_file.clone(),
         named_by_config,
+        jailed: config.privileges.jail.is_some(),
     };
     match system::keeper::start(allowed) {
         Ok(pid) => log::info!(

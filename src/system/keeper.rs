@@ -57,6 +57,9 @@ pub(crate) struct Allowed {
     /// The files the configuration file names when read again; `None` if
     /// it does not read (the keeper then allows what it allowed before).
     pub named_by_config: Box<dyn Fn() -> Option<Vec<PathBuf>> + Send>,
+    /// Whether the server will confine itself to a chroot, where the paths
+    /// named at start no longer lead to these files.
+    pub jailed: bool,
 }
 
 /// Forks the keeper. In the server, returns the keeper's process id; the
@@ -95,6 +98,7 @@ pub(crate) fn start(allowed: Allowed) -> io::Result<u32> {
             let _ = KEEPER.set(Mutex::new(Link {
                 stream: Some(server_end),
                 pid: child,
+                jailed: allowed.jailed,
             }));
             Ok(child as u32)
         }
@@ -109,13 +113,18 @@ pub(crate) fn running() -> bool {
 /// Reads the file at `path`: directly, and through the keeper (as root,
 /// outside any chroot) when that fails and a keeper runs.
 pub(crate) fn read(path: &Path) -> io::Result<Vec<u8>> {
-    let direct = std::fs::read(path);
-    // Any error: for want of permission, or, inside a chroot, because the
-    // file is outside it.
-    match KEEPER.get() {
-        Some(link) if direct.is_err() => link.lock().unwrap_or_else(|p| p.into_inner()).ask(path),
-        _ => direct,
+    let Some(link) = KEEPER.get() else {
+        return std::fs::read(path);
+    };
+    let mut link = link.lock().unwrap_or_else(|p| p.into_inner());
+    if link.jailed {
+        // Inside the chroot, a path named at start means another file, or
+        // none: only the keeper sees the one it named.
+        return link.ask(path);
     }
+    // Read directly what this user may read; any error (no permission, most
+    // often) goes to the keeper.
+    std::fs::read(path).or_else(|_| link.ask(path))
 }
 
 /// [`read`], as text.
@@ -135,6 +144,8 @@ struct Link {
     /// also tells a keeper that still lives to leave.
     stream: Option<UnixStream>,
     pid: libc::pid_t,
+    /// Whether the server confines itself to a chroot.
+    jailed: bool,
 }
 
 impl Link {
@@ -362,6 +373,10 @@ mod tests {
     }
 
     #[test]
+    #[expect(
+        clippy::zombie_processes,
+        reason = "the link collects the child, as it collects the keeper"
+    )]
     fn a_late_answer_is_never_taken_for_the_next_one() {
         let (server, mut keeper) = UnixStream::pair().unwrap();
         server
@@ -375,6 +390,7 @@ mod tests {
         let mut link = Link {
             stream: Some(server),
             pid: child.id() as libc::pid_t,
+            jailed: false,
         };
         // A keeper slower than the server's patience.
         let slow = std::thread::spawn(move || {
@@ -436,6 +452,7 @@ mod tests {
             files,
             config: None,
             named_by_config: Box::new(|| None),
+            jailed: false,
         }
     }
 
@@ -475,6 +492,7 @@ mod tests {
             files: vec![old.clone()],
             config: Some(config.clone()),
             named_by_config: Box::new(move || Some(vec![named.clone()])),
+            jailed: false,
         };
         let (mut server, keeper) = UnixStream::pair().unwrap();
         let serving = std::thread::spawn(move || serve(keeper, rules));
