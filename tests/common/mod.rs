@@ -44,6 +44,38 @@ pub fn slowdown() -> u32 {
         .unwrap_or(1)
 }
 
+/// Why a server did not say where it listens.
+#[derive(Debug)]
+enum NeverStarted {
+    /// The child process never became oneloop.
+    NeverExeced,
+    /// It ran, and said nothing of an address: the message, with its log.
+    Silent(String),
+}
+
+impl std::fmt::Display for NeverStarted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NeverStarted::NeverExeced => write!(f, "oneloop's process never reached exec"),
+            NeverStarted::Silent(message) => f.write_str(message),
+        }
+    }
+}
+
+/// Whether the tests run oneloop under an emulator (`ONELOOP_RUNNER`).
+fn emulated() -> bool {
+    std::env::var_os("ONELOOP_RUNNER").is_some_and(|r| !r.is_empty())
+}
+
+/// Whether process `pid` runs the oneloop binary (itself or under the
+/// emulator), as its command line says; true where that cannot be read.
+fn execed_oneloop(pid: u32) -> bool {
+    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(cmdline) => String::from_utf8_lossy(&cmdline).contains(env!("CARGO_BIN_EXE_oneloop")),
+        Err(_) => true,
+    }
+}
+
 /// How long any single read may wait before a test fails instead of hanging.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -203,6 +235,23 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        match Server::try_from_command(&mut command, args) {
+            Ok(server) => server,
+            // qemu-user forks a guest with many threads (a test binary's)
+            // unreliably: now and then the child hangs before it reaches
+            // exec. That is the emulator's, not the server's: one retry.
+            Err(NeverStarted::NeverExeced) if emulated() => {
+                eprintln!("the emulator's fork hung before exec; starting oneloop again");
+                match Server::try_from_command(&mut command, args) {
+                    Ok(server) => server,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn try_from_command(command: &mut Command, args: &[&str]) -> Result<Server, NeverStarted> {
         let mut child = command.spawn().expect("start oneloop");
         let stderr = child.stderr.take().expect("stderr is piped");
         let log = Arc::new(Mutex::new(String::new()));
@@ -226,22 +275,26 @@ impl Server {
         let addr = match addr_rx.recv_timeout(IO_TIMEOUT * slowdown()) {
             Ok(addr) => addr.parse().expect("a socket address in the log"),
             Err(_) => {
+                let execed = execed_oneloop(child.id());
                 let _ = child.kill();
                 let status = child.wait();
-                panic!(
+                if !execed {
+                    return Err(NeverStarted::NeverExeced);
+                }
+                return Err(NeverStarted::Silent(format!(
                     "oneloop did not start ({status:?}); its log:\n{}",
                     log.lock().unwrap()
-                );
+                )));
             }
         };
         let tls = args.contains(&"--tls-cert");
-        Server {
+        Ok(Server {
             child,
             addr,
             log,
             tls,
             stopped,
-        }
+        })
     }
 
     /// A new connection: plain TCP, or TLS to an HTTPS server (the handshake
