@@ -58,9 +58,9 @@ bench-scaling:
 bench-abuse:
 	$(CARGO) run --release -p oneloop-bench -- --abuse --duration 5 --docs docs/benchmarks.md
 
-## bench-rules: what 20 rules of a configuration file cost a request (about 2 minutes); rewrites its section of docs/benchmarks.md
+## bench-rules: what 20 rules of a configuration file cost a request (about 4 minutes); rewrites its section of docs/benchmarks.md
 bench-rules:
-	$(CARGO) run --release -p oneloop-bench -- --rules --duration 5 --rounds 3 --docs docs/benchmarks.md
+	$(CARGO) run --release -p oneloop-bench -- --rules --duration 5 --rounds 7 --docs docs/benchmarks.md
 
 ## bench-profiles: binary size per target, and what opt-level, lto, codegen-units and panic cost (about 25 minutes: seven release builds); rewrites its section of docs/benchmarks.md
 bench-profiles:

@@ -476,12 +476,7 @@ impl Site<'_> {
             None => Effect::default(),
         };
         let mut response = self.respond(request, client, normal.as_deref(), &effect, now);
-        for (name, value) in &effect.headers {
-            match value.is_empty() {
-                true => response.remove_header(name),
-                false => response.set_header(name, value),
-            }
-        }
+        response.set_headers(&effect.headers);
         if let Some(cors) = effect.cors {
             cors.answer(request, &mut response);
         }
