@@ -5,7 +5,7 @@
 //! ```text
 //! combined: 127.0.0.1 - alice [10/Oct/2000:13:55:36 +0000] "GET /a.gif HTTP/1.1" 200 2326 "http://ref/" "curl/8.0" 1234
 //! vhost:    example.org:8080 127.0.0.1 - alice [10/Oct/2000:13:55:36 +0000] "GET /a.gif HTTP/1.1" 200 2326 "http://ref/" "curl/8.0" 1234
-//! json:     {"time":"2000-10-10T13:55:36Z","host":"example.org:8080","scheme":"https",...}
+//! json:     {"time":"2000-10-10T13:55:36Z","host":"example.org:8080","site":"example.org",...}
 //! ```
 //!
 //! The text formats are the Combined Log Format (and Apache's
@@ -108,6 +108,9 @@ fn json_line(client: IpAddr, entry: &Entry, time: &str) -> String {
     out.push('{');
     field(&mut out, "time", Some(time));
     field(&mut out, "host", entry.host.as_deref());
+    // Which site answered: with several in one log, what `host` alone does
+    // not say (a name the site matched by wildcard, or the default site).
+    field(&mut out, "site", entry.site.as_deref());
     let scheme = match entry.tls {
         Some(_) => "https",
         None => "http",

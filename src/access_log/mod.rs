@@ -473,12 +473,14 @@ mod tests {
             Format::Json,
             Entry {
                 tls: Some("TLSv1.3"),
+                site: Some("example.org".into()),
                 ..hostile()
             },
         );
         assert_eq!(
             line,
-            "{\"time\":\"2000-10-10T13:55:36Z\",\"host\":\"example.org:8080\",\"scheme\":\"https\",\
+            "{\"time\":\"2000-10-10T13:55:36Z\",\"host\":\"example.org:8080\",\"site\":\"example.org\",\
+             \"scheme\":\"https\",\
              \"method\":\"GET\",\"path\":\"/a\\\"b\",\"query\":\"q=\\\\\",\"protocol\":\"HTTP/1.1\",\
              \"request\":\"GET /a\\\"b?q=\\\\ HTTP/1.1\",\"status\":200,\"bytes\":2326,\
              \"duration_us\":1500,\"client\":\"127.0.0.1\",\"user\":\"z\u{e9} d\",\"referer\":null,\
