@@ -582,6 +582,54 @@ fn a_chrooted_server_reloads_a_certificate_from_outside_its_jail() {
 }
 
 #[test]
+fn a_chrooted_server_reloads_a_certificate_inside_its_jail() {
+    if !can_switch_users() {
+        return;
+    }
+    let jail = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(jail.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let certs = jail.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let (cert, key) = (certs.join("cert.pem"), certs.join("key.pem"));
+    // The server's own files, in its jail: nobody reads them itself.
+    let place = |identity: &common::tls::Identity| {
+        renew(identity, &cert, &key);
+        std::os::unix::fs::chown(&key, Some(NOBODY), Some(NOBODY)).unwrap();
+    };
+    let (first, second) = (
+        common::tls::make_identity("inside-first"),
+        common::tls::make_identity("inside-second"),
+    );
+    place(&first);
+    let server = Server::start(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--user",
+        "nobody",
+        "--chroot",
+        jail.path().to_str().unwrap(),
+    ]);
+    assert_eq!(served_with(&server, &first).ok(), Some(200));
+    place(&second);
+    server.signal(libc::SIGHUP);
+    assert!(
+        eventually(Duration::from_secs(10), || server
+            .log()
+            .contains("TLS certificate reloaded")),
+        "{}",
+        server.log()
+    );
+    assert_eq!(
+        served_with(&server, &second).ok(),
+        Some(200),
+        "the renewed certificate, read inside the jail: {}",
+        server.log()
+    );
+}
+
+#[test]
 fn a_root_only_configuration_and_the_new_keys_it_names_reload_as_nobody() {
     if !can_switch_users() {
         return;

@@ -168,6 +168,14 @@ fn start_keeper(config: &Config, tls: Option<&TlsConfig>) {
     if !root || !giving_up || (files.is_empty() && config.config_file.is_none()) {
         return;
     }
+    // Worked out now, while the paths still lead where they did at start.
+    let jail_names = config.privileges.jail.as_ref().map(|jail| {
+        files
+            .iter()
+            .chain(&config.config_file)
+            .filter_map(|file| Some((file.clone(), jail.inside(file)?)))
+            .collect()
+    });
     let command_line = config.reload_from.clone();
     let named_by_config = Box::new(move || {
         let cli = crate::cli::Cli::from_command_line(command_line.clone()?).ok()?;
@@ -178,7 +186,7 @@ fn start_keeper(config: &Config, tls: Option<&TlsConfig>) {
         files,
         config: config.config_file.clone(),
         named_by_config,
-        jailed: config.privileges.jail.is_some(),
+        jail_names,
     };
     match system::keeper::start(allowed) {
         Ok(pid) => log::info!(
@@ -224,8 +232,9 @@ fn rename_inside(
     if let Some(dir) = config.app.files_dir.as_mut() {
         *dir = inside(dir);
     }
-    // With a keeper, root's files are read by it, outside the chroot, by
-    // the names they had at start.
+    // With a keeper, the files a reload reads keep the names they had at
+    // start: the keeper reads them by those, outside the chroot, and knows
+    // the names inside it of those that are inside (`start_keeper`).
     let kept = system::keeper::running();
     if let Some(tls) = tls
         && let Some((cert, key)) = tls.paths()

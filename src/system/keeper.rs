@@ -23,7 +23,7 @@
 //! file's contents or an `io::ErrorKind` code for an error, then a u32
 //! length and the contents or the error's words.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
@@ -57,9 +57,10 @@ pub(crate) struct Allowed {
     /// The files the configuration file names when read again; `None` if
     /// it does not read (the keeper then allows what it allowed before).
     pub named_by_config: Box<dyn Fn() -> Option<Vec<PathBuf>> + Send>,
-    /// Whether the server will confine itself to a chroot, where the paths
-    /// named at start no longer lead to these files.
-    pub jailed: bool,
+    /// With a chroot, where the paths named at start no longer lead to
+    /// these files: the names inside the jail of those that are inside it,
+    /// which the server reads itself when it may.
+    pub jail_names: Option<HashMap<PathBuf, PathBuf>>,
 }
 
 /// Forks the keeper. In the server, returns the keeper's process id; the
@@ -98,7 +99,7 @@ pub(crate) fn start(allowed: Allowed) -> io::Result<u32> {
             let _ = KEEPER.set(Mutex::new(Link {
                 stream: Some(server_end),
                 pid: child,
-                jailed: allowed.jailed,
+                jail_names: allowed.jail_names,
             }));
             Ok(child as u32)
         }
@@ -113,18 +114,10 @@ pub(crate) fn running() -> bool {
 /// Reads the file at `path`: directly, and through the keeper (as root,
 /// outside any chroot) when that fails and a keeper runs.
 pub(crate) fn read(path: &Path) -> io::Result<Vec<u8>> {
-    let Some(link) = KEEPER.get() else {
-        return std::fs::read(path);
-    };
-    let mut link = link.lock().unwrap_or_else(|p| p.into_inner());
-    if link.jailed {
-        // Inside the chroot, a path named at start means another file, or
-        // none: only the keeper sees the one it named.
-        return link.ask(path);
+    match KEEPER.get() {
+        Some(link) => link.lock().unwrap_or_else(|p| p.into_inner()).read(path),
+        None => std::fs::read(path),
     }
-    // Read directly what this user may read; any error (no permission, most
-    // often) goes to the keeper.
-    std::fs::read(path).or_else(|_| link.ask(path))
 }
 
 /// [`read`], as text.
@@ -144,13 +137,31 @@ struct Link {
     /// also tells a keeper that still lives to leave.
     stream: Option<UnixStream>,
     pid: libc::pid_t,
-    /// Whether the server confines itself to a chroot.
-    jailed: bool,
+    /// In a chroot, the names inside it of the files that are inside it,
+    /// by the names they had at start; `None` without a chroot.
+    jail_names: Option<HashMap<PathBuf, PathBuf>>,
 }
 
 impl Link {
+    /// Where the file at `path` (as named at start) is read from: directly
+    /// if this user may, else by the keeper. In a chroot, the direct read
+    /// is of the name the file has inside the jail, and only for a file
+    /// that is inside it: there, a path named at start leads to another
+    /// file or to none, and only the keeper sees the one it named.
+    fn read(&mut self, path: &Path) -> io::Result<Vec<u8>> {
+        let own = match &self.jail_names {
+            Some(names) => names.get(path).map(PathBuf::as_path),
+            None => Some(path),
+        };
+        let direct = match own {
+            Some(own) => std::fs::read(own),
+            None => Err(io::Error::from(io::ErrorKind::NotFound)),
+        };
+        direct.or_else(|_| self.ask(path)?)
+    }
+
     /// One request and its answer, or the reason there is none.
-    fn ask(&mut self, path: &Path) -> io::Result<Vec<u8>> {
+    fn ask(&mut self, path: &Path) -> io::Result<io::Result<Vec<u8>>> {
         let answered = match self.stream.as_mut() {
             Some(stream) => exchange(stream, path),
             None => Err(io::Error::new(
@@ -158,13 +169,10 @@ impl Link {
                 "it stopped after an earlier failure",
             )),
         };
-        answered.unwrap_or_else(|e| {
+        answered.map_err(|e| {
             self.stream = None;
             self.reap();
-            Err(io::Error::new(
-                e.kind(),
-                format!("{NO_ANSWER} ({e}); a restart reads them"),
-            ))
+            io::Error::new(e.kind(), format!("{NO_ANSWER} ({e}); a restart reads them"))
         })
     }
 
@@ -172,8 +180,11 @@ impl Link {
     /// root's and cannot be killed from here: one still busy leaves when
     /// it finds the pair closed, and a later call collects it.
     fn reap(&self) {
-        // SAFETY: waitpid on our own child, without blocking.
-        unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), libc::WNOHANG) };
+        // Never a pid of 0 or below: waitpid would take any child.
+        if self.pid > 0 {
+            // SAFETY: waitpid on our own child, without blocking.
+            unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), libc::WNOHANG) };
+        }
     }
 }
 
@@ -372,6 +383,59 @@ mod tests {
         exchange(stream, path)?
     }
 
+    /// A link to a keeper serving `rules` on a thread, for a server in a
+    /// chroot (with these names inside it) or not.
+    fn link_to(
+        rules: Allowed,
+        jail_names: Option<HashMap<PathBuf, PathBuf>>,
+    ) -> (Link, std::thread::JoinHandle<io::Result<()>>) {
+        let (server, keeper) = UnixStream::pair().unwrap();
+        let serving = std::thread::spawn(move || serve(keeper, rules));
+        let link = Link {
+            stream: Some(server),
+            pid: -1,
+            jail_names,
+        };
+        (link, serving)
+    }
+
+    #[test]
+    fn a_jailed_server_reads_its_own_files_by_their_names_inside_and_the_rest_by_the_keeper() {
+        let dir = scratch();
+        let outside = dir.path().join("outside.pem");
+        // A file inside the jail: named at start by its path from outside
+        // (`named`, which in the jail leads nowhere), read by its name inside.
+        let (named, inside) = (dir.path().join("jail/own.pem"), dir.path().join("own.pem"));
+        std::fs::write(&outside, "OUTSIDE").unwrap();
+        std::fs::write(&inside, "OWN").unwrap();
+        let names = HashMap::from([(named.clone(), inside.clone())]);
+        let rules = allowing(vec![outside.clone(), named.clone()]);
+        let (mut link, serving) = link_to(rules, Some(names));
+        assert_eq!(link.read(&named).unwrap(), b"OWN");
+        assert_eq!(link.read(&outside).unwrap(), b"OUTSIDE");
+        // A file outside that the keeper cannot read is an error, never a
+        // read of whatever the jail holds under its name.
+        std::fs::remove_file(&outside).unwrap();
+        let gone = link.read(&outside).unwrap_err();
+        assert_eq!(gone.kind(), io::ErrorKind::NotFound);
+        drop(link);
+        serving.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_free_server_reads_directly_first() {
+        let dir = scratch();
+        let own = dir.path().join("own.pem");
+        std::fs::write(&own, "OWN").unwrap();
+        // The keeper lists nothing: a direct read never asks it.
+        let (mut link, serving) = link_to(allowing(Vec::new()), None);
+        assert_eq!(link.read(&own).unwrap(), b"OWN");
+        let missing = link.read(&dir.path().join("missing")).unwrap_err();
+        assert!(missing.to_string().contains("reloads"), "{missing}");
+        drop(link);
+        serving.join().unwrap().unwrap();
+    }
+
     #[test]
     #[expect(
         clippy::zombie_processes,
@@ -390,7 +454,7 @@ mod tests {
         let mut link = Link {
             stream: Some(server),
             pid: child.id() as libc::pid_t,
-            jailed: false,
+            jail_names: None,
         };
         // A keeper slower than the server's patience.
         let slow = std::thread::spawn(move || {
@@ -452,7 +516,7 @@ mod tests {
             files,
             config: None,
             named_by_config: Box::new(|| None),
-            jailed: false,
+            jail_names: None,
         }
     }
 
@@ -492,7 +556,7 @@ mod tests {
             files: vec![old.clone()],
             config: Some(config.clone()),
             named_by_config: Box::new(move || Some(vec![named.clone()])),
-            jailed: false,
+            jail_names: None,
         };
         let (mut server, keeper) = UnixStream::pair().unwrap();
         let serving = std::thread::spawn(move || serve(keeper, rules));
