@@ -111,8 +111,9 @@ pub(crate) fn running() -> bool {
     KEEPER.get().is_some()
 }
 
-/// Reads the file at `path`: directly, and through the keeper (as root,
-/// outside any chroot) when that fails and a keeper runs.
+/// Reads the file at `path` (as named at start): directly, and through the
+/// keeper (as root, outside any chroot) when that fails and a keeper runs;
+/// in a chroot, directly only a file inside it (`Link::read`).
 pub(crate) fn read(path: &Path) -> io::Result<Vec<u8>> {
     match KEEPER.get() {
         Some(link) => link.lock().unwrap_or_else(|p| p.into_inner()).read(path),
