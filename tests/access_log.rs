@@ -311,6 +311,7 @@ fn check_json(lines: &[String], tls: bool) -> Vec<serde_json::Value> {
                 "referer",
                 "request",
                 "scheme",
+                "site",
                 "status",
                 "time",
                 "tls",
@@ -324,6 +325,10 @@ fn check_json(lines: &[String], tls: bool) -> Vec<serde_json::Value> {
             "RFC 3339: {time}"
         );
         assert_eq!(object["scheme"], scheme);
+        assert_eq!(
+            object["site"], "default",
+            "ROOT without tables: the default site"
+        );
         assert_eq!(object["client"], "127.0.0.1");
         assert!(object["duration_us"].as_u64().unwrap() < 10_000_000);
         assert!(object["bytes"].is_u64() && object["status"].is_u64());
@@ -389,6 +394,59 @@ fn json_over_tls_names_the_version() {
     let (_site, server) = serve("json", Model::LoopTls, &log);
     send_requests(&server);
     check_json(&lines_of(&log), true);
+}
+
+/// With several sites in one log, each JSON line names the site that
+/// answered, by its first host, which its `host` alone does not say for a
+/// wildcard's name; `null` where no site did.
+#[test]
+fn json_lines_name_the_site_that_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), "x").unwrap();
+    let (log, config) = (
+        dir.path().join("access.log"),
+        dir.path().join("oneloop.toml"),
+    );
+    let root = dir.path().display();
+    let text = format!(
+        "[[site]]\nhosts = [\"a.example\"]\nroot = \"{root}\"\n\n\
+         [[site]]\nhosts = [\"b.example\", \"*.b.example\"]\nroot = \"{root}\"\n"
+    );
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--access-log",
+        log.to_str().unwrap(),
+        "--access-log-format",
+        "json",
+    ]);
+    for host in ["a.example", "www.b.example", "c.example"] {
+        server.request(&format!("GET /index.html HTTP/1.1\r\nHost: {host}\r\n\r\n"));
+    }
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(eventually(Duration::from_secs(5), || text()
+        .lines()
+        .count()
+        == 3));
+    let sites: Vec<(String, serde_json::Value)> = text()
+        .lines()
+        .map(|line| {
+            let object: serde_json::Value = serde_json::from_str(line).unwrap();
+            (
+                object["host"].as_str().unwrap().to_owned(),
+                object["site"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sites,
+        [
+            ("a.example".to_owned(), serde_json::json!("a.example")),
+            ("www.b.example".to_owned(), serde_json::json!("b.example")),
+            ("c.example".to_owned(), serde_json::Value::Null),
+        ]
+    );
 }
 
 #[test]
