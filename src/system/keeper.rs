@@ -150,6 +150,10 @@ impl Link {
     /// that is inside it: there, a path named at start leads to another
     /// file or to none, and only the keeper sees the one it named.
     fn read(&mut self, path: &Path) -> io::Result<Vec<u8>> {
+        if self.stream.is_none() {
+            // A keeper let go of may have left since: collect it.
+            self.reap();
+        }
         let own = match &self.jail_names {
             Some(names) => names.get(path).map(PathBuf::as_path),
             None => Some(path),
@@ -279,6 +283,17 @@ fn serve(mut stream: UnixStream, allowed: Allowed) -> io::Result<()> {
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e),
         };
+        if !may_read.contains(&path)
+            && let Some(config) = &allowed.config
+            && root_alone(config).is_ok()
+            && let Some(named) = (allowed.named_by_config)()
+        {
+            // The server may have read the configuration itself (one it may
+            // read), and a certificate it names now is asked for: what the
+            // file names is looked at again, as root, if only root could
+            // have written it.
+            may_read = named.into_iter().chain(allowed.config.clone()).collect();
+        }
         let answer = if !may_read.contains(&path) {
             Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
@@ -301,8 +316,15 @@ fn serve(mut stream: UnixStream, allowed: Allowed) -> io::Result<()> {
 }
 
 fn read_limited(path: &Path) -> io::Result<Vec<u8>> {
-    root_alone(path)?;
-    let file = std::fs::File::open(path)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let real = root_alone(path)?;
+    // The checked file itself: its real path, no link followed at the last
+    // step (every folder on the way is root's alone, so nothing could have
+    // been swapped in since the check but by root).
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&real)?;
     let mut contents = Vec::new();
     file.take(u64::from(MAX_FILE) + 1)
         .read_to_end(&mut contents)?;
@@ -315,22 +337,29 @@ fn read_limited(path: &Path) -> io::Result<Vec<u8>> {
     Ok(contents)
 }
 
-/// Whether only root could have put the file at `path` there: the file, and
-/// every folder on its real path (symlinks resolved), belong to root and are
-/// writable by no one else, as sshd's StrictModes asks of its keys. Without
-/// this, a server taken over could swap a symlink to /etc/shadow in for a
+/// Whether only root could have put the file at `path` there, as sshd's
+/// StrictModes asks of its keys; its real path (symlinks resolved) if so.
+/// Two chains are checked: the path as named, each step of it (a symlink
+/// included) root's and each folder writable by no one else; and the real
+/// path, the same. Without the first, a server taken over could put a
+/// symlink to /etc/shadow, whose real path is all root's, in place of a
 /// file of a folder it may write (a password file in the site, say), under
-/// a name the keeper allows. A file the server may write is one it can read
-/// itself: [`read`] tries that first.
-fn root_alone(path: &Path) -> io::Result<()> {
+/// a name the keeper allows; without the second, a root-owned symlink could
+/// lead into a folder anyone may write. certbot's `live/` links into
+/// `archive/`, root's all the way, and pass. A file the server may write is
+/// one it can read itself: [`read`] tries that first.
+fn root_alone(path: &Path) -> io::Result<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     // The keeper's own uid: root's, but for the unit tests'.
     // SAFETY: geteuid has no preconditions.
     let keeper = unsafe { libc::geteuid() };
+    let named = std::env::current_dir()?.join(path);
     let real = std::fs::canonicalize(path)?;
-    for step in real.ancestors() {
+    for step in named.ancestors().chain(real.ancestors()) {
         let meta = std::fs::symlink_metadata(step)?;
-        if meta.uid() != keeper || meta.mode() & 0o022 != 0 {
+        // A symlink's own mode means nothing (0777 on Linux): its owner does.
+        let writable_by_others = !meta.file_type().is_symlink() && meta.mode() & 0o022 != 0;
+        if meta.uid() != keeper || writable_by_others {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 format!(
@@ -342,7 +371,7 @@ fn root_alone(path: &Path) -> io::Result<()> {
             ));
         }
     }
-    Ok(())
+    Ok(real)
 }
 
 fn send(stream: &mut impl Write, kind: u8, body: &[u8]) -> io::Result<()> {
@@ -512,6 +541,32 @@ mod tests {
         serving.join().unwrap().unwrap();
     }
 
+    #[test]
+    fn a_symlink_in_a_folder_others_may_write_is_refused_whatever_it_leads_to() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch();
+        // A file only root may read, and a folder anyone may write.
+        let closed = dir.path().join("closed");
+        std::fs::create_dir(&closed).unwrap();
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::write(closed.join("shadow"), "SECRET").unwrap();
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let planted = open.join("passwords");
+        std::os::unix::fs::symlink(closed.join("shadow"), &planted).unwrap();
+        let refused = read_limited(&planted).unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::PermissionDenied);
+        assert!(refused.to_string().contains("open"), "{refused}");
+        // certbot's layout: live/ links into archive/, root's all the way.
+        let (live, archive) = (dir.path().join("live"), dir.path().join("archive"));
+        std::fs::create_dir(&live).unwrap();
+        std::fs::create_dir(&archive).unwrap();
+        std::fs::write(archive.join("privkey1.pem"), "KEY").unwrap();
+        std::os::unix::fs::symlink("../archive/privkey1.pem", live.join("privkey.pem")).unwrap();
+        assert_eq!(read_limited(&live.join("privkey.pem")).unwrap(), b"KEY");
+    }
+
     fn allowing(files: Vec<PathBuf>) -> Allowed {
         Allowed {
             files,
@@ -549,23 +604,58 @@ mod tests {
         let dir = scratch();
         let config = dir.path().join("oneloop.toml");
         let (old, new) = (dir.path().join("old.pem"), dir.path().join("new.pem"));
-        for (path, text) in [(&config, "c"), (&old, "old"), (&new, "new")] {
+        for (path, text) in [(&config, "old.pem"), (&old, "old"), (&new, "new")] {
             std::fs::write(path, text).unwrap();
         }
-        let named = new.clone();
+        // As the real one does: what the file names when it is read.
+        let (file, base) = (config.clone(), dir.path().to_path_buf());
         let rules = Allowed {
             files: vec![old.clone()],
             config: Some(config.clone()),
-            named_by_config: Box::new(move || Some(vec![named.clone()])),
+            named_by_config: Box::new(move || {
+                let text = std::fs::read_to_string(&file).ok()?;
+                Some(text.lines().map(|name| base.join(name)).collect())
+            }),
             jail_names: None,
         };
         let (mut server, keeper) = UnixStream::pair().unwrap();
         let serving = std::thread::spawn(move || serve(keeper, rules));
         assert_eq!(ask(&mut server, &old).unwrap(), b"old");
         assert!(ask(&mut server, &new).is_err(), "not named yet");
-        assert_eq!(ask(&mut server, &config).unwrap(), b"c");
+        // The configuration now names the new file; the server read it
+        // itself, and asks for what it names.
+        std::fs::write(&config, "new.pem").unwrap();
         assert_eq!(ask(&mut server, &new).unwrap(), b"new");
         assert!(ask(&mut server, &old).is_err(), "no longer named");
+        // Read through the keeper, the same.
+        std::fs::write(&config, "old.pem").unwrap();
+        assert_eq!(ask(&mut server, &config).unwrap(), b"old.pem");
+        assert_eq!(ask(&mut server, &old).unwrap(), b"old");
+        assert!(ask(&mut server, &new).is_err(), "named no longer");
+        drop(server);
+        serving.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_configuration_others_may_write_names_nothing_more() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch();
+        let config = dir.path().join("oneloop.toml");
+        let secret = dir.path().join("secret");
+        std::fs::write(&config, "secret").unwrap();
+        std::fs::write(&secret, "SECRET").unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let named = secret.clone();
+        let rules = Allowed {
+            files: Vec::new(),
+            config: Some(config),
+            named_by_config: Box::new(move || Some(vec![named.clone()])),
+            jail_names: None,
+        };
+        let (mut server, keeper) = UnixStream::pair().unwrap();
+        let serving = std::thread::spawn(move || serve(keeper, rules));
+        let refused = ask(&mut server, &secret).unwrap_err();
+        assert!(refused.to_string().contains("reloads"), "{refused}");
         drop(server);
         serving.join().unwrap().unwrap();
     }
