@@ -588,19 +588,34 @@ fn a_chrooted_server_reloads_a_certificate_inside_its_jail() {
     }
     let jail = tempfile::tempdir().unwrap();
     std::fs::set_permissions(jail.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let certs = jail.path().join("certs");
-    std::fs::create_dir(&certs).unwrap();
-    let (cert, key) = (certs.join("cert.pem"), certs.join("key.pem"));
+    // certbot's layout, inside the jail: live/ links to the current files
+    // of archive/, and a renewal adds files there and moves the links.
+    let (live, archive) = (jail.path().join("live"), jail.path().join("archive"));
+    std::fs::create_dir(&live).unwrap();
+    std::fs::create_dir(&archive).unwrap();
+    let (cert, key) = (live.join("fullchain.pem"), live.join("privkey.pem"));
     // The server's own files, in its jail: nobody reads them itself.
-    let place = |identity: &common::tls::Identity| {
-        renew(identity, &cert, &key);
-        std::os::unix::fs::chown(&key, Some(NOBODY), Some(NOBODY)).unwrap();
+    let place = |identity: &common::tls::Identity, n: u32| {
+        let (new_cert, new_key) = (
+            archive.join(format!("fullchain{n}.pem")),
+            archive.join(format!("privkey{n}.pem")),
+        );
+        std::fs::copy(&identity.cert, &new_cert).unwrap();
+        std::fs::copy(&identity.key, &new_key).unwrap();
+        std::os::unix::fs::chown(&new_key, Some(NOBODY), Some(NOBODY)).unwrap();
+        std::fs::set_permissions(&new_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        for (target, link) in [(&new_cert, &cert), (&new_key, &key)] {
+            let fresh = link.with_extension("new");
+            let relative = Path::new("../archive").join(target.file_name().unwrap());
+            std::os::unix::fs::symlink(relative, &fresh).unwrap();
+            std::fs::rename(&fresh, link).unwrap();
+        }
     };
     let (first, second) = (
         common::tls::make_identity("inside-first"),
         common::tls::make_identity("inside-second"),
     );
-    place(&first);
+    place(&first, 1);
     let server = Server::start(&[
         "--tls-cert",
         cert.to_str().unwrap(),
@@ -612,7 +627,7 @@ fn a_chrooted_server_reloads_a_certificate_inside_its_jail() {
         jail.path().to_str().unwrap(),
     ]);
     assert_eq!(served_with(&server, &first).ok(), Some(200));
-    place(&second);
+    place(&second, 2);
     server.signal(libc::SIGHUP);
     assert!(
         eventually(Duration::from_secs(10), || server

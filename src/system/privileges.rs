@@ -78,11 +78,21 @@ impl Jail {
     /// What `path` (a file that may not exist yet, in a folder that does) is
     /// called inside the jail, if it is inside.
     pub fn inside(&self, path: &Path) -> Option<PathBuf> {
-        let canonical = path.canonicalize().ok().or_else(|| {
-            let parent = path.parent()?.canonicalize().ok()?;
-            Some(parent.join(path.file_name()?))
-        })?;
-        let rest = canonical.strip_prefix(&self.dir).ok()?;
+        // Its folder resolved, its own name kept: a file that is a symlink
+        // (certbot's `live/` files) is followed each time it is read, not
+        // frozen to where it led at start.
+        let named = match (path.parent(), path.file_name()) {
+            (Some(parent), Some(name)) => {
+                let parent = if parent.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    parent
+                };
+                parent.canonicalize().ok()?.join(name)
+            }
+            _ => path.canonicalize().ok()?,
+        };
+        let rest = named.strip_prefix(&self.dir).ok()?;
         Some(Path::new("/").join(rest))
     }
 }
@@ -352,6 +362,14 @@ mod tests {
             jail.inside(&dir.path().join("srv/not-yet.log")),
             Some(PathBuf::from("/srv/not-yet.log")),
             "a log file that does not exist yet"
+        );
+        // certbot's links keep their names, to be followed when read.
+        let live = dir.path().join("live");
+        std::fs::create_dir(&live).unwrap();
+        std::os::unix::fs::symlink("../srv/site", live.join("cert.pem")).unwrap();
+        assert_eq!(
+            jail.inside(&live.join("cert.pem")),
+            Some(PathBuf::from("/live/cert.pem"))
         );
         assert_eq!(jail.inside(Path::new("/etc/passwd")), None);
         let elsewhere = tempfile::tempdir().unwrap();

@@ -275,7 +275,11 @@ impl Server {
         let addr = match addr_rx.recv_timeout(IO_TIMEOUT * slowdown()) {
             Ok(addr) => addr.parse().expect("a socket address in the log"),
             Err(_) => {
-                let execed = execed_oneloop(child.id());
+                // A child still running that is not oneloop never reached
+                // exec; one that has exited (a zombie's command line is
+                // empty) did, and failed.
+                let running = matches!(child.try_wait(), Ok(None));
+                let execed = !running || execed_oneloop(child.id());
                 let _ = child.kill();
                 let status = child.wait();
                 if !execed {
