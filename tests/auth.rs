@@ -19,35 +19,11 @@ every_model!(
     uploads_only_leaves_reading_open
 );
 
-/// `oneloop --hash-password USER`, the password on stdin: the line it prints.
-fn hash_line(user: &str, password: &str) -> String {
-    let mut child = common::oneloop()
-        .args(["--hash-password", user])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(format!("{password}\n").as_bytes()).unwrap();
-    drop(stdin);
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .trim_end()
-        .to_owned()
-}
-
 /// A password file with these users, in a folder of its own.
 fn password_file(users: &[(&str, &str)]) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("users");
-    let lines: Vec<String> = users.iter().map(|(u, p)| hash_line(u, p)).collect();
+    let lines: Vec<String> = users.iter().map(|(u, p)| common::hash_line(u, p)).collect();
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     let path = path.to_str().unwrap().to_owned();
     (dir, path)
@@ -266,7 +242,11 @@ fn sighup_reads_the_password_file_again() {
     let (dir, users) = password_file(&[("alice", "first")]);
     let server = Server::start(&["--auth-file", &users]);
     assert_eq!(get_as(&server, "/", Some("alice:first")).status, 200);
-    std::fs::write(Path::new(&users), hash_line("alice", "second") + "\n").unwrap();
+    std::fs::write(
+        Path::new(&users),
+        common::hash_line("alice", "second") + "\n",
+    )
+    .unwrap();
     server.signal(libc::SIGHUP);
     assert!(eventually(Duration::from_secs(5), || server
         .log()
@@ -309,14 +289,18 @@ fn refused(args: &[&str], needle: &str) {
 fn bad_password_files_and_realms_are_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("users");
-    std::fs::write(&path, format!("{}\nbob:hunter2\n", hash_line("alice", "x"))).unwrap();
+    std::fs::write(
+        &path,
+        format!("{}\nbob:hunter2\n", common::hash_line("alice", "x")),
+    )
+    .unwrap();
     let users = path.to_str().unwrap();
     refused(&["--auth-file", users], "line 2: the hash is neither");
     refused(
         &["--auth-file", "/no/such/file"],
         "--auth-file /no/such/file",
     );
-    std::fs::write(&path, hash_line("alice", "x")).unwrap();
+    std::fs::write(&path, common::hash_line("alice", "x")).unwrap();
     refused(
         &["--auth-file", users, "--auth-realm", "a \"b\""],
         "--auth-realm",
@@ -356,6 +340,6 @@ fn hash_password_refuses_what_cannot_be_stored() {
     let output = run("alice", "\n");
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("an empty password"));
-    let line = hash_line("alice", "with trailing space ");
+    let line = common::hash_line("alice", "with trailing space ");
     assert!(line.starts_with("alice:$argon2id$"), "{line}");
 }

@@ -665,13 +665,20 @@ fn a_root_only_configuration_and_the_new_keys_it_names_reload_as_nobody() {
     renew(&first, &cert1, &key1);
     renew(&second, &cert2, &key2);
     let config = secret.join("oneloop.toml");
+    // A site's own password file, root's alone too: the reload reads it
+    // again through the keeper.
+    let passwords = secret.join("passwords");
+    std::fs::write(&passwords, common::hash_line("alice", "one") + "\n").unwrap();
+    std::fs::set_permissions(&passwords, std::fs::Permissions::from_mode(0o600)).unwrap();
     let write_config = |cert: &Path, key: &Path| {
         let text = format!(
             "tls-cert = \"{}\"\ntls-key = \"{}\"\nuser = \"nobody\"\n\n[[site]]\n\
-             hosts = [\"localhost\", \"127.0.0.1\"]\nroot = \"{}\"\n",
+             hosts = [\"localhost\", \"127.0.0.1\"]\nroot = \"{}\"\n\n\
+             [[site.rule]]\npath = \"/private/*\"\nauth-file = \"{}\"\n",
             cert.display(),
             key.display(),
-            site.display()
+            site.display(),
+            passwords.display()
         );
         std::fs::write(&config, text).unwrap();
         std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();

@@ -128,6 +128,11 @@ impl LoadedSites {
         self.0.load().roots()
     }
 
+    /// The password files of the sites and their rules (`auth-file`).
+    pub(crate) fn password_files(&self) -> Vec<PathBuf> {
+        self.0.load().password_files()
+    }
+
     /// The certificate a TLS handshake for `server_name` presents: an
     /// index into the configuration's certificates, or `None` for the
     /// default one.

@@ -201,7 +201,8 @@ fn start_keeper(config: &Config, tls: Option<&TlsConfig>) {
 }
 
 /// The files a reload reads: the certificates and keys (those `tls` loaded,
-/// or the configuration's), and the password file.
+/// or the configuration's), and the password files (`--auth-file`, and the
+/// sites' and their rules').
 fn reloaded_files(config: &Config, tls: Option<&TlsConfig>) -> Vec<std::path::PathBuf> {
     let default = tls.and_then(TlsConfig::paths).or_else(|| {
         let files = config.tls.as_ref()?;
@@ -212,6 +213,9 @@ fn reloaded_files(config: &Config, tls: Option<&TlsConfig>) -> Vec<std::path::Pa
         files.extend([site.cert.clone(), site.key.clone()]);
     }
     files.extend(config.app.auth.as_ref().map(|gate| gate.path()));
+    if let Some(sites) = &config.app.sites {
+        files.extend(sites.password_files());
+    }
     files
 }
 

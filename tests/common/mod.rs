@@ -675,6 +675,30 @@ pub fn skip(reason: &str) {
     }
 }
 
+/// `oneloop --hash-password USER`, the password on stdin: the line it prints.
+pub fn hash_line(user: &str, password: &str) -> String {
+    let mut child = oneloop()
+        .args(["--hash-password", user])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{password}\n").as_bytes()).unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .trim_end()
+        .to_owned()
+}
+
 /// Whether `curl` is on PATH; tests that need it say so when it is not.
 pub fn have_curl() -> bool {
     Command::new("curl")

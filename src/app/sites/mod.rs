@@ -228,6 +228,18 @@ impl SiteSet {
             .collect()
     }
 
+    /// The password files of the sites and their rules (`auth-file`).
+    pub(crate) fn password_files(&self) -> Vec<std::path::PathBuf> {
+        let gates = self
+            .sites
+            .iter()
+            .flat_map(|s| s.auth.iter().chain(s.rules.gates()));
+        let mut files: Vec<_> = gates.map(|gate| gate.path()).collect();
+        files.sort();
+        files.dedup();
+        files
+    }
+
     /// Each site's name and folder, for those that serve files.
     pub(crate) fn roots(&self) -> Vec<(String, std::path::PathBuf)> {
         let with_files = self

@@ -243,6 +243,11 @@ impl Rules {
         self.rules.is_empty()
     }
 
+    /// The password gates of the rules that have one.
+    pub(crate) fn gates(&self) -> impl Iterator<Item = &Arc<Gate>> {
+        self.rules.iter().filter_map(|r| r.auth.as_ref())
+    }
+
     /// Whether a rule serves files other than the request's own.
     pub(crate) fn needs_files(&self) -> bool {
         self.rules.iter().any(|r| r.try_files.is_some())
