@@ -443,8 +443,9 @@ mod tests {
         let (mut link, serving) = link_to(rules, Some(names));
         assert_eq!(link.read(&named).unwrap(), b"OWN");
         assert_eq!(link.read(&outside).unwrap(), b"OUTSIDE");
-        // A file outside that the keeper cannot read is an error, never a
-        // read of whatever the jail holds under its name.
+        // A file outside that the keeper cannot read is the keeper's error:
+        // no direct read is tried for it (the black-box test with a decoy in
+        // the jail, tests/privileges.rs, shows what that protects from).
         std::fs::remove_file(&outside).unwrap();
         let gone = link.read(&outside).unwrap_err();
         assert_eq!(gone.kind(), io::ErrorKind::NotFound);

@@ -181,6 +181,13 @@ fn settable_groups(groups: &[libc::gid_t]) -> &[libc::gid_t] {
     const SETTABLE: usize = 16;
     #[cfg(not(any(target_os = "macos", target_os = "ios")))]
     const SETTABLE: usize = MOST_GROUPS_LISTED;
+    if groups.len() > SETTABLE {
+        log::warn!(
+            "the account is in {} groups; this system sets at most {SETTABLE}, so the \
+             server runs in the first {SETTABLE} only",
+            groups.len()
+        );
+    }
     &groups[..groups.len().min(SETTABLE)]
 }
 
