@@ -380,6 +380,16 @@ fn root_without_user_is_warned_when_it_serves_the_network() {
 
 // ----- certificates renewed after root is given up ---------------------------
 
+/// Sends SIGHUP and waits (up to 10 s) for the log to say `said`.
+fn sighup_until(server: &Server, said: &str) {
+    server.signal(libc::SIGHUP);
+    assert!(
+        eventually(Duration::from_secs(10), || server.log().contains(said)),
+        "{}",
+        server.log()
+    );
+}
+
 /// The keeper's process id, as the server's log says it at start.
 fn keeper_pid(server: &Server) -> i32 {
     let log = server.log();
@@ -503,14 +513,7 @@ fn a_renewed_root_only_key_is_served_after_sighup_as_nobody() {
     let mut open = keep_open(server, first);
 
     renew(second, cert, key);
-    server.signal(libc::SIGHUP);
-    assert!(
-        eventually(Duration::from_secs(10), || server
-            .log()
-            .contains("TLS certificate reloaded")),
-        "{}",
-        server.log()
-    );
+    sighup_until(server, "TLS certificate reloaded");
     assert_eq!(
         served_with(server, second).ok(),
         Some(200),
@@ -565,14 +568,7 @@ fn a_chrooted_server_reloads_a_certificate_from_outside_its_jail() {
         server.log()
     );
     renew(second, &renewal.cert, &renewal.key);
-    server.signal(libc::SIGHUP);
-    assert!(
-        eventually(Duration::from_secs(10), || server
-            .log()
-            .contains("TLS certificate reloaded")),
-        "{}",
-        server.log()
-    );
+    sighup_until(server, "TLS certificate reloaded");
     assert_eq!(
         served_with(server, second).ok(),
         Some(200),
@@ -628,14 +624,7 @@ fn a_chrooted_server_reloads_a_certificate_inside_its_jail() {
     ]);
     assert_eq!(served_with(&server, &first).ok(), Some(200));
     place(&second, 2);
-    server.signal(libc::SIGHUP);
-    assert!(
-        eventually(Duration::from_secs(10), || server
-            .log()
-            .contains("TLS certificate reloaded")),
-        "{}",
-        server.log()
-    );
+    sighup_until(&server, "TLS certificate reloaded");
     assert_eq!(
         served_with(&server, &second).ok(),
         Some(200),
@@ -692,14 +681,7 @@ fn a_root_only_configuration_and_the_new_keys_it_names_reload_as_nobody() {
     // The configuration now names other files, which the keeper may read
     // only because the configuration, read again as root, names them.
     write_config(&cert2, &key2);
-    server.signal(libc::SIGHUP);
-    assert!(
-        eventually(Duration::from_secs(10), || server
-            .log()
-            .contains("configuration reloaded")),
-        "{}",
-        server.log()
-    );
+    sighup_until(&server, "configuration reloaded");
     assert_eq!(served_with(&server, &second).ok(), Some(200));
     assert!(served_with(&server, &first).is_err());
     still_served(&mut open);
@@ -717,14 +699,7 @@ fn a_keeper_that_died_costs_the_reload_not_the_server() {
     // SAFETY: kill(2) on the server's child, which this test started.
     unsafe { libc::kill(keeper, libc::SIGKILL) };
     renew(second, cert, key);
-    server.signal(libc::SIGHUP);
-    assert!(
-        eventually(Duration::from_secs(10), || server
-            .log()
-            .contains("does not answer")),
-        "{}",
-        server.log()
-    );
+    sighup_until(server, "does not answer");
     assert!(
         server.log().contains("keeping the old one"),
         "{}",

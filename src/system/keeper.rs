@@ -413,14 +413,19 @@ mod tests {
         exchange(stream, path)?
     }
 
+    /// A keeper serving `rules` on a thread, and the server's end of its pair.
+    fn keeper_serving(rules: Allowed) -> (UnixStream, std::thread::JoinHandle<io::Result<()>>) {
+        let (server, keeper) = UnixStream::pair().unwrap();
+        (server, std::thread::spawn(move || serve(keeper, rules)))
+    }
+
     /// A link to a keeper serving `rules` on a thread, for a server in a
     /// chroot (with these names inside it) or not.
     fn link_to(
         rules: Allowed,
         jail_names: Option<HashMap<PathBuf, PathBuf>>,
     ) -> (Link, std::thread::JoinHandle<io::Result<()>>) {
-        let (server, keeper) = UnixStream::pair().unwrap();
-        let serving = std::thread::spawn(move || serve(keeper, rules));
+        let (server, serving) = keeper_serving(rules);
         let link = Link {
             stream: Some(server),
             pid: -1,
@@ -529,9 +534,7 @@ mod tests {
         std::fs::write(open.join("secret"), "SECRET").unwrap();
         let allowed_name = dir.path().join("key.pem");
         std::os::unix::fs::symlink(open.join("secret"), &allowed_name).unwrap();
-        let (mut server, keeper) = UnixStream::pair().unwrap();
-        let rules = allowing(vec![allowed_name.clone()]);
-        let serving = std::thread::spawn(move || serve(keeper, rules));
+        let (mut server, serving) = keeper_serving(allowing(vec![allowed_name.clone()]));
         let refused = ask(&mut server, &allowed_name).unwrap_err();
         assert_eq!(refused.kind(), io::ErrorKind::PermissionDenied);
         assert!(
@@ -584,9 +587,8 @@ mod tests {
         let other = dir.path().join("shadow");
         std::fs::write(&allowed_file, "KEY").unwrap();
         std::fs::write(&other, "SECRET").unwrap();
-        let (mut server, keeper) = UnixStream::pair().unwrap();
         let rules = allowing(vec![allowed_file.clone(), dir.path().join("missing")]);
-        let serving = std::thread::spawn(move || serve(keeper, rules));
+        let (mut server, serving) = keeper_serving(rules);
         assert_eq!(ask(&mut server, &allowed_file).unwrap(), b"KEY");
         let refused = ask(&mut server, &other).unwrap_err();
         assert_eq!(refused.kind(), io::ErrorKind::PermissionDenied);
@@ -619,8 +621,7 @@ mod tests {
             }),
             jail_names: None,
         };
-        let (mut server, keeper) = UnixStream::pair().unwrap();
-        let serving = std::thread::spawn(move || serve(keeper, rules));
+        let (mut server, serving) = keeper_serving(rules);
         assert_eq!(ask(&mut server, &old).unwrap(), b"old");
         assert!(ask(&mut server, &new).is_err(), "not named yet");
         // The configuration now names the new file; the server read it
@@ -653,8 +654,7 @@ mod tests {
             named_by_config: Box::new(move || Some(vec![named.clone()])),
             jail_names: None,
         };
-        let (mut server, keeper) = UnixStream::pair().unwrap();
-        let serving = std::thread::spawn(move || serve(keeper, rules));
+        let (mut server, serving) = keeper_serving(rules);
         let refused = ask(&mut server, &secret).unwrap_err();
         assert!(refused.to_string().contains("reloads"), "{refused}");
         drop(server);

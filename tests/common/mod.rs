@@ -675,8 +675,8 @@ pub fn skip(reason: &str) {
     }
 }
 
-/// `oneloop --hash-password USER`, the password on stdin: the line it prints.
-pub fn hash_line(user: &str, password: &str) -> String {
+/// `oneloop --hash-password USER` with `stdin` as its input: what it did.
+pub fn hash_password(user: &str, stdin: &str) -> std::process::Output {
     let mut child = oneloop()
         .args(["--hash-password", user])
         .stdin(Stdio::piped())
@@ -684,10 +684,19 @@ pub fn hash_line(user: &str, password: &str) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(format!("{password}\n").as_bytes()).unwrap();
-    drop(stdin);
-    let output = child.wait_with_output().unwrap();
+    // A name it cannot store is refused before stdin is read, so the child
+    // may already be gone when the password arrives: a broken pipe here is
+    // that refusal, and the exit status judges it.
+    let written = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    if let Err(error) = written {
+        assert_eq!(error.kind(), std::io::ErrorKind::BrokenPipe, "{error}");
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// `oneloop --hash-password USER`, the password on stdin: the line it prints.
+pub fn hash_line(user: &str, password: &str) -> String {
+    let output = hash_password(user, &format!("{password}\n"));
     assert!(
         output.status.success(),
         "{}",
