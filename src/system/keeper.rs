@@ -15,8 +15,10 @@
 //!
 //! The keeper is no general file reader for the server: it reads only the
 //! files it was told at start, and those that the configuration file names
-//! when the keeper itself, as root, reads it again. A server taken over by
-//! an attacker can make it read a certificate again, not `/etc/shadow`.
+//! when the keeper itself, as root, reads it again (when asked for it, or
+//! for a file it does not know, and only a configuration root's alone). A
+//! server taken over by an attacker can make it read a certificate again,
+//! not `/etc/shadow`.
 //!
 //! The protocol, one request at a time: the server sends a path (u32 length,
 //! big-endian, then its bytes); the keeper answers with one byte, 0 for the
