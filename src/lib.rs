@@ -38,6 +38,7 @@ mod clients;
 mod config;
 mod config_file;
 mod driver;
+mod h2;
 mod http;
 mod log_file;
 pub mod logging;

@@ -31,9 +31,10 @@ use std::time::Instant;
 use crate::access_log::{Entry, Ledger};
 use crate::app::{App, BodySink, Peer, Reply, SiteTag};
 use crate::clients::{Admission, Clients, Hold};
+use crate::h2;
 use crate::http::{
     Connection, Delivered, Event, Failure, Front, Now, RequestHead, Response, Settings, State,
-    StatusCode,
+    StatusCode, WriteQueue,
 };
 use crate::stats::{DriverStats, Phase, SiteSlot};
 
@@ -100,7 +101,10 @@ impl Service {
 }
 
 pub(crate) struct Session {
-    conn: Connection,
+    /// The protocol core: HTTP/1.1 until the connection shows it is HTTP/2.
+    proto: Protocol,
+    /// Cleartext, nothing read yet: the first bytes may be HTTP/2's preface.
+    sniffing: bool,
     service: Arc<Service>,
     /// Who the requests come from: the peer, or the client a trusted proxy
     /// named (the PROXY protocol).
@@ -126,10 +130,33 @@ pub(crate) struct Session {
     in_flight: Option<Box<InFlight>>,
 }
 
+/// The core a connection speaks.
+enum Protocol {
+    H1(Connection),
+    /// Boxed: most connections are HTTP/1.1, and HTTP/2's core is larger.
+    H2(Box<H2>),
+}
+
+/// An HTTP/2 connection's core, and the bodies the application is reading
+/// on its streams (several at once, unlike HTTP/1.1's one).
+struct H2 {
+    conn: h2::Connection,
+    uploads: Vec<Upload>,
+}
+
+/// A request whose body the application reads, on an HTTP/2 stream.
+struct Upload {
+    stream: u32,
+    in_hand: Box<InHand>,
+    sink: Box<dyn BodySink>,
+}
+
 /// The request being answered: its exchange, its head, and when its head
 /// began to be read (for the access log's duration).
 struct InHand {
     exchange: u64,
+    /// Its HTTP/2 stream (none over HTTP/1.1).
+    stream: Option<u32>,
     head: RequestHead,
     began: Instant,
     /// The site the application chose for it, once it has seen it.
@@ -147,7 +174,8 @@ impl Session {
     /// `client`.
     pub(crate) fn new(id: usize, service: Arc<Service>, client: IpAddr, now: Instant) -> Session {
         Session {
-            conn: Connection::new(id, Arc::clone(&service.settings), now),
+            proto: Protocol::H1(Connection::new(id, Arc::clone(&service.settings), now)),
+            sniffing: service.settings.http2,
             ledger: service.access_log.then(Box::default),
             service,
             client,
@@ -164,10 +192,22 @@ impl Session {
     /// name a site with another certificate.
     /// `version` is the protocol it agreed, as the access log writes it
     /// (`TLSv1.3`).
-    pub(crate) fn secured(&mut self, server_name: Option<&str>, version: &'static str) {
+    /// `http2`: ALPN agreed on `h2`, so the connection speaks it from its
+    /// first byte.
+    pub(crate) fn secured(
+        &mut self,
+        server_name: Option<&str>,
+        version: &'static str,
+        http2: bool,
+    ) {
         self.tls = Some(Box::new(Secured {
             server_name: server_name.map(Box::from),
         }));
+        // Under TLS the protocol is what ALPN said, never a guess.
+        self.sniffing = false;
+        if http2 {
+            self.speak_http2(Instant::now());
+        }
         if let Some(ledger) = self.ledger.as_deref_mut() {
             ledger.secured(version);
         }
@@ -198,14 +238,20 @@ impl Session {
                 true
             }
             Admission::Denied => {
-                self.conn.abort();
+                self.abort();
                 false
             }
             Admission::TooManyConnections { retry_after } => {
                 let status = StatusCode::SERVICE_UNAVAILABLE;
                 let refusal =
                     Response::error(status).with_header("Retry-After", retry_after.to_string());
-                if let Some(exchange) = self.conn.refuse(refusal, now) {
+                let Protocol::H1(conn) = &mut self.proto else {
+                    // Admission comes before a byte is read, so before HTTP/2.
+                    self.abort();
+                    return true;
+                };
+                self.sniffing = false;
+                if let Some(exchange) = conn.refuse(refusal, now) {
                     // No request was read: logged as `"-"`, as nginx logs one.
                     let unseen = Some("-".to_owned());
                     let site = self.service.app.default_site();
@@ -220,27 +266,42 @@ impl Session {
 
     /// Whether the driver should read from the socket now.
     pub(crate) fn wants_read(&self) -> bool {
-        self.conn.wants_read()
+        match &self.proto {
+            Protocol::H1(conn) => conn.wants_read(),
+            Protocol::H2(h2) => h2.conn.wants_read(),
+        }
     }
 
     /// Whether the session has no read buffer (an idle connection keeps none);
     /// the driver lends one from its pool with [`lend_buffer`](Self::lend_buffer).
     pub(crate) fn needs_buffer(&self) -> bool {
-        !self.conn.has_buffer()
+        match &self.proto {
+            Protocol::H1(conn) => !conn.has_buffer(),
+            Protocol::H2(h2) => !h2.conn.has_buffer(),
+        }
     }
 
     pub(crate) fn lend_buffer(&mut self, buffer: Vec<u8>) {
-        self.conn.attach_buffer(buffer);
+        match &mut self.proto {
+            Protocol::H1(conn) => conn.attach_buffer(buffer),
+            Protocol::H2(h2) => h2.conn.attach_buffer(buffer),
+        }
     }
 
     /// The lent buffer back, once nothing is buffered in it.
     pub(crate) fn reclaim_buffer(&mut self) -> Option<Vec<u8>> {
-        self.conn.detach_idle_buffer()
+        match &mut self.proto {
+            Protocol::H1(conn) => conn.detach_idle_buffer(),
+            Protocol::H2(h2) => h2.conn.detach_idle_buffer(),
+        }
     }
 
     /// Room to read into (empty when the input is full).
     pub(crate) fn read_buffer(&mut self) -> &mut [u8] {
-        self.conn.read_buffer()
+        match &mut self.proto {
+            Protocol::H1(conn) => conn.read_buffer(),
+            Protocol::H2(h2) => h2.conn.read_buffer(),
+        }
     }
 
     /// `n` bytes were read into [`read_buffer`](Self::read_buffer).
@@ -251,36 +312,102 @@ impl Session {
         // bytes that arrived after its poll returned (one `read` saying
         // `EAGAIN` where nothing changed).
         self.service.files_changed();
-        self.conn.received(n, now.instant);
+        match &mut self.proto {
+            Protocol::H1(conn) => conn.received(n, now.instant),
+            Protocol::H2(h2) => h2.conn.received(n, now.instant),
+        }
+        if self.sniffing && !self.sniff(now.instant) {
+            // Part of the preface, perhaps: wait for the rest before HTTP/1.1
+            // reads it as a request line.
+            return;
+        }
         self.advance(now);
+    }
+
+    /// On cleartext, before any request: whether the first bytes decide the
+    /// protocol yet. Those of HTTP/2's preface (RFC 9113 section 3.4) hand
+    /// the connection to the HTTP/2 core; any other byte leaves it to
+    /// HTTP/1.1, whose request line cannot begin with the preface. What it
+    /// costs an HTTP/1.1 client: one comparison of its first bytes.
+    fn sniff(&mut self, now: Instant) -> bool {
+        let Protocol::H1(conn) = &self.proto else {
+            self.sniffing = false;
+            return true;
+        };
+        if !conn.untouched() {
+            self.sniffing = false;
+            return true;
+        }
+        let data = conn.received_data();
+        let preface = &h2::PREFACE[..];
+        if data.len() < preface.len() && preface.starts_with(data) {
+            return data.is_empty();
+        }
+        self.sniffing = false;
+        if data.starts_with(preface) {
+            self.speak_http2(now);
+        }
+        true
+    }
+
+    /// From here on the connection is HTTP/2's: its core takes over the
+    /// input (and what it holds) and says its SETTINGS.
+    fn speak_http2(&mut self, now: Instant) {
+        let Protocol::H1(conn) = &mut self.proto else {
+            return;
+        };
+        let input = conn.take_input();
+        let id = conn.id();
+        let settings = Arc::clone(&self.service.settings);
+        let conn = h2::Connection::new(id, settings, input, now);
+        self.proto = Protocol::H2(Box::new(H2 {
+            conn,
+            uploads: Vec::new(),
+        }));
     }
 
     /// The client closed its sending side.
     pub(crate) fn received_eof(&mut self, now: Now<'_>) {
-        self.conn.received_eof(now.instant);
+        self.sniffing = false;
+        match &mut self.proto {
+            Protocol::H1(conn) => conn.received_eof(now.instant),
+            Protocol::H2(h2) => h2.conn.received_eof(now.instant),
+        }
         self.advance(now);
     }
 
     // ----- writing -----------------------------------------------------------
 
+    fn output(&self) -> &WriteQueue {
+        match &self.proto {
+            Protocol::H1(conn) => conn.output(),
+            Protocol::H2(h2) => h2.conn.output(),
+        }
+    }
+
     /// Whether anything waits to be written.
     pub(crate) fn has_output(&self) -> bool {
-        self.conn.has_output()
+        match &self.proto {
+            Protocol::H1(conn) => conn.has_output(),
+            Protocol::H2(h2) => h2.conn.has_output(),
+        }
     }
 
     /// What to write next: in-memory bytes (filling `slices` for `writev`) or a
     /// file range (for `sendfile`).
     pub(crate) fn front<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> Front<'a> {
-        self.conn.output().front(slices)
+        self.output().front(slices)
     }
 
     /// `n` bytes from the front were written.
     pub(crate) fn written(&mut self, n: usize, now: Now<'_>) {
         let (ledger, stats) = (&mut self.ledger, &self.service.stats);
         let in_flight = &mut self.in_flight;
-        self.conn.written(n, now.instant, &mut |delivery| {
-            record_delivery(ledger, stats, in_flight, delivery);
-        });
+        let mut delivered = |delivery| record_delivery(ledger, stats, in_flight, delivery);
+        match &mut self.proto {
+            Protocol::H1(conn) => conn.written(n, now.instant, &mut delivered),
+            Protocol::H2(h2) => h2.conn.written(n, now.instant, &mut delivered),
+        }
         // Room in the queue may let pipelined requests in.
         self.advance(now);
     }
@@ -288,29 +415,38 @@ impl Session {
     /// True once, when the driver should shut down the sending side of the
     /// socket (`shutdown(SHUT_WR)`) and keep reading: the lingering close.
     pub(crate) fn take_shutdown_request(&mut self) -> bool {
-        self.conn.take_shutdown_request()
+        match &mut self.proto {
+            Protocol::H1(conn) => conn.take_shutdown_request(),
+            Protocol::H2(h2) => h2.conn.take_shutdown_request(),
+        }
     }
 
     // ----- time and life -----------------------------------------------------
 
     /// When [`on_deadline`](Self::on_deadline) must next be called, if ever.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.conn.deadline()
+        match &self.proto {
+            Protocol::H1(conn) => conn.deadline(),
+            Protocol::H2(h2) => h2.conn.deadline(),
+        }
     }
 
     /// Time has reached (or passed) the deadline.
     pub(crate) fn on_deadline(&mut self, now: Now<'_>) {
-        self.conn.on_deadline(now);
+        match &mut self.proto {
+            Protocol::H1(conn) => conn.on_deadline(now),
+            Protocol::H2(h2) => h2.conn.on_deadline(now),
+        }
         self.advance(now);
     }
 
     /// What the connection is doing, for the status page (the driver knows
     /// when it is in a TLS handshake).
     pub(crate) fn phase(&self) -> Phase {
-        if self.conn.has_output() {
+        if self.has_output() {
             return Phase::Writing;
         }
-        match self.conn.state() {
+        match self.state() {
             State::Idle => Phase::Waiting,
             State::ReadingHead | State::ReadingBody | State::DiscardingBody => Phase::Reading,
             State::AwaitingAnswer => Phase::Writing,
@@ -318,19 +454,34 @@ impl Session {
         }
     }
 
+    /// Its HTTP/2 streams open now, for the status page (`None`: HTTP/1.1).
+    pub(crate) fn streams(&self) -> Option<usize> {
+        match &self.proto {
+            Protocol::H1(_) => None,
+            Protocol::H2(h2) => Some(h2.conn.open_streams()),
+        }
+    }
+
     /// Waiting for a request, none begun.
     pub(crate) fn is_idle(&self) -> bool {
-        self.conn.state() == crate::http::State::Idle
+        self.state() == State::Idle
     }
 
     /// The driver should close the socket.
     pub(crate) fn is_closed(&self) -> bool {
-        self.conn.is_closed()
+        match &self.proto {
+            Protocol::H1(conn) => conn.is_closed(),
+            Protocol::H2(h2) => h2.conn.is_closed(),
+        }
     }
 
-    /// Graceful shutdown: finish the exchange in hand, start no other.
+    /// Graceful shutdown: finish the exchange in hand (over HTTP/2, the
+    /// streams begun: GOAWAY tells the client which), start no other.
     pub(crate) fn drain(&mut self, now: Now<'_>) {
-        self.conn.drain();
+        match &mut self.proto {
+            Protocol::H1(conn) => conn.drain(),
+            Protocol::H2(h2) => h2.conn.drain(),
+        }
         self.advance(now);
     }
 
@@ -339,18 +490,27 @@ impl Session {
     pub(crate) fn abort(&mut self) {
         self.sink = None;
         self.current = None;
-        self.conn.abort();
+        match &mut self.proto {
+            Protocol::H1(conn) => conn.abort(),
+            Protocol::H2(h2) => {
+                h2.uploads.clear();
+                h2.conn.abort();
+            }
+        }
         self.account_for_the_close();
     }
 
     /// Response bytes queued and not yet written, for the status page.
     pub(crate) fn queued_bytes(&self) -> usize {
-        self.conn.output().buffered_bytes()
+        self.output().buffered_bytes()
     }
 
     /// Requests answered completely on this connection.
     pub(crate) fn served(&self) -> u64 {
-        self.conn.served()
+        match &self.proto {
+            Protocol::H1(conn) => conn.served(),
+            Protocol::H2(h2) => h2.conn.served(),
+        }
     }
 
     /// The request line of the request in hand, for the error log.
@@ -375,7 +535,16 @@ impl Session {
     pub(crate) fn recover_from_panic(&mut self, now: Now<'_>) {
         self.sink = None;
         let current = self.current.take();
-        if let Some(exchange) = self.conn.recover_from_bug(now) {
+        let answered = match &mut self.proto {
+            Protocol::H1(conn) => conn.recover_from_bug(now),
+            Protocol::H2(h2) => {
+                h2.uploads.clear();
+                let stream = current.as_deref().and_then(|in_hand| in_hand.stream);
+                let exchange = current.as_deref().map(|in_hand| in_hand.exchange);
+                exchange.filter(|_| h2.conn.recover_from_bug(stream, now))
+            }
+        };
+        if let Some(exchange) = answered {
             let head = current.as_deref().map(|in_hand| &in_hand.head);
             let began = current
                 .as_deref()
@@ -392,8 +561,20 @@ impl Session {
     /// Runs the core's events through the application until the connection has
     /// to wait for the socket or the clock.
     fn advance(&mut self, now: Now<'_>) {
+        if matches!(self.proto, Protocol::H2(_)) {
+            self.advance_h2(now);
+        } else {
+            self.advance_h1(now);
+        }
+        self.account_for_the_close();
+    }
+
+    fn advance_h1(&mut self, now: Now<'_>) {
         loop {
-            match self.conn.next_event(now) {
+            let Protocol::H1(conn) = &mut self.proto else {
+                return;
+            };
+            match conn.next_event(now) {
                 Event::Request {
                     exchange,
                     head,
@@ -403,35 +584,18 @@ impl Session {
                     // the application can still be told apart by its request line.
                     let in_hand = InHand {
                         exchange,
+                        stream: None,
                         head,
                         began,
                         site: None,
                     };
-                    let in_hand = self.current.insert(Box::new(in_hand));
-                    let head = &in_hand.head;
-                    let rate = match (&self.service.clients, self.hold) {
-                        (Some(clients), Some(hold)) => clients.take_request(hold, now.instant),
-                        _ => Ok(()),
-                    };
-                    let reply = match rate {
-                        // Not shown to the application: filed under the
-                        // default site, as a request it could not read.
-                        Err(wait) => Reply::Respond(too_many_requests(wait)),
-                        Ok(()) => {
-                            let peer = Peer {
-                                client: self.client,
-                                tls: self.tls.as_ref().map(|t| t.server_name.as_deref()),
-                            };
-                            let (reply, site) = self.service.app.handle(head, peer, now);
-                            in_hand.site = Some(site);
-                            reply
-                        }
-                    };
-                    match reply {
+                    match self.handle(in_hand, now) {
                         Reply::Respond(response) => self.respond(response, now),
                         Reply::ReadBody(sink) => {
                             self.sink = Some(sink);
-                            self.conn.read_body();
+                            if let Protocol::H1(conn) = &mut self.proto {
+                                conn.read_body();
+                            }
                         }
                     }
                 }
@@ -457,7 +621,143 @@ impl Session {
                 Event::Pending => break,
             }
         }
-        self.account_for_the_close();
+    }
+
+    /// Hands a request to the application, unless its client is over its
+    /// rate. It is kept in hand while the application works, so that a
+    /// panic there can still be told apart by its request line.
+    fn handle(&mut self, in_hand: InHand, now: Now<'_>) -> Reply {
+        let in_hand = self.current.insert(Box::new(in_hand));
+        let rate = match (&self.service.clients, self.hold) {
+            (Some(clients), Some(hold)) => clients.take_request(hold, now.instant),
+            _ => Ok(()),
+        };
+        match rate {
+            // Not shown to the application: filed under the default site,
+            // as a request it could not read.
+            Err(wait) => Reply::Respond(too_many_requests(wait)),
+            Ok(()) => {
+                let peer = Peer {
+                    client: self.client,
+                    tls: self.tls.as_ref().map(|t| t.server_name.as_deref()),
+                };
+                let (reply, site) = self.service.app.handle(&in_hand.head, peer, now);
+                in_hand.site = Some(site);
+                reply
+            }
+        }
+    }
+
+    /// HTTP/2's events: the same requests, bodies and answers as
+    /// HTTP/1.1's, each on its stream, several bodies at once.
+    fn advance_h2(&mut self, now: Now<'_>) {
+        loop {
+            let Protocol::H2(h2) = &mut self.proto else {
+                return;
+            };
+            match h2.conn.next_event(now) {
+                h2::Event::Request {
+                    stream,
+                    exchange,
+                    head,
+                    began,
+                } => {
+                    let in_hand = InHand {
+                        exchange,
+                        stream: Some(stream),
+                        head,
+                        began,
+                        site: None,
+                    };
+                    let reply = self.handle(in_hand, now);
+                    let Some(in_hand) = self.current.take() else {
+                        continue;
+                    };
+                    match reply {
+                        Reply::Respond(response) => self.respond_h2(in_hand, response, now),
+                        Reply::ReadBody(sink) => {
+                            if let Protocol::H2(h2) = &mut self.proto {
+                                h2.uploads.push(Upload {
+                                    stream,
+                                    in_hand,
+                                    sink,
+                                });
+                                h2.conn.read_body(stream);
+                            }
+                        }
+                    }
+                }
+                h2::Event::Body { stream, data } => {
+                    let upload = h2.uploads.iter_mut().find(|u| u.stream == stream);
+                    let refused = match upload {
+                        Some(upload) => upload.sink.write(data).err(),
+                        None => Some(Response::error(StatusCode::INTERNAL_SERVER_ERROR)),
+                    };
+                    if let Some(response) = refused
+                        && let Some(upload) = self.take_upload(stream)
+                    {
+                        // Dropping the sink abandons what it had written.
+                        self.respond_h2(upload.in_hand, response, now);
+                    }
+                }
+                h2::Event::BodyEnd { stream } => {
+                    if let Some(upload) = self.take_upload(stream) {
+                        let response = upload.sink.finish();
+                        self.respond_h2(upload.in_hand, response, now);
+                    }
+                }
+                h2::Event::BodyFailed { stream, error } => {
+                    if let Some(upload) = self.take_upload(stream) {
+                        let status = error.status().unwrap_or(StatusCode::BAD_REQUEST);
+                        self.respond_h2(upload.in_hand, Response::error(status), now);
+                    }
+                }
+                h2::Event::Cancelled { stream } => {
+                    self.take_upload(stream);
+                }
+                h2::Event::Refused {
+                    exchange,
+                    request_line,
+                    status,
+                    began,
+                } => {
+                    let site = self.service.app.default_site();
+                    let line = Some(request_line);
+                    self.note_answer(exchange, None, line, status, began, site);
+                }
+                h2::Event::Pending => break,
+            }
+        }
+        if let Protocol::H2(h2) = &mut self.proto {
+            let (ledger, stats) = (&mut self.ledger, &self.service.stats);
+            let in_flight = &mut self.in_flight;
+            h2.conn.take_cut_short(&mut |delivery| {
+                record_delivery(ledger, stats, in_flight, delivery);
+            });
+        }
+    }
+
+    fn take_upload(&mut self, stream: u32) -> Option<Upload> {
+        let Protocol::H2(h2) = &mut self.proto else {
+            return None;
+        };
+        let at = h2.uploads.iter().position(|u| u.stream == stream)?;
+        Some(h2.uploads.swap_remove(at))
+    }
+
+    fn respond_h2(&mut self, in_hand: Box<InHand>, response: Response, now: Now<'_>) {
+        let site = self.site_of(Some(&in_hand));
+        let InHand {
+            exchange,
+            stream,
+            head,
+            began,
+            ..
+        } = *in_hand;
+        self.note_answer(exchange, Some(&head), None, response.status(), began, site);
+        if let (Protocol::H2(h2), Some(stream)) = (&mut self.proto, stream) {
+            h2.conn.respond(stream, exchange, response, now);
+        }
     }
 
     fn respond(&mut self, response: Response, now: Now<'_>) {
@@ -471,7 +771,9 @@ impl Session {
             } = *in_hand;
             self.note_answer(exchange, Some(&head), None, response.status(), began, site);
         }
-        self.conn.respond(response, now);
+        if let Protocol::H1(conn) = &mut self.proto {
+            conn.respond(response, now);
+        }
     }
 
     /// The core could not read a request, and answered it if it still could.
@@ -520,14 +822,19 @@ impl Session {
     /// Once closed, what was still queued is dropped: the responses it cut
     /// short go to the ledger with the bytes that did leave.
     fn account_for_the_close(&mut self) {
-        if self.conn.is_closed() {
+        if self.is_closed() {
             self.sink = None;
             self.current = None;
             let (ledger, stats) = (&mut self.ledger, &self.service.stats);
             let in_flight = &mut self.in_flight;
-            self.conn.abandon_output(&mut |delivery| {
-                record_delivery(ledger, stats, in_flight, delivery);
-            });
+            let mut delivered = |delivery| record_delivery(ledger, stats, in_flight, delivery);
+            match &mut self.proto {
+                Protocol::H1(conn) => conn.abandon_output(&mut delivered),
+                Protocol::H2(h2) => {
+                    h2.uploads.clear();
+                    h2.conn.abandon_output(&mut delivered);
+                }
+            }
             // Answers the core never queued (none is expected) have no
             // delivery to wait for.
             if let Some(in_flight) = self.in_flight.as_deref_mut() {
@@ -539,16 +846,20 @@ impl Session {
     /// Bytes buffered in and out, for the bounds the harness checks.
     #[cfg(any(test, feature = "harness"))]
     pub(crate) fn buffered(&self) -> (usize, usize) {
-        (
-            self.conn.buffered_input(),
-            self.conn.output().buffered_bytes(),
-        )
+        let input = match &self.proto {
+            Protocol::H1(conn) => conn.buffered_input(),
+            Protocol::H2(h2) => h2.conn.buffered_input(),
+        };
+        (input, self.output().buffered_bytes())
     }
 
     /// The core's state: for the status page's live view, and the harness's
     /// transcripts.
     pub(crate) fn state(&self) -> crate::http::State {
-        self.conn.state()
+        match &self.proto {
+            Protocol::H1(conn) => conn.state(),
+            Protocol::H2(h2) => h2.conn.state(),
+        }
     }
 }
 
@@ -593,19 +904,13 @@ fn record_delivery(
 struct InFlight(VecDeque<(u64, SiteSlot)>);
 
 impl InFlight {
-    /// The site of `exchange`, delivered: taken from the front, since the
-    /// core delivers responses in the order they were answered (any before
-    /// it, never queued, are dropped).
+    /// The site of `exchange`, delivered. HTTP/1.1 delivers responses in
+    /// the order they were answered, so it is the front one; HTTP/2's
+    /// streams end in any order, among at most its hundred streams.
     fn site_of(&mut self, exchange: u64) -> SiteSlot {
-        while self.0.front().is_some_and(|(e, _)| *e < exchange) {
-            self.0.pop_front();
-        }
-        match self.0.front() {
-            Some(&(e, site)) if e == exchange => {
-                self.0.pop_front();
-                site
-            }
-            _ => SiteSlot::OTHER,
+        match self.0.iter().position(|(e, _)| *e == exchange) {
+            Some(at) => self.0.remove(at).map_or(SiteSlot::OTHER, |(_, site)| site),
+            None => SiteSlot::OTHER,
         }
     }
 }

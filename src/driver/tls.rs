@@ -64,6 +64,8 @@ pub(crate) struct TlsConfig {
 struct Files {
     default: Option<TlsFiles>,
     sites: Vec<TlsFiles>,
+    /// ALPN offers `h2` before `http/1.1` (unless `--no-http2`).
+    http2: bool,
 }
 
 struct Loaded {
@@ -82,10 +84,12 @@ impl TlsConfig {
         default: Option<&TlsFiles>,
         site_certs: &[TlsFiles],
         sites: Option<LoadedSites>,
+        http2: bool,
     ) -> Result<TlsConfig, String> {
         let files = Files {
             default: default.cloned(),
             sites: site_certs.to_vec(),
+            http2,
         };
         let loaded = load(&files, sites.as_ref())?;
         Ok(TlsConfig {
@@ -126,9 +130,11 @@ impl TlsConfig {
     /// Serves the certificates of a configuration read again (SIGHUP with
     /// `--config`), whether or not their files changed.
     pub(crate) fn replace(&self, default: Option<&TlsFiles>, site_certs: &[TlsFiles]) -> bool {
+        let http2 = self.files.lock().unwrap_or_else(|p| p.into_inner()).http2;
         let files = Files {
             default: default.cloned(),
             sites: site_certs.to_vec(),
+            http2,
         };
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         let swapped = self.swap(&mut current, &files);
@@ -232,7 +238,13 @@ fn load(files: &Files, names: Option<&LoadedSites>) -> Result<Loaded, String> {
         .map_err(|e| format!("TLS: {e}"))?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(resolver));
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // The server's order decides (rustls picks the first of ours the client
+    // offers): HTTP/2 when the client can, HTTP/1.1 otherwise.
+    config.alpn_protocols = if files.http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
     config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| format!("TLS: {e}"))?;
     Ok(Loaded {
@@ -475,6 +487,11 @@ impl Tls {
 
     /// The protocol version agreed, as access logs write it (nginx's
     /// `$ssl_protocol`): `TLSv1.3` or `TLSv1.2`, the only two offered.
+    /// Whether ALPN agreed on HTTP/2.
+    pub(crate) fn agreed_http2(&self) -> bool {
+        self.conn.alpn_protocol() == Some(b"h2")
+    }
+
     pub(crate) fn protocol(&self) -> &'static str {
         match self.conn.protocol_version() {
             Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",

@@ -286,7 +286,7 @@ fn deliver(tls: &mut Tls, session: &mut Session, time: &mut impl Time) -> io::Re
     if let Some(server_name) = tls.take_server_name() {
         // Before the first byte of plaintext: the session's requests are
         // answered by the site the handshake was for, or refused (421).
-        session.secured(server_name.as_deref(), tls.protocol());
+        session.secured(server_name.as_deref(), tls.protocol(), tls.agreed_http2());
     }
     let mut moved = 0;
     while session.wants_read() && !session.is_closed() {

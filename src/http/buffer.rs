@@ -9,7 +9,7 @@
 pub(crate) const READ_SIZE: usize = 16 * 1024;
 
 #[derive(Debug, Default)]
-pub(super) struct InputBuffer {
+pub(crate) struct InputBuffer {
     /// Allocated and initialised storage; `storage.len()` is the capacity.
     storage: Vec<u8>,
     start: usize,
@@ -18,25 +18,25 @@ pub(super) struct InputBuffer {
 
 impl InputBuffer {
     /// The bytes received and not yet consumed.
-    pub(super) fn data(&self) -> &[u8] {
+    pub(crate) fn data(&self) -> &[u8] {
         &self.storage[self.start..self.end]
     }
 
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.end - self.start
     }
 
-    pub(super) fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.start == self.end
     }
 
     /// Whether storage is attached (a pooled buffer, or one grown for a large head).
-    pub(super) fn has_storage(&self) -> bool {
+    pub(crate) fn has_storage(&self) -> bool {
         !self.storage.is_empty()
     }
 
     /// Attaches pooled storage. The pool hands out zero-filled, fixed-size vectors.
-    pub(super) fn attach(&mut self, storage: Vec<u8>) {
+    pub(crate) fn attach(&mut self, storage: Vec<u8>) {
         debug_assert!(self.is_empty());
         if self.storage.is_empty() {
             self.storage = storage;
@@ -46,7 +46,7 @@ impl InputBuffer {
     }
 
     /// Detaches the storage when nothing is buffered, for the pool to reuse.
-    pub(super) fn detach_if_empty(&mut self) -> Option<Vec<u8>> {
+    pub(crate) fn detach_if_empty(&mut self) -> Option<Vec<u8>> {
         if self.is_empty() && !self.storage.is_empty() {
             self.start = 0;
             self.end = 0;
@@ -58,7 +58,7 @@ impl InputBuffer {
 
     /// Room to read into: at least `READ_SIZE / 4` bytes unless `max_len` bytes are
     /// already buffered, in which case it is empty. Compacts before it grows.
-    pub(super) fn spare(&mut self, max_len: usize) -> &mut [u8] {
+    pub(crate) fn spare(&mut self, max_len: usize) -> &mut [u8] {
         if self.storage.is_empty() {
             self.storage = vec![0; READ_SIZE];
         }
@@ -81,13 +81,13 @@ impl InputBuffer {
     }
 
     /// Records that `n` bytes were read into [`spare`](Self::spare).
-    pub(super) fn commit(&mut self, n: usize) {
+    pub(crate) fn commit(&mut self, n: usize) {
         debug_assert!(self.end + n <= self.storage.len());
         self.end = (self.end + n).min(self.storage.len());
     }
 
     /// Drops `n` bytes from the front.
-    pub(super) fn consume(&mut self, n: usize) {
+    pub(crate) fn consume(&mut self, n: usize) {
         debug_assert!(n <= self.len());
         self.start = (self.start + n).min(self.end);
         if self.start == self.end {
@@ -97,7 +97,7 @@ impl InputBuffer {
     }
 
     /// Drops everything buffered.
-    pub(super) fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.start = 0;
         self.end = 0;
     }

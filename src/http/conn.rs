@@ -87,13 +87,27 @@ pub(crate) struct Now<'a> {
 
 /// Everything a connection is configured with (shared by every connection of a
 /// driver, not copied into each).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Settings {
     pub limits: Limits,
     pub timeouts: Timeouts,
     /// `Strict-Transport-Security: max-age=N` on every response (an HTTPS
     /// listener's, with `--hsts N`; never a plaintext one's, RFC 6797 7.2).
     pub strict_transport_max_age: Option<u64>,
+    /// HTTP/2 is spoken: offered by ALPN over TLS, and recognised by its
+    /// preface on cleartext (`--no-http2` turns both off).
+    pub http2: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+            strict_transport_max_age: None,
+            http2: true,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -528,6 +542,28 @@ impl Connection {
 
     pub(crate) fn attach_buffer(&mut self, storage: Vec<u8>) {
         self.input.attach(storage);
+    }
+
+    /// The driver's name for it (its token).
+    pub(crate) fn id(&self) -> usize {
+        self.id
+    }
+
+    /// The bytes received and not yet read, for a session that looks for
+    /// HTTP/2's preface before any request is read.
+    pub(crate) fn received_data(&self) -> &[u8] {
+        self.input.data()
+    }
+
+    /// Whether nothing has happened yet that HTTP/1.1 would have to answer:
+    /// no request begun or refused, nothing queued.
+    pub(crate) fn untouched(&self) -> bool {
+        self.exchanges == 0 && self.state() == State::Idle && !self.has_output()
+    }
+
+    /// The input, with what it holds, for the HTTP/2 core to take over.
+    pub(crate) fn take_input(&mut self) -> InputBuffer {
+        std::mem::take(&mut self.input)
     }
 
     /// Hands the input buffer's storage back when it holds nothing, so an idle

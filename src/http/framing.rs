@@ -115,7 +115,9 @@ fn parse_content_length(value: &[u8]) -> Result<u64, ProtocolError> {
 fn wants_keep_alive(head: &RequestHead) -> bool {
     let listed = |token| contains_token(head.headers("connection"), token);
     match head.version() {
-        Version::Http11 => !listed("close"),
+        // HTTP/2 heads never come here (their core frames them), but a
+        // stream ends without ending the connection.
+        Version::Http11 | Version::Http2 => !listed("close"),
         Version::Http10 => listed("keep-alive") && !listed("close"),
     }
 }

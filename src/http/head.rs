@@ -174,7 +174,10 @@ fn check_target(head: &RequestHead) -> Result<(), ProtocolError> {
 fn check_host(head: &RequestHead) -> Result<(), ProtocolError> {
     let mut hosts = head.headers("host");
     match (hosts.next(), hosts.next(), head.version()) {
-        (None, _, Version::Http11) => Err(ProtocolError::Malformed("missing Host")),
+        // HTTP/2 heads are parsed as HTTP/1.1 ones (src/h2/request.rs).
+        (None, _, Version::Http11 | Version::Http2) => {
+            Err(ProtocolError::Malformed("missing Host"))
+        }
         (None, _, Version::Http10) => Ok(()),
         (Some(_), Some(_), _) => Err(ProtocolError::Malformed("more than one Host")),
         (Some(value), None, _) => super::target::check_authority(trim_ows(value))

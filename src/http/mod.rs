@@ -33,25 +33,31 @@ mod tokens;
 pub(crate) use conn::{Now, Settings};
 #[cfg(any(test, feature = "harness"))]
 pub use limits::Limits;
+#[cfg(not(any(test, feature = "harness")))]
+pub(crate) use limits::Limits;
 pub(crate) use output::Front;
-pub(crate) use request::{Method, RequestHead};
+pub(crate) use request::{Method, RequestHead, Version};
 pub(crate) use response::Fields;
 pub(crate) use response::{Body, Chunk, Response};
 pub(crate) use status::StatusCode;
 
-// What the rest of the crate works with.
-pub(crate) use buffer::READ_SIZE;
+// What the rest of the crate works with (the HTTP/2 core among it, which
+// shares the input buffer, the write queue and the request parser).
+pub(crate) use buffer::{InputBuffer, READ_SIZE};
 pub(crate) use conn::State;
 pub(crate) use conn::{Connection, Event, Failure};
+pub(crate) use error::ProtocolError;
+pub(crate) use head::parse as parse_head;
 pub(crate) use limits::MAX_HEADERS_CEILING;
 pub(crate) use output::Delivered;
+pub(crate) use output::WriteQueue;
 pub(crate) use tokens::{list_elements, weighted};
 
 // What the fuzz targets feed directly (through `crate::testkit::parsers`).
 #[cfg(any(test, feature = "harness"))]
 pub(crate) use framing::semantics;
 #[cfg(any(test, feature = "harness"))]
-pub(crate) use head::{HeadScanner, parse as parse_head};
+pub(crate) use head::HeadScanner;
 
 /// A parsed head from text, for the application's unit tests.
 #[cfg(test)]

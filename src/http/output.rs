@@ -211,6 +211,20 @@ impl WriteQueue {
         });
     }
 
+    /// Marks the end of the response to `exchange`, whose body (`body_len`
+    /// bytes) went out in frames between other streams' (HTTP/2): exact
+    /// once delivered; cut short, its bytes count as if they were the last
+    /// before its end.
+    pub(crate) fn end_stream_response(&mut self, exchange: u64, body_len: u64) {
+        let body_start = self.queued.saturating_sub(body_len);
+        self.end_response(exchange, body_start);
+    }
+
+    /// Bytes queued and not yet written, file ranges included.
+    pub(crate) fn unsent(&self) -> u64 {
+        self.queued - self.written
+    }
+
     /// Stream offset of the next byte to be queued.
     pub(crate) fn queued(&self) -> u64 {
         self.queued

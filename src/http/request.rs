@@ -42,11 +42,13 @@ impl Method {
     }
 }
 
-/// The two HTTP versions a request line may carry (anything else is refused earlier).
+/// The two HTTP versions a request line may carry (anything else is refused
+/// earlier), and HTTP/2, whose requests become heads like theirs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Version {
     Http10,
     Http11,
+    Http2,
 }
 
 impl Version {
@@ -54,6 +56,7 @@ impl Version {
         match self {
             Version::Http10 => "HTTP/1.0",
             Version::Http11 => "HTTP/1.1",
+            Version::Http2 => "HTTP/2.0",
         }
     }
 }
@@ -166,6 +169,11 @@ impl RequestHead {
 
     pub(crate) fn version(&self) -> Version {
         self.version
+    }
+
+    /// The head of an HTTP/2 request, which was parsed as HTTP/1.1's.
+    pub(crate) fn set_version(&mut self, version: Version) {
+        self.version = version;
     }
 
     /// The first value of a header field; names compare case-insensitively.

@@ -64,7 +64,6 @@ impl Body {
         self.chunks.iter().map(Chunk::len).sum()
     }
 
-    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.chunks.is_empty()
     }

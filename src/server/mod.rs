@@ -111,9 +111,14 @@ fn load_certificate(config: &Config) -> io::Result<Option<TlsConfig>> {
         return Ok(None);
     }
     let sites = config.app.sites.clone();
-    TlsConfig::load(config.tls.as_ref(), &config.site_certs, sites)
-        .map(Some)
-        .map_err(io::Error::other)
+    TlsConfig::load(
+        config.tls.as_ref(),
+        &config.site_certs,
+        sites,
+        config.http.http2,
+    )
+    .map(Some)
+    .map_err(io::Error::other)
 }
 
 /// Step 2: the soft descriptor limit raised, with a warning when

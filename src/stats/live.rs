@@ -52,6 +52,8 @@ pub(crate) struct ConnView {
     pub(crate) state: State,
     /// Still in its TLS handshake.
     pub(crate) handshaking: bool,
+    /// Over HTTP/2, its streams open now (`None`: HTTP/1.1).
+    pub(crate) streams: Option<usize>,
     /// The readiness registered with the poll: `R`, or `RW` while the
     /// socket has refused bytes the connection still holds.
     pub(crate) interest: &'static str,
@@ -131,6 +133,7 @@ mod tests {
 
     fn conn(token: usize, state: State) -> ConnView {
         ConnView {
+            streams: None,
             token,
             client: IpAddr::from([127, 0, 0, 1]),
             state,

@@ -261,10 +261,12 @@ fn live_json(out: &mut String, s: &Snapshot, now: Instant) {
             let deadline = conn
                 .deadline_in
                 .map_or("null".to_owned(), |d| d.as_millis().to_string());
+            let streams = conn.streams.map_or("null".to_owned(), |n| n.to_string());
             let _ = write!(
                 out,
                 "{comma}{{\"token\":{},\"client\":\"{}\",\"state\":\"{:?}\",\"handshake\":{},\
-                 \"interest\":\"{}\",\"queued\":{},\"deadline_ms\":{deadline},\"served\":{}}}",
+                 \"streams\":{streams},\"interest\":\"{}\",\"queued\":{},\"deadline_ms\":{deadline},\
+                 \"served\":{}}}",
                 conn.token,
                 conn.client,
                 conn.state,
@@ -612,6 +614,7 @@ mod tests {
             client: "192.0.2.9".parse().unwrap(),
             state: State::ReadingBody,
             handshaking: false,
+            streams: Some(2),
             interest: "RW",
             queued: 512,
             deadline_in: Some(Duration::from_millis(1500)),
@@ -633,7 +636,8 @@ mod tests {
         assert!(
             text.contains(
                 "\"connections\":{\"count\":1,\"shown\":[{\"token\":3,\"client\":\"192.0.2.9\",\
-                 \"state\":\"ReadingBody\",\"handshake\":false,\"interest\":\"RW\",\"queued\":512,\
+                 \"state\":\"ReadingBody\",\"handshake\":false,\"streams\":2,\"interest\":\"RW\",\
+                 \"queued\":512,\
                  \"deadline_ms\":1500,\"served\":4}]}"
             ),
             "{text}"

@@ -121,9 +121,10 @@
     const turns = table(["turn", "events", "deadlines due", "time in the turn"],
       view.turns.slice().reverse().map((t) => [t.turn, t.events, t.deadlines, `${t.micros} µs`]));
     const rows = conns.shown.map((c) => [`#${c.token}`, c.client,
-      c.handshake ? `${c.state} (TLS handshake)` : c.state, c.interest, c.queued,
+      c.handshake ? `${c.state} (TLS handshake)` : c.state,
+      c.streams === null ? "HTTP/1.1" : `HTTP/2, ${c.streams} open`, c.interest, c.queued,
       c.deadline_ms === null ? "none" : `${(c.deadline_ms / 1000).toFixed(1)} s`, c.served]);
-    const list = table(["token", "client", "state", "interest", "queued bytes", "deadline in",
+    const list = table(["token", "client", "state", "streams", "interest", "queued bytes", "deadline in",
       "requests served"], rows, `connections-${view.loop}`);
     const more = conns.count > conns.shown.length
       ? el("p", {}, `and ${conns.count - conns.shown.length} more`) : "";

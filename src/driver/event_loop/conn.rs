@@ -405,6 +405,7 @@ impl Conn {
             client: session.client(),
             state: session.state(),
             handshaking: self.transport.phase(session) == Phase::Handshake,
+            streams: session.streams(),
             interest: match self.registered.is_writable() {
                 true => "RW",
                 false => "R",
