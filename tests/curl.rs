@@ -15,7 +15,7 @@ every_model!(
 
 fn curl(server: &Server, args: &[&str]) -> (String, String) {
     let output = Command::new("curl")
-        .args(["--silent", "--show-error", "--max-time", "10"])
+        .args(["--silent", "--show-error", "--max-time", "10", "--http1.1"])
         .args(server.curl_trust())
         .args(args)
         .output()

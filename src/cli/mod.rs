@@ -80,6 +80,11 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS", requires = "tls_cert")]
     pub hsts: Option<u64>,
 
+    /// Speak HTTP/1.1 only: no `h2` in ALPN over TLS, and no HTTP/2 by prior
+    /// knowledge on cleartext (whose preface is then a bad request).
+    #[arg(long)]
+    pub no_http2: bool,
+
     /// Folder behind /files/{name}: GET and HEAD read a file, POST writes one
     /// (anyone who can reach the port may, unless --auth-file). Served with
     /// or without --no-builtins.
@@ -345,6 +350,7 @@ impl Cli {
             .map(|(cert, key)| TlsFiles { cert, key });
         config.redirect_http = self.redirect_http;
         config.http.strict_transport_max_age = self.hsts;
+        config.http.http2 = !self.no_http2;
         config.threads = self.threads;
         config.workers = self.workers;
         if let Some(dir) = self.directory {

@@ -76,6 +76,13 @@ const CLOSED_REMEMBERED: usize = 64;
 /// opens a new connection before its ids run out (2^31 - 1).
 const LAST_USABLE_STREAM: u32 = (1 << 31) - 1 - 2 * MAX_STREAMS as u32;
 
+/// The most input an HTTP/2 connection holds, with `--max-head-bytes` at
+/// `max_head_bytes`: HTTP/1.1's bound, or one whole frame of our largest.
+pub(crate) fn input_bound(max_head_bytes: usize) -> usize {
+    let largest_frame = frame::HEAD_LEN + frame::DEFAULT_MAX_FRAME_SIZE as usize;
+    max_head_bytes.max(READ_SIZE).max(largest_frame)
+}
+
 /// What the application is told, one at a time, in order.
 #[derive(Debug)]
 pub(crate) enum Event<'a> {
@@ -260,9 +267,10 @@ impl Connection {
 
     // ----- input -------------------------------------------------------------
 
-    /// The most input held: one whole frame of the largest size we allow.
+    /// The most input held: what HTTP/1.1 may hold, and at least one whole
+    /// frame of the largest size we allow.
     fn input_bound(&self) -> usize {
-        (frame::HEAD_LEN + frame::DEFAULT_MAX_FRAME_SIZE as usize).max(READ_SIZE) + READ_SIZE
+        input_bound(self.settings.limits.max_head_bytes)
     }
 
     /// Backpressure: a peer that does not read what we send (PING answers,
@@ -924,16 +932,15 @@ impl Connection {
             return Ok(Outcome::Nothing);
         };
         log::trace!("#{} s{id}: reset by the peer: {code:?}", self.id);
-        let reading = stream.reading();
+        if stream.reading() {
+            self.told.push_back(Event::Cancelled { stream: id });
+        }
         self.forget(id, false);
         if self.budget.reset(self.clock).is_err() {
             return Err(H2Error::Connection(
                 ErrorCode::ENHANCE_YOUR_CALM,
                 "too many streams reset",
             ));
-        }
-        if reading {
-            return Ok(Outcome::Told(Event::Cancelled { stream: id }));
         }
         Ok(Outcome::Nothing)
     }

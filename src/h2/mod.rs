@@ -25,4 +25,4 @@ mod request;
 mod response;
 mod stream;
 
-pub(crate) use conn::{Connection, Event, PREFACE};
+pub(crate) use conn::{Connection, Event, PREFACE, input_bound};

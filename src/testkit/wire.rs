@@ -185,7 +185,9 @@ impl Wire {
     fn check_bounds(&self) {
         let limits = Settings::default().limits;
         let (input, output) = self.session.buffered();
-        let input_bound = limits.max_head_bytes.max(READ_SIZE);
+        // HTTP/2's holds one whole frame at least (it is HTTP/1.1's by default).
+        let input_bound = crate::h2::input_bound(limits.max_head_bytes);
+        debug_assert!(input_bound >= limits.max_head_bytes.max(READ_SIZE));
         assert!(
             input <= input_bound,
             "input buffer {input} over its bound {input_bound}"
