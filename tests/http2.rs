@@ -17,6 +17,7 @@ use common::{IO_TIMEOUT, Model, Server, have_curl};
 every_model!(
     curl_fetches_every_kind_of_resource_over_http2,
     nghttp_multiplexes_streams_on_one_connection,
+    http1_and_http2_give_the_same_answers,
 );
 
 /// A site of a text page, a 3 MiB file and a folder, with a /files/ store.
@@ -154,6 +155,112 @@ fn curl_fetches_every_kind_of_resource_over_http2(model: Model) {
         curl2(&server, &[&url("/files/up.bin")]) == upload,
         "the upload differs"
     );
+}
+
+/// What curl saw of one exchange: the status, the fields less those that
+/// are the connection's (and the date, which moves), and the body.
+fn exchange(server: &Server, version: &str, args: &[&str]) -> (String, Vec<String>, Vec<u8>) {
+    let output = Command::new("curl")
+        .args([
+            "--silent",
+            "--show-error",
+            "--max-time",
+            "20",
+            version,
+            "-D",
+            "-",
+        ])
+        .args(server.curl_trust())
+        .args(args)
+        .output()
+        .expect("run curl");
+    assert!(output.status.success(), "curl {args:?}");
+    let text = output.stdout;
+    let split = text
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    let head = String::from_utf8_lossy(&text[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_default()
+        .to_owned();
+    let mut fields: Vec<String> = lines
+        .map(|l| l.to_ascii_lowercase())
+        .filter(|l| {
+            !l.starts_with("date:")
+                && !l.starts_with("connection:")
+                && !l.starts_with("keep-alive:")
+        })
+        .collect();
+    fields.sort();
+    let mut body = text[split + 4..].to_vec();
+    // A multipart answer's boundary is new for every response.
+    let boundary = fields
+        .iter()
+        .find_map(|f| f.split_once("boundary=").map(|(_, b)| b.to_owned()));
+    if let Some(boundary) = boundary {
+        for field in &mut fields {
+            *field = field.replace(&boundary, "BOUNDARY");
+        }
+        let body_text = String::from_utf8_lossy(&body).replace(&boundary, "BOUNDARY");
+        body = body_text.into_bytes();
+    }
+    (status, fields, body)
+}
+
+/// The same request over HTTP/1.1 and over HTTP/2 gets the same status,
+/// fields and body: every kind of answer the application gives.
+fn http1_and_http2_give_the_same_answers(model: Model) {
+    if !have_curl() {
+        common::skip("curl is not installed (Debian package curl)");
+        return;
+    }
+    let (dir, _big) = site();
+    let server = start(model, dir.path(), &["--listing"]);
+    let h2 = if server.tls {
+        "--http2"
+    } else {
+        "--http2-prior-knowledge"
+    };
+    let base = server.base_url();
+    let cases: Vec<Vec<String>> = vec![
+        vec![format!("{base}/page.html")],
+        vec!["--compressed".into(), format!("{base}/page.html")],
+        vec![
+            "-H".into(),
+            "Range: bytes=5-15,20-30".into(),
+            format!("{base}/big.bin"),
+        ],
+        vec![
+            "-H".into(),
+            "Range: bytes=99999999-".into(),
+            format!("{base}/big.bin"),
+        ],
+        vec![
+            "-H".into(),
+            "If-Modified-Since: Fri, 01 Jan 2100 00:00:00 GMT".into(),
+            format!("{base}/page.html"),
+        ],
+        vec![format!("{base}/sub")],
+        vec![format!("{base}/sub/")],
+        vec![format!("{base}/")],
+        vec![format!("{base}/nope")],
+        vec![format!("{base}/../etc/passwd"), "--path-as-is".into()],
+        vec![format!("{base}/echo/same")],
+        vec!["-A".into(), "agent/1".into(), format!("{base}/user-agent")],
+        vec!["-X".into(), "DELETE".into(), format!("{base}/page.html")],
+        vec!["-X".into(), "BREW".into(), format!("{base}/page.html")],
+        vec![format!("{base}/files/none")],
+    ];
+    for case in cases {
+        let args: Vec<&str> = case.iter().map(String::as_str).collect();
+        let one = exchange(&server, "--http1.1", &args);
+        let two = exchange(&server, h2, &args);
+        assert_eq!(one, two, "{args:?}");
+    }
 }
 
 fn have_nghttp() -> bool {
