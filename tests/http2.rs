@@ -310,15 +310,10 @@ fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A request block with no Huffman and no table: literal fields.
-fn block(path: &str) -> Vec<u8> {
+/// A header block with no Huffman and no table: literal fields.
+fn literal_block(fields: &[(&str, &str)]) -> Vec<u8> {
     let mut out = Vec::new();
-    for (name, value) in [
-        (":method", "GET"),
-        (":scheme", "http"),
-        (":authority", "a"),
-        (":path", path),
-    ] {
+    for (name, value) in fields {
         out.push(0x00);
         out.push(name.len() as u8);
         out.extend_from_slice(name.as_bytes());
@@ -326,6 +321,16 @@ fn block(path: &str) -> Vec<u8> {
         out.extend_from_slice(value.as_bytes());
     }
     out
+}
+
+/// A GET of `path`.
+fn block(path: &str) -> Vec<u8> {
+    literal_block(&[
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":authority", "a"),
+        (":path", path),
+    ])
 }
 
 const DATA: u8 = 0x0;
@@ -425,22 +430,13 @@ fn a_ping_flood_ends_in_goaway_and_others_are_served() {
 /// A request the server holds its stream open for: an upload whose body
 /// has not come.
 fn upload_block(path: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let fields = [
+    literal_block(&[
         (":method", "POST"),
         (":scheme", "http"),
         (":authority", "a"),
         (":path", path),
         ("content-length", "10"),
-    ];
-    for (name, value) in fields {
-        out.push(0x00);
-        out.push(name.len() as u8);
-        out.extend_from_slice(name.as_bytes());
-        out.push(value.len() as u8);
-        out.extend_from_slice(value.as_bytes());
-    }
-    out
+    ])
 }
 
 #[test]

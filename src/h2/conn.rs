@@ -430,17 +430,20 @@ impl Connection {
     /// The peer closed its side: streams whose bodies will never come are
     /// failed; the rest are answered, then the connection closes.
     fn peer_gone(&mut self) {
-        let reading: Vec<u32> = self
-            .streams
-            .iter()
-            .filter(|(_, s)| s.reading())
-            .map(|(&id, _)| id)
-            .collect();
-        for id in reading {
+        for id in self.reading_streams() {
             self.forget(id, false);
             self.told.push_back(Event::Cancelled { stream: id });
         }
         self.after_change();
+    }
+
+    /// The streams whose bodies the application is reading.
+    fn reading_streams(&self) -> Vec<u32> {
+        self.streams
+            .iter()
+            .filter(|(_, s)| s.reading())
+            .map(|(&id, _)| id)
+            .collect()
     }
 
     fn on_frame(&mut self, head: Head, payload: &[u8], now: Now<'_>) -> Result<Outcome, H2Error> {
@@ -1406,12 +1409,7 @@ impl Connection {
         match self.phase {
             Phase::Preface if now.instant >= self.accepted + t.header => self.abort(),
             Phase::Open => {
-                let reading: Vec<u32> = self
-                    .streams
-                    .iter()
-                    .filter(|(_, s)| s.reading())
-                    .map(|(&id, _)| id)
-                    .collect();
+                let reading = self.reading_streams();
                 if !reading.is_empty() && now.instant >= self.last_read + t.body {
                     for id in reading {
                         if let Some(stream) = self.streams.get_mut(&id) {
