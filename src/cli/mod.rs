@@ -31,7 +31,7 @@ use crate::system::{Account, Jail, Privileges, read_password};
 #[command(
     name = "oneloop",
     version,
-    about = "An HTTP/1.1 server whose whole concurrency is one readiness loop.",
+    about = "An HTTP/1.1 and HTTP/2 server whose whole concurrency is one readiness loop.",
     after_help = "Sizes take an optional K, M or G suffix (powers of 1024); durations are seconds \
                   with an optional fraction, or carry an ms/s/m suffix.\n\
                   RUST_LOG (e.g. RUST_LOG=oneloop=trace) overrides -v/-q."

@@ -45,7 +45,7 @@ use super::frame::{self, Frame, Head, Kind, Setting};
 use super::hpack::Decoder;
 use super::request::{Collector, Refusal};
 use super::response;
-use super::stream::Stream;
+use super::stream::{DRAIN_ALLOWANCE, Stream};
 use crate::http::{
     Delivered, InputBuffer, Now, ProtocolError, READ_SIZE, RequestHead, Response, Settings, State,
     StatusCode, WriteQueue,
@@ -698,6 +698,19 @@ impl Connection {
             ));
         }
         let wanted = stream.wants_body;
+        if !wanted {
+            // Nobody reads it (answered already): dropped, within the allowance.
+            stream.drain_left = stream.drain_left.saturating_sub(at.len() as u64);
+        }
+        let drained_enough = stream.draining() && stream.drain_left == 0 && !end_stream;
+        if drained_enough {
+            log::debug!(
+                "#{} s{id}: an unread body past {DRAIN_ALLOWANCE} bytes; reset",
+                self.id
+            );
+            self.stop_draining(id);
+            return Ok(Outcome::Nothing);
+        }
         if wanted {
             // The application takes the bytes now: the stream's window
             // is given back as the connection's is.
@@ -711,9 +724,10 @@ impl Connection {
             }
         }
         if wanted && stream.received > self.settings.limits.max_body_bytes {
-            // Answered 413 by the session; the rest of the body is dropped
-            // as it comes, until the answer resets the stream.
+            // Answered 413 by the session; the stream is reset once that
+            // answer is queued, the body's bytes until then dropped.
             stream.wants_body = false;
+            stream.drain_left = 0;
             return Ok(Outcome::Told(Event::BodyFailed {
                 stream: id,
                 error: ProtocolError::BodyTooLarge,
@@ -765,7 +779,8 @@ impl Connection {
             self.told.push_back(Event::BodyEnd { stream: id });
         }
         if stream.local_ended {
-            self.finish(id);
+            // It was draining: both sides are done now.
+            self.forget(id, false);
         }
         Ok(())
     }
@@ -808,7 +823,9 @@ impl Connection {
                 ));
             }
             if !end_stream {
-                return Err(H2Error::Connection(
+                // Section 8.1: a malformed request, a stream error.
+                return Err(H2Error::Stream(
+                    id,
                     ErrorCode::PROTOCOL_ERROR,
                     "trailers without END_STREAM",
                 ));
@@ -1136,9 +1153,10 @@ impl Connection {
         }
     }
 
-    /// Our side of `id` is done: the stream closes if the peer's is too;
-    /// if the peer is still sending a body nobody wants, the stream is
-    /// reset with NO_ERROR (section 8.1) so it stops.
+    /// Our side of `id` is done: the stream closes if the peer's is too.
+    /// If the peer is still sending a body nobody wants, the stream drains
+    /// it (`stream.rs`), or is reset with NO_ERROR at once if it has
+    /// drained all it may.
     fn finish(&mut self, id: u32) {
         let Some(stream) = self.streams.get(&id) else {
             return;
@@ -1146,17 +1164,32 @@ impl Connection {
         if !stream.local_ended {
             return;
         }
-        let remote_ended = stream.remote_ended;
+        let (remote_ended, drain_left) = (stream.remote_ended, stream.drain_left);
         self.served += 1;
         self.budget.finished(self.clock);
-        self.streams.remove(&id);
         if remote_ended {
-            self.remember_closed(id, false);
+            self.forget(id, false);
+        } else if drain_left == 0 {
+            self.stop_draining(id);
         } else {
-            self.remember_closed(id, true);
-            self.reset_frame(id, ErrorCode::NO_ERROR);
+            log::trace!("#{} s{id}: answered; the body's rest is dropped", self.id);
         }
-        self.note_if_idle();
+    }
+
+    /// Section 8.1: the client is asked, without error, to stop sending a
+    /// body whose answer is already sent.
+    fn stop_draining(&mut self, id: u32) {
+        self.forget(id, true);
+        self.reset_frame(id, ErrorCode::NO_ERROR);
+    }
+
+    /// The streams answered whose bodies are still coming, for nobody.
+    fn draining_streams(&self) -> Vec<u32> {
+        self.streams
+            .iter()
+            .filter(|(_, s)| s.draining())
+            .map(|(&id, _)| id)
+            .collect()
     }
 
     /// A stream closes before its response went whole (a reset, an error):
@@ -1329,6 +1362,10 @@ impl Connection {
             Phase::Preface => self.close(false),
             Phase::Open => {
                 self.goaway(ErrorCode::NO_ERROR, "shutting down");
+                // Their answers are queued; their bodies would only delay the stop.
+                for id in self.draining_streams() {
+                    self.stop_draining(id);
+                }
                 self.after_change();
             }
             _ => {}
@@ -1383,7 +1420,7 @@ impl Connection {
         let sending = (self.has_output() || blocked).then(|| self.last_write + t.send);
         let reading = match self.phase {
             Phase::Preface => Some(self.accepted + t.header),
-            Phase::Open if self.streams.values().any(Stream::reading) => {
+            Phase::Open if self.streams.values().any(Stream::awaits_input) => {
                 Some(self.last_read + t.body)
             }
             Phase::Open if self.streams.is_empty() => Some(self.idle_since + t.keep_alive),
@@ -1409,17 +1446,23 @@ impl Connection {
         match self.phase {
             Phase::Preface if now.instant >= self.accepted + t.header => self.abort(),
             Phase::Open => {
-                let reading = self.reading_streams();
-                if !reading.is_empty() && now.instant >= self.last_read + t.body {
-                    for id in reading {
+                let waiting = self.streams.values().any(Stream::awaits_input);
+                if waiting && now.instant >= self.last_read + t.body {
+                    for id in self.draining_streams() {
+                        self.stop_draining(id);
+                    }
+                    for id in self.reading_streams() {
                         if let Some(stream) = self.streams.get_mut(&id) {
+                            // Its 408 resets it: the body drains no longer.
                             stream.wants_body = false;
+                            stream.drain_left = 0;
                         }
                         self.told.push_back(Event::BodyFailed {
                             stream: id,
                             error: ProtocolError::TimedOut,
                         });
                     }
+                    self.after_change();
                 } else if self.streams.is_empty() && now.instant >= self.idle_since + t.keep_alive {
                     log::trace!("#{}: idle timeout", self.id);
                     self.goaway(ErrorCode::NO_ERROR, "idle");
@@ -1435,7 +1478,7 @@ impl Connection {
     pub(crate) fn state(&self) -> State {
         match self.phase {
             Phase::Preface => State::ReadingHead,
-            Phase::Open if self.streams.values().any(Stream::reading) => State::ReadingBody,
+            Phase::Open if self.streams.values().any(Stream::awaits_input) => State::ReadingBody,
             Phase::Open if self.gathering.is_some() => State::ReadingHead,
             Phase::Open if self.streams.is_empty() => State::Idle,
             Phase::Open => State::AwaitingAnswer,

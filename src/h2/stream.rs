@@ -4,11 +4,22 @@
 //! flags are needed to tell open, half-closed (remote), half-closed (local)
 //! and closed apart; an idle stream is one not made yet (its id above the
 //! last one seen), and a closed one is no longer in the table.
+//!
+//! A stream answered before its request body ended (a 405 to a POST, a 413)
+//! stays half-closed (local) while the rest of the body arrives: its frames
+//! are still checked (content-length, trailers, windows), their bytes
+//! dropped, up to [`DRAIN_ALLOWANCE`]; past that, or past the body timeout,
+//! it is reset with NO_ERROR, as section 8.1 allows.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::http::Chunk;
+
+/// Bytes of a request body nobody reads that a stream drains before it is
+/// reset: enough for a form or a small upload the answer refused, so the
+/// client ends the request as it meant to; a large one is stopped.
+pub(super) const DRAIN_ALLOWANCE: u64 = 64 * 1024;
 
 #[derive(Debug)]
 pub(super) struct Stream {
@@ -26,6 +37,9 @@ pub(super) struct Stream {
     pub content_length: Option<u64>,
     /// Body bytes received so far.
     pub received: u64,
+    /// Body bytes nobody reads that may still be dropped before the stream
+    /// is reset ([`DRAIN_ALLOWANCE`] at first).
+    pub drain_left: u64,
     /// What the peer may still send on this stream before a WINDOW_UPDATE.
     pub recv_window: i64,
     /// Bytes the application took since the last WINDOW_UPDATE we sent.
@@ -53,6 +67,7 @@ impl Stream {
             is_head: false,
             content_length: None,
             received: 0,
+            drain_left: DRAIN_ALLOWANCE,
             recv_window,
             recv_unacked: 0,
             send_window,
@@ -67,6 +82,17 @@ impl Stream {
     /// Whether the application is reading a body that has not ended.
     pub(super) fn reading(&self) -> bool {
         self.wants_body && !self.remote_ended
+    }
+
+    /// Whether the response is all queued and the request body still
+    /// arriving, for nobody: half-closed (local).
+    pub(super) fn draining(&self) -> bool {
+        self.local_ended && !self.remote_ended
+    }
+
+    /// Whether it waits for the peer's bytes (the body timeout's concern).
+    pub(super) fn awaits_input(&self) -> bool {
+        self.reading() || self.draining()
     }
 
     /// Whether its next DATA frame waits for nothing but the connection.

@@ -544,6 +544,108 @@ fn malformed_requests_reset_their_stream_only() {
     );
 }
 
+/// The RST_STREAM frames sent since the last look: (stream, code).
+fn resets(frames: &[Sent]) -> Vec<(u32, u32)> {
+    frames
+        .iter()
+        .filter(|f| f.kind == Kind::RstStream)
+        .map(|f| (f.stream, f.code()))
+        .collect()
+}
+
+#[test]
+fn a_body_answered_before_it_ends_is_still_checked_then_dropped() {
+    let mut peer = Peer::open();
+    let post = |length: Option<&'static str>| {
+        let mut fields = vec![
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":authority", "a"),
+            (":path", "/"),
+        ];
+        fields.extend(length.map(|l| ("content-length", l)));
+        fields
+    };
+    // Answered at its head (a 405, say): the stream stays half-closed
+    // (local) while the body ends as the client meant it to, no reset.
+    let answer_early = |peer: &mut Peer, stream: u32, length| {
+        peer.request(stream, &post(length), false);
+        peer.events();
+        let exchange = u64::from(stream / 2 + 1);
+        peer.respond(
+            stream,
+            exchange,
+            Response::new(StatusCode::METHOD_NOT_ALLOWED),
+        );
+        let frames = peer.frames();
+        assert_eq!(
+            frames.last().map(|f| f.flags & frame::END_STREAM),
+            Some(frame::END_STREAM)
+        );
+        assert_eq!(resets(&frames), []);
+    };
+    answer_early(&mut peer, 1, Some("6"));
+    assert_eq!(peer.conn.open_streams(), 1);
+    peer.frame(Kind::Data, 0, 1, b"abc");
+    peer.frame(Kind::Data, frame::END_STREAM, 1, b"def");
+    assert!(peer.events().is_empty(), "nobody hears of a dropped body");
+    assert_eq!(resets(&peer.frames()), []);
+    assert_eq!(peer.conn.open_streams(), 0);
+    // Closed by both sides now: a late DATA is STREAM_CLOSED.
+    peer.frame(Kind::Data, 0, 1, b"x");
+    peer.events();
+    assert_eq!(resets(&peer.frames()), [(1, ErrorCode::STREAM_CLOSED.0)]);
+
+    // Still malformed when nobody reads it: more than content-length...
+    answer_early(&mut peer, 3, Some("6"));
+    peer.frame(Kind::Data, 0, 3, b"1234567");
+    peer.events();
+    assert_eq!(resets(&peer.frames()), [(3, ErrorCode::PROTOCOL_ERROR.0)]);
+    // ...trailers with a pseudo-field, or trailers that do not end it.
+    answer_early(&mut peer, 5, None);
+    let trailers = request_block(&[(":path", "/")]);
+    peer.frame(
+        Kind::Headers,
+        frame::END_HEADERS | frame::END_STREAM,
+        5,
+        &trailers,
+    );
+    peer.events();
+    assert_eq!(resets(&peer.frames()), [(5, ErrorCode::PROTOCOL_ERROR.0)]);
+    answer_early(&mut peer, 7, None);
+    let trailers = request_block(&[("x-test", "ok")]);
+    peer.frame(Kind::Headers, frame::END_HEADERS, 7, &trailers);
+    peer.events();
+    assert_eq!(resets(&peer.frames()), [(7, ErrorCode::PROTOCOL_ERROR.0)]);
+
+    // Reset by the client, then sent DATA: STREAM_CLOSED (section 5.1).
+    answer_early(&mut peer, 9, None);
+    peer.frame(Kind::RstStream, 0, 9, &8u32.to_be_bytes() /* CANCEL */);
+    peer.frame(Kind::Data, frame::END_STREAM, 9, b"test");
+    peer.events();
+    assert_eq!(resets(&peer.frames()), [(9, ErrorCode::STREAM_CLOSED.0)]);
+
+    // A body past the allowance is stopped with NO_ERROR (section 8.1)...
+    answer_early(&mut peer, 11, None);
+    let piece = vec![b'x'; 16_384];
+    let mut sent = 0;
+    while sent < DRAIN_ALLOWANCE {
+        assert_eq!(resets(&peer.frames()), [], "stopped at {sent} bytes");
+        peer.frame(Kind::Data, 0, 11, &piece);
+        peer.events();
+        sent += piece.len() as u64;
+    }
+    assert_eq!(resets(&peer.frames()), [(11, ErrorCode::NO_ERROR.0)]);
+    // ...and so is one that stalls past the body timeout.
+    answer_early(&mut peer, 13, None);
+    peer.clock += peer.conn.settings.timeouts.body + Duration::from_secs(1);
+    let now = now_at(peer.clock);
+    peer.conn.on_deadline(now);
+    assert_eq!(resets(&peer.frames()), [(13, ErrorCode::NO_ERROR.0)]);
+    assert_eq!(peer.conn.open_streams(), 0);
+    assert_eq!(peer.conn.served(), 7);
+}
+
 #[test]
 fn a_graceful_stop_finishes_the_streams_begun() {
     let mut peer = Peer::open();
