@@ -865,13 +865,15 @@ impl Connection {
             self.reset_frame(id, ErrorCode::REFUSED_STREAM);
             return Ok(Outcome::Nothing);
         }
+        let is_head = collector.is_head();
         let request = match collector.finish(&limits) {
             Ok(request) => request,
             Err(Refusal::Malformed(why)) => {
                 return Err(H2Error::Stream(id, ErrorCode::PROTOCOL_ERROR, why));
             }
             Err(Refusal::Refused(error)) => {
-                return Ok(self.refuse(id, end_stream, error, String::from("-"), now));
+                let line = String::from("-");
+                return Ok(self.refuse(id, end_stream, is_head, error, line, now));
             }
         };
         if request
@@ -879,7 +881,8 @@ impl Connection {
             .is_some_and(|length| length > limits.max_body_bytes)
         {
             let line = request.head.request_line();
-            return Ok(self.refuse(id, end_stream, ProtocolError::BodyTooLarge, line, now));
+            let error = ProtocolError::BodyTooLarge;
+            return Ok(self.refuse(id, end_stream, is_head, error, line, now));
         }
         self.exchanges += 1;
         let mut stream = Stream::new(
@@ -921,6 +924,7 @@ impl Connection {
         &mut self,
         id: u32,
         end_stream: bool,
+        is_head: bool,
         error: ProtocolError,
         request_line: String,
         now: Now<'_>,
@@ -931,6 +935,7 @@ impl Connection {
         let exchange = self.exchanges;
         let mut stream = Stream::new(exchange, i64::from(STREAM_WINDOW), self.peer.initial_window);
         stream.remote_ended = end_stream;
+        stream.is_head = is_head;
         self.streams.insert(id, stream);
         self.respond(id, exchange, Response::error(status), now);
         Outcome::Told(Event::Refused {

@@ -11,7 +11,7 @@
 //! section 8.2.3 says) and parsed by the very parser HTTP/1.1 requests go
 //! through, so every check of the target, the Host and the fields is the same.
 
-use crate::http::{Limits, ProtocolError, RequestHead, Version, parse_head};
+use crate::http::{Limits, ProtocolError, RequestHead, Version, expectation, parse_head};
 
 /// What the RFC counts for a field in the header list's size (section 6.5.2).
 const FIELD_OVERHEAD: usize = 32;
@@ -124,6 +124,14 @@ impl Collector {
         if value.iter().any(|&b| matches!(b, b'\0' | b'\r' | b'\n')) {
             return Err("CR, LF or NUL in a field value");
         }
+        let blank = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
+        if blank(value.first()) || blank(value.last()) {
+            return Err("white space around a field value");
+        }
+        // Section 8.3.1: ":authority" and "host", if present, "MUST NOT be empty".
+        if value.is_empty() && matches!(name, b":authority" | b"host") {
+            return Err("an empty :authority or host");
+        }
         if let Some(pseudo) = name.strip_prefix(b":") {
             if self.trailers {
                 return Err("a pseudo-header field in trailers");
@@ -175,6 +183,11 @@ impl Collector {
         }
     }
 
+    /// Whether the block asks for HEAD: a refusal of it has no body either.
+    pub(super) fn is_head(&self) -> bool {
+        self.method.as_deref() == Some(b"HEAD")
+    }
+
     /// The request the block makes, or why it makes none.
     pub(super) fn finish(self, limits: &Limits) -> Result<Request, Refusal> {
         if let Some(why) = self.malformed {
@@ -224,6 +237,8 @@ impl Collector {
         raw.extend_from_slice(b"\r\n");
         let mut head = parse_head(&raw, limits).map_err(Refusal::Refused)?;
         head.set_version(Version::Http2);
+        // An expectation other than 100-continue is 417, as in HTTP/1.1.
+        expectation(&head).map_err(Refusal::Refused)?;
         Ok(Request {
             head,
             content_length: self.content_length,
@@ -308,7 +323,30 @@ mod tests {
         malformed(&[(":method", "GET"), (":path", "/")]);
         malformed(&[(":scheme", "http"), (":path", "/")]);
         malformed(&[("accept", "*/*"), (":method", "GET")]);
+        // Section 8.2.1: no white space around a value; 8.3.1: no empty
+        // :authority or host.
+        malformed(&with(&[("accept", "*/* ")]));
+        malformed(&with(&[("accept", "\t*/*")]));
+        malformed(&[(":method", "GET"), (":scheme", "http"), (":path", "/ ")]);
+        malformed(&[
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":authority", ""),
+            (":path", "/"),
+        ]);
+        malformed(&with(&[("host", "")]));
         assert!(collect(&with(&[("te", "trailers")])).is_ok());
+        assert!(collect(&with(&[("accept", "a, b")])).is_ok());
+    }
+
+    /// RFC 9110 section 10.1.1 holds over HTTP/2 as over HTTP/1.1.
+    #[test]
+    fn an_expectation_other_than_continue_is_417() {
+        assert!(matches!(
+            collect(&with(&[("expect", "gzip")])),
+            Err(Refusal::Refused(ProtocolError::UnsupportedExpectation))
+        ));
+        assert!(collect(&with(&[("expect", "100-continue")])).is_ok());
     }
 
     #[test]

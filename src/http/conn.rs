@@ -213,12 +213,13 @@ impl Answer {
     }
 
     /// The answer to a request that could not be read (or was refused
-    /// unread): HTTP/1.1, with a body, and the connection ends with it.
-    fn failed(number: u64) -> Answer {
+    /// unread): HTTP/1.1, with a body unless its line began as a HEAD
+    /// request's (RFC 9110 section 9.3.2), and the connection ends with it.
+    fn failed(number: u64, received: &[u8]) -> Answer {
         Answer {
             number,
             version: Version::Http11,
-            is_head: false,
+            is_head: received.starts_with(b"HEAD "),
             keep_alive: false,
         }
     }
@@ -973,7 +974,7 @@ impl Connection {
                 // A head that never parsed: quoted by what arrived of it.
                 self.exchanges += 1;
                 unseen_request = Some(self.first_line_received());
-                Some(Answer::failed(self.exchanges))
+                Some(Answer::failed(self.exchanges, self.input.data()))
             }
         };
         let mut answered_as = None;
@@ -1169,7 +1170,7 @@ impl Connection {
         self.clock = now.instant;
         self.exchanges += 1;
         let number = self.exchanges;
-        self.queue_response(response.closing(), Answer::failed(number), now.date);
+        self.queue_response(response.closing(), Answer::failed(number, &[]), now.date);
         self.close(true);
         Some(number)
     }

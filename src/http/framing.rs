@@ -124,7 +124,9 @@ fn wants_keep_alive(head: &RequestHead) -> bool {
 
 /// RFC 9110 section 10.1.1: `100-continue` is the only expectation; any other is
 /// answered 417. HTTP/1.0 clients cannot expect anything, so theirs are ignored.
-fn expectation(head: &RequestHead) -> Result<bool, ProtocolError> {
+/// Whether the client waits for `100 Continue`. HTTP/2's requests are checked
+/// here too: RFC 9110's expectations belong to no one version.
+pub(crate) fn expectation(head: &RequestHead) -> Result<bool, ProtocolError> {
     if head.version() == Version::Http10 {
         return Ok(false);
     }

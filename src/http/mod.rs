@@ -47,6 +47,7 @@ pub(crate) use buffer::{InputBuffer, READ_SIZE};
 pub(crate) use conn::State;
 pub(crate) use conn::{Connection, Event, Failure};
 pub(crate) use error::ProtocolError;
+pub(crate) use framing::expectation;
 pub(crate) use head::parse as parse_head;
 pub(crate) use limits::MAX_HEADERS_CEILING;
 pub(crate) use output::Delivered;

@@ -40,6 +40,11 @@ pub(crate) fn split(target: &[u8]) -> Result<TargetParts, ProtocolError> {
         Some((authority, rest)) => {
             check_authority(authority)
                 .map_err(|_| ProtocolError::Malformed("invalid authority in the target"))?;
+            // RFC 9110 section 4.2.1: an http(s) URI with an empty host
+            // "MUST" be rejected as invalid.
+            if authority.is_empty() || authority.starts_with(b":") {
+                return Err(ProtocolError::Malformed("an empty host in the target"));
+            }
             rest
         }
         None => 0,
@@ -205,6 +210,8 @@ mod tests {
         assert_eq!(parts("http://[::1]:80/x"), ok("/x", None));
         assert!(parts("http://us er@h/").is_err());
         assert!(parts("http://h:port/").is_err());
+        assert!(parts("http:///a").is_err());
+        assert!(parts("https://:443/a").is_err());
     }
 
     #[test]

@@ -682,6 +682,28 @@ fn an_idle_connection_times_out_with_goaway() {
     assert_eq!(peer.goaway(), Some(ErrorCode::NO_ERROR.0));
 }
 
+/// A HEAD request refused before the application sees it (a 400 from the
+/// parser) gets no DATA either.
+#[test]
+fn a_refused_head_request_gets_no_data() {
+    let mut peer = Peer::open();
+    let head = [
+        (":method", "HEAD"),
+        (":scheme", "http"),
+        (":authority", "a"),
+        (":path", "/"),
+        ("range", "bytes=0-0\u{1}"),
+    ];
+    peer.request(1, &head, true);
+    assert_eq!(peer.events(), ["refused 400"]);
+    let frames = peer.frames();
+    let kinds: Vec<(Kind, u8)> = frames.iter().map(|f| (f.kind, f.flags)).collect();
+    assert_eq!(
+        kinds,
+        [(Kind::Headers, frame::END_HEADERS | frame::END_STREAM)]
+    );
+}
+
 #[test]
 fn a_head_request_gets_the_length_and_no_data() {
     let mut peer = Peer::open();

@@ -234,6 +234,20 @@ fn a_failing_head_request_gets_no_body() {
     );
 }
 
+/// A HEAD request whose head does not even parse still gets no body
+/// (RFC 9110 section 9.3.2): its line said HEAD.
+#[test]
+fn a_head_request_that_does_not_parse_gets_no_body() {
+    let mut h = Harness::new();
+    h.feed(b"HEAD * HTTP/1.1\r\nHost: x\r\n\r\n");
+    let out = h.output();
+    assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
+    assert!(out.ends_with("\r\n\r\n"), "headers only: {out:?}");
+    let mut h = Harness::new();
+    h.feed(b"GET * HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(h.output().ends_with("400 Bad Request\n"), "a GET's has one");
+}
+
 #[test]
 fn long_lines_and_large_heads_are_refused_early() {
     let mut h = Harness::new();
