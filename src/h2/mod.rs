@@ -26,6 +26,10 @@ mod response;
 mod stream;
 
 pub(crate) use conn::{Connection, Event, PREFACE};
-// The bound the product harness checks the input against.
+// What the product harness (`src/testkit/`) uses: the bound it checks the
+// input against, Huffman coding for the clients it plays, and the reading
+// of our own response blocks.
 #[cfg(any(test, feature = "harness"))]
 pub(crate) use conn::input_bound;
+#[cfg(any(test, feature = "harness"))]
+pub(crate) use hpack::{decode_response_block, huffman_encode};

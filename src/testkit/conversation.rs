@@ -63,7 +63,7 @@ impl Conversation {
 /// Picks an index with the given weights. When the input runs out the
 /// first (the most ordinary choice) comes back, so short inputs still make
 /// real requests.
-fn pick(u: &mut Unstructured<'_>, weights: &[u32]) -> arbitrary::Result<usize> {
+pub(super) fn pick(u: &mut Unstructured<'_>, weights: &[u32]) -> arbitrary::Result<usize> {
     let total: u32 = weights.iter().sum();
     let mut roll = u.int_in_range(0..=total.saturating_sub(1))?;
     for (index, &weight) in weights.iter().enumerate() {
@@ -639,6 +639,174 @@ impl Request {
     }
 }
 
+/// A request as HTTP/2 carries it: its fields in order (the pseudo-fields
+/// first, names in lower case, as section 8.3 asks; `h2_conversation`
+/// spoils them on purpose), its body's bytes and its trailers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct H2Message {
+    pub fields: Vec<(Vec<u8>, Vec<u8>)>,
+    pub body: Vec<u8>,
+    pub trailers: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Request {
+    /// What this request says, said in HTTP/2: the same method, target,
+    /// host, headers and body, its HTTP/1.1 framing dropped (a chunked body
+    /// is its chunks' bytes; a misdeclared length stays misdeclared).
+    pub fn h2_message(&self) -> H2Message {
+        let mut message = H2Message::default();
+        // What HTTP/1.1 says with white space around a field's value, HTTP/2
+        // says without (RFC 9113 section 8.2.1); the request line's parts
+        // are kept as they are.
+        let field = |name: &[u8], value: Vec<u8>| {
+            if name.starts_with(b":") {
+                return (name.to_vec(), value);
+            }
+            (name.to_ascii_lowercase(), trim_ows(&value))
+        };
+        message
+            .fields
+            .push(field(b":method", self.method.token().to_vec()));
+        let https = matches!(self.target.form, Form::Absolute { https: true, .. });
+        let scheme: &[u8] = if https { b"https" } else { b"http" };
+        message.fields.push(field(b":scheme", scheme.to_vec()));
+        let mut host = None;
+        let authority = match (&self.target.form, &self.host) {
+            (Form::Absolute { authority, .. }, _) => {
+                let mut out = Vec::new();
+                authority.write(&mut out);
+                Some(out)
+            }
+            (_, HostChoice::Valid) => Some(b"example.org".to_vec()),
+            (_, HostChoice::Missing) => None,
+            (_, HostChoice::Twice) => {
+                host = Some(b"b.example".to_vec());
+                Some(b"a.example".to_vec())
+            }
+            // A Host field's value, so trimmed as one.
+            (_, HostChoice::Value(value)) => Some(trim_ows(&value_bytes(value))),
+        };
+        if let Some(authority) = authority {
+            message.fields.push(field(b":authority", authority));
+        }
+        let mut path = Vec::new();
+        self.target.write_path(&mut path);
+        message.fields.push(field(b":path", path));
+        if let Some(host) = host {
+            message.fields.push(field(b"host", host));
+        }
+        let login = match self.login {
+            LoginChoice::None => None,
+            LoginChoice::Good => Some(Known::GoodLogin),
+            LoginChoice::Bad => Some(Known::BadLogin),
+        };
+        if let Some(login) = login {
+            let value = value_bytes(&[ValuePiece::Known(login)]);
+            message.fields.push(field(b"authorization", value));
+        }
+        for header in &self.headers {
+            let value = value_bytes(&header.value);
+            message.fields.push(field(header.name.bytes(), value));
+        }
+        match &self.body {
+            BodyChoice::None => {}
+            BodyChoice::Declared(bytes) => {
+                let length = bytes.len().to_string().into_bytes();
+                message.fields.push(field(b"content-length", length));
+                message.body = bytes.clone();
+            }
+            BodyChoice::Misdeclared { bytes, declared } => {
+                let length = declared.to_string().into_bytes();
+                message.fields.push(field(b"content-length", length));
+                message.body = bytes.clone();
+            }
+            BodyChoice::Chunked {
+                chunks, trailer, ..
+            } => {
+                message.body = chunks.concat();
+                if let Some((name, value)) = trailer {
+                    let value = value.as_bytes().to_vec();
+                    message.trailers.push(field(name.as_bytes(), value));
+                }
+            }
+            BodyChoice::BadChunked(bytes) => {
+                // Connection-specific: malformed in HTTP/2 (section 8.2.2).
+                message
+                    .fields
+                    .push(field(b"transfer-encoding", b"chunked".to_vec()));
+                message.body = bytes.clone();
+            }
+        }
+        message
+    }
+}
+
+impl Request {
+    /// The bytes of this request alone, in HTTP/1.1.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write(&mut out);
+        out
+    }
+
+    pub fn is_head(&self) -> bool {
+        matches!(self.method, MethodChoice::Head)
+    }
+
+    /// Whether HTTP/2 can say what this request says in HTTP/1.1, so the
+    /// two must be answered alike: an HTTP/1.1 request (1.0 has other
+    /// defaults) whose body is framed as it declares (a misframed body is
+    /// HTTP/1.1's own question) and that names no connection-specific field
+    /// (which HTTP/2 refuses outright, section 8.2.2), nor an empty Host
+    /// (HTTP/1.1 allows one, section 8.3.1 of RFC 9113 does not), nor is
+    /// a CONNECT, nor an absolute target beside a Host other than one valid
+    /// one (whose refusal is HTTP/1.1's alone).
+    pub fn says_the_same_in_http2(&self) -> bool {
+        let framed = matches!(
+            self.body,
+            BodyChoice::None | BodyChoice::Declared(_) | BodyChoice::Chunked { .. }
+        );
+        let connection_specific = self.headers.iter().any(|header| {
+            matches!(
+                header.name,
+                HeaderName::Connection | HeaderName::TransferEncoding | HeaderName::ContentLength
+            )
+        });
+        let empty_host =
+            matches!(&self.host, HostChoice::Value(v) if trim_ows(&value_bytes(v)).is_empty());
+        // HTTP/2's CONNECT has a form of its own (RFC 9113 section 8.5).
+        let connect = matches!(self.method, MethodChoice::Connect);
+        // Beside an absolute target HTTP/1.1 ignores Host but still wants
+        // one, and one only, and valid (RFC 9112 section 3.2); HTTP/2 has
+        // the target's authority as :authority and no Host to judge.
+        let odd_host_beside_absolute = matches!(self.target.form, Form::Absolute { .. })
+            && !matches!(self.host, HostChoice::Valid);
+        matches!(self.version, VersionChoice::Http11)
+            && framed
+            && !connection_specific
+            && !empty_host
+            && !connect
+            && !odd_host_beside_absolute
+    }
+}
+
+/// `value` less the spaces and tabs around it (RFC 9110 section 5.5's OWS).
+fn trim_ows(value: &[u8]) -> Vec<u8> {
+    let blank = |b: &u8| matches!(b, b' ' | b'\t');
+    let start = value.iter().position(|b| !blank(b)).unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|b| !blank(b))
+        .map_or(start, |i| i + 1);
+    value.get(start..end).unwrap_or_default().to_vec()
+}
+
+fn value_bytes(value: &[ValuePiece]) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_value(&mut out, value);
+    out
+}
+
 impl MethodChoice {
     fn token(&self) -> &[u8] {
         match self {
@@ -660,16 +828,18 @@ impl MethodChoice {
 
 impl Target {
     fn write(&self, out: &mut Vec<u8>) {
-        match &self.form {
-            Form::Asterisk => {
-                out.push(b'*');
-                return;
-            }
-            Form::Origin => {}
-            Form::Absolute { https, authority } => {
-                out.extend_from_slice(if *https { b"https://" } else { b"http://" });
-                authority.write(out);
-            }
+        if let Form::Absolute { https, authority } = &self.form {
+            out.extend_from_slice(if *https { b"https://" } else { b"http://" });
+            authority.write(out);
+        }
+        self.write_path(out);
+    }
+
+    /// The target less its scheme and authority: HTTP/2's `:path`.
+    fn write_path(&self, out: &mut Vec<u8>) {
+        if let Form::Asterisk = self.form {
+            out.push(b'*');
+            return;
         }
         out.push(b'/');
         match &self.path {
@@ -778,6 +948,11 @@ impl HeaderName {
 fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[ValuePiece]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
+    write_value(out, value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn write_value(out: &mut Vec<u8>, value: &[ValuePiece]) {
     for piece in value {
         match piece {
             ValuePiece::Known(known) => known.write(out),
@@ -787,7 +962,6 @@ fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[ValuePiece]) {
             ValuePiece::Raw(bytes) => out.extend_from_slice(bytes),
         }
     }
-    out.extend_from_slice(b"\r\n");
 }
 
 impl Known {

@@ -8,11 +8,15 @@
 //! listings on. [`wire`] drives one real `Session` over it, the way a driver
 //! does, with a fake clock, and checks the memory bounds after every step.
 //! [`conversation`] builds structured requests from arbitrary bytes, for
-//! libFuzzer and proptest alike.
+//! libFuzzer and proptest alike; [`h2_conversation`] says them in HTTP/2,
+//! framed every way a client may, among the connection's other frames;
+//! [`answers`] reads either protocol's answer back, to compare them.
 //!
 //! [`App`]: crate::app::App
 
+pub mod answers;
 pub mod conversation;
+pub mod h2_conversation;
 pub mod parsers;
 mod site;
 pub mod wire;

@@ -170,6 +170,28 @@ pub(super) fn encode_field(name: &str, value: &[u8], out: &mut Vec<u8>) {
     push_string(out, value);
 }
 
+/// RFC 7541's Huffman code for `bytes`, for the product harness's clients.
+#[cfg(any(test, feature = "harness"))]
+pub(crate) fn huffman_encode(bytes: &[u8]) -> Vec<u8> {
+    huffman::encode(bytes)
+}
+
+/// A decoded field: its name and value.
+#[cfg(any(test, feature = "harness"))]
+pub(crate) type Field = (Vec<u8>, Vec<u8>);
+
+/// The fields of one of our responses' blocks, for the product harness,
+/// which reads answers back: our encoder never indexes, so every block
+/// decodes alone, with a fresh table.
+#[cfg(any(test, feature = "harness"))]
+pub(crate) fn decode_response_block(block: &[u8]) -> Result<Vec<Field>, Invalid> {
+    let mut fields = Vec::new();
+    Decoder::new().decode(block, &mut |name, value| {
+        fields.push((name.to_vec(), value.to_vec()));
+    })?;
+    Ok(fields)
+}
+
 fn push_integer(out: &mut Vec<u8>, pattern: u8, prefix: u8, mut value: usize) {
     let max = (1usize << prefix) - 1;
     if value < max {
