@@ -373,7 +373,87 @@ every_model!(
     try_files_and_error_pages,
     per_path_auth_listing_hidden_compress,
     cors_for_the_origins_named,
+    sites_and_rules_hold_over_http2,
 );
+
+/// curl over HTTP/2 (ALPN over TLS, prior knowledge on cleartext) for
+/// `path` on `host`, the name resolved to the server: the status line and
+/// fields it printed, then the body.
+fn curl_http2(server: &Server, host: &str, path: &str, more: &[&str]) -> (String, String) {
+    let port = server.addr.port();
+    let (scheme, version) = if server.tls {
+        ("https", "--http2")
+    } else {
+        ("http", "--http2-prior-knowledge")
+    };
+    let out = Command::new("curl")
+        .args([
+            "--silent",
+            "--show-error",
+            "--include",
+            "--max-time",
+            "20",
+            version,
+        ])
+        .arg("--resolve")
+        .arg(format!("{host}:{port}:127.0.0.1"))
+        // The test certificate names localhost, not the sites.
+        .args(if server.tls { &["--insecure"][..] } else { &[] })
+        .args(more)
+        .arg(format!("{scheme}://{host}:{port}{path}"))
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.to_ascii_lowercase(), body.to_owned())
+}
+
+/// Sites and rules are the application's, so HTTP/2 reaches them as
+/// HTTP/1.1 does: the site by :authority, headers, redirects, try-files,
+/// error pages and per-path passwords.
+fn sites_and_rules_hold_over_http2(model: Model) {
+    if !common::have_curl() {
+        common::skip("curl is not installed (Debian package curl)");
+        return;
+    }
+    let fixture = Fixture::new();
+    let server = fixture.start(model);
+    let (head, body) = curl_http2(&server, "shop.example.org", "/", &[]);
+    assert!(head.starts_with("http/2 200"), "{head}");
+    assert_eq!(body, "the shop\n");
+    let (head, body) = curl_http2(&server, "blog.example.org", "/", &[]);
+    assert!(head.starts_with("http/2 200"), "{head}");
+    assert!(head.contains("\r\nx-frame-options: deny"), "{head}");
+    assert_eq!(body, "<h1>the blog</h1>\n");
+    let (head, _) = curl_http2(&server, "blog.example.org", "/old-post?p=7", &[]);
+    assert!(head.starts_with("http/2 308"), "{head}");
+    assert!(head.contains("\r\nlocation: /blog/2026/p=7"), "{head}");
+    let (head, _) = curl_http2(&server, "www.example.org", "/x?q=1", &[]);
+    assert!(
+        head.contains("\r\nlocation: https://blog.example.org/x?q=1"),
+        "{head}"
+    );
+    let (_, body) = curl_http2(&server, "blog.example.org", "/about", &[]);
+    assert_eq!(body, "about us\n", "try-files");
+    let (head, body) = curl_http2(&server, "blog.example.org", "/nowhere", &[]);
+    assert!(head.starts_with("http/2 404"), "{head}");
+    assert_eq!(body, "<h1>no such page</h1>\n", "the site's error page");
+    let (_, body) = curl_http2(&server, "shop.example.org", "/app/cart/42", &[]);
+    assert_eq!(body, "<div id=app></div>\n", "the SPA fallback");
+    let (head, _) = curl_http2(&server, "blog.example.org", "/private/diary.txt", &[]);
+    assert!(head.starts_with("http/2 401"), "{head}");
+    let login = ["--user", "alice:secret"];
+    let (head, body) = curl_http2(&server, "blog.example.org", "/private/diary.txt", &login);
+    assert!(head.starts_with("http/2 200"), "{head}");
+    assert_eq!(body, "dear diary\n");
+    let (head, _) = curl_http2(&server, "other.test", "/", &[]);
+    assert!(head.starts_with("http/2 404"), "no default site: {head}");
+}
 
 fn oneloop(args: &[&str]) -> std::process::Output {
     common::oneloop().args(args).output().expect("run oneloop")
