@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test lint unit platforms platforms-check platforms-run release bench bench-quick bench-scaling bench-abuse bench-rules bench-profiles fuzz clean help
+.PHONY: run test lint unit platforms platforms-check platforms-run release bench bench-quick bench-scaling bench-abuse bench-rules bench-profiles bench-http2 fuzz clean help
 
 ## run: serve the example site in ./site on http://127.0.0.1:4221/
 run:
@@ -65,6 +65,11 @@ bench-rules:
 ## bench-profiles: binary size per target, and what opt-level, lto, codegen-units and panic cost (about 25 minutes: seven release builds); rewrites its section of docs/benchmarks.md
 bench-profiles:
 	$(CARGO) run --release -p oneloop-bench -- --profiles --duration 5 --rounds 3 --docs docs/benchmarks.md
+
+## bench-http2: h2load rows (h2c and TLS) against nginx and h2o, and idle HTTP/2 memory (about 3 minutes; needs nghttp2-client, nginx, h2o); prints them, for docs/benchmarks.md's HTTP/2 section
+bench-http2:
+	$(CARGO) build --release
+	bench/scripts/h2load-rows.sh 3 200000 1000
 
 ## fuzz: ten minutes on the structured product fuzz target (needs cargo-fuzz)
 fuzz:

@@ -86,6 +86,16 @@ fn cell_key(cell: &Cell) -> (String, usize) {
 /// The peers each oneloop row is compared with, per CPU-second.
 const PEERS: [&str; 4] = ["nginx", "lighttpd", "h2o", "caddy"];
 
+/// Sections of docs/benchmarks.md that no run of this harness writes, kept
+/// as they are when the full run rewrites the rest: the reading of the
+/// profiles, and HTTP/2's rows, which come from
+/// `bench/scripts/h2load-rows.sh` (`make bench-http2`), since this harness
+/// drives wrk only.
+const WRITTEN_BY_HAND: &[&str] = &[
+    "## Which build ships, and why",
+    "## HTTP/2: h2load on cleartext and over TLS",
+];
+
 /// A server counts as saturated when it was busy this much of the run: its
 /// requests/s is then its own limit, and requests per CPU-second the fair
 /// comparison. Below it, wrk or the network set the pace.
@@ -150,7 +160,10 @@ impl Report {
                 crate::abuse::SECTION,
                 crate::rules::SECTION,
                 crate::profiles::SECTION,
-            ] {
+            ]
+            .iter()
+            .chain(WRITTEN_BY_HAND)
+            {
                 if let Some(section) = crate::abuse::existing_section(docs, heading) {
                     markdown = format!(
                         "{}
