@@ -430,18 +430,18 @@ impl Connection {
     /// The peer closed its side: streams whose bodies will never come are
     /// failed; the rest are answered, then the connection closes.
     fn peer_gone(&mut self) {
-        for id in self.reading_streams() {
+        for id in self.streams_that(Stream::reading) {
             self.forget(id, false);
             self.told.push_back(Event::Cancelled { stream: id });
         }
         self.after_change();
     }
 
-    /// The streams whose bodies the application is reading.
-    fn reading_streams(&self) -> Vec<u32> {
+    /// The ids of the streams in `state` (`Stream::reading`, say).
+    fn streams_that(&self, state: impl Fn(&Stream) -> bool) -> Vec<u32> {
         self.streams
             .iter()
-            .filter(|(_, s)| s.reading())
+            .filter(|(_, s)| state(s))
             .map(|(&id, _)| id)
             .collect()
     }
@@ -598,12 +598,7 @@ impl Connection {
                         return error(ErrorCode::FLOW_CONTROL_ERROR, "a window past 2^31-1");
                     }
                 }
-                let ready: Vec<u32> = self
-                    .streams
-                    .iter()
-                    .filter(|(_, s)| s.can_send() && !s.scheduled)
-                    .map(|(&id, _)| id)
-                    .collect();
+                let ready = self.streams_that(|s| s.can_send() && !s.scheduled);
                 for id in ready {
                     self.schedule(id);
                 }
@@ -1188,15 +1183,6 @@ impl Connection {
         self.reset_frame(id, ErrorCode::NO_ERROR);
     }
 
-    /// The streams answered whose bodies are still coming, for nobody.
-    fn draining_streams(&self) -> Vec<u32> {
-        self.streams
-            .iter()
-            .filter(|(_, s)| s.draining())
-            .map(|(&id, _)| id)
-            .collect()
-    }
-
     /// A stream closes before its response went whole (a reset, an error):
     /// what it had queued is dropped, and the access log hears of it.
     fn forget(&mut self, id: u32, by_us: bool) {
@@ -1368,7 +1354,7 @@ impl Connection {
             Phase::Open => {
                 self.goaway(ErrorCode::NO_ERROR, "shutting down");
                 // Their answers are queued; their bodies would only delay the stop.
-                for id in self.draining_streams() {
+                for id in self.streams_that(Stream::draining) {
                     self.stop_draining(id);
                 }
                 self.after_change();
@@ -1453,10 +1439,10 @@ impl Connection {
             Phase::Open => {
                 let waiting = self.streams.values().any(Stream::awaits_input);
                 if waiting && now.instant >= self.last_read + t.body {
-                    for id in self.draining_streams() {
+                    for id in self.streams_that(Stream::draining) {
                         self.stop_draining(id);
                     }
-                    for id in self.reading_streams() {
+                    for id in self.streams_that(Stream::reading) {
                         if let Some(stream) = self.streams.get_mut(&id) {
                             // Its 408 resets it: the body drains no longer.
                             stream.wants_body = false;
