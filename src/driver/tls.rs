@@ -438,18 +438,16 @@ impl Tls {
                 // (three seals, three record overheads) for a 13-byte file.
                 let mut parts = [IoSlice::new(&[]); MAX_SLICES];
                 let (mut n, mut total) = (0, 0);
-                for slice in slices.iter().take(count.min(MAX_SLICES)) {
-                    let part = slice
-                        .get(..slice.len().min(SLICE - total))
-                        .unwrap_or_default();
-                    if let Some(place) = parts.get_mut(n) {
-                        *place = IoSlice::new(part);
-                        n += 1;
-                        total += part.len();
-                    }
+                for (place, slice) in parts.iter_mut().zip(slices.iter().take(count)) {
                     if total == SLICE {
                         break;
                     }
+                    let part = slice
+                        .get(..slice.len().min(SLICE - total))
+                        .unwrap_or_default();
+                    *place = IoSlice::new(part);
+                    n += 1;
+                    total += part.len();
                 }
                 let taken = writer.write_vectored(parts.get(..n).unwrap_or_default())?;
                 if taken == 0 && total > 0 {

@@ -757,7 +757,8 @@ impl Request {
     /// two must be answered alike: an HTTP/1.1 request (1.0 has other
     /// defaults) whose body is framed as it declares (a misframed body is
     /// HTTP/1.1's own question) and that names no connection-specific field
-    /// (which HTTP/2 refuses outright, section 8.2.2), nor an empty Host
+    /// (which HTTP/2 refuses outright, section 8.2.2), no second
+    /// Content-Length, nor an empty Host
     /// (HTTP/1.1 allows one, section 8.3.1 of RFC 9113 does not), nor is
     /// a CONNECT, nor an absolute target beside a Host other than one valid
     /// one (whose refusal is HTTP/1.1's alone).
@@ -769,9 +770,13 @@ impl Request {
         let connection_specific = self.headers.iter().any(|header| {
             matches!(
                 header.name,
-                HeaderName::Connection | HeaderName::TransferEncoding | HeaderName::ContentLength
+                HeaderName::Connection | HeaderName::TransferEncoding
             )
         });
+        // A Content-Length among the arbitrary fields collides with the
+        // body's own framing, which each protocol refuses its own way.
+        let stray_length =
+            (self.headers.iter()).any(|header| matches!(header.name, HeaderName::ContentLength));
         let empty_host =
             matches!(&self.host, HostChoice::Value(v) if trim_ows(&value_bytes(v)).is_empty());
         // HTTP/2's CONNECT has a form of its own (RFC 9113 section 8.5).
@@ -784,6 +789,7 @@ impl Request {
         matches!(self.version, VersionChoice::Http11)
             && framed
             && !connection_specific
+            && !stray_length
             && !empty_host
             && !connect
             && !odd_host_beside_absolute
